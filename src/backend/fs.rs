@@ -1,0 +1,460 @@
+//! [`FsBackend`]: objects as files on a local filesystem, the embedded default's storage.
+//!
+//! Layout: `root/<bucket>/` is a bucket; `root/<bucket>/.bucket` holds its creation time; each
+//! object is one file `root/<bucket>/<hex(SHA-256(key))>`. Keys are never mapped to paths, so any
+//! key (`..`, leading `/`, `a` next to `a/b`) is safe. Each object file is
+//!
+//! ```text
+//! magic "BSOB" | format version u8 = 1 | MD5 of body [16] | header length u32 BE | JSON header | body
+//! ```
+//!
+//! where the JSON header holds the key, size, write time, user metadata and content headers. The
+//! MD5 sits in the fixed part so it can be filled in after the body has streamed through.
+//!
+//! Writes go to a hidden temp file (`.tmp-*`) in the bucket directory, are fsynced and then
+//! renamed over the target (or hard-linked for `If-None-Match: *`, which fails atomically if the
+//! target exists), followed by an fsync of the directory. A crash therefore leaves either the old
+//! or the new object, plus possibly a stray temp file that listings ignore.
+
+mod format;
+#[cfg(test)]
+mod tests;
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use futures::StreamExt as _;
+use md5::{Digest as _, Md5};
+use time::OffsetDateTime;
+use tokio::io::{AsyncSeekExt as _, AsyncWriteExt as _};
+
+use self::format::{io_err, is_object_file_name, object_file_name, open_object, Parsed, StoredHeader};
+use super::listing::{self, PageSpec};
+use super::{
+    Backend, BackendError, BucketInfo, ByteStream, DeleteResult, GetOptions, GetResult, ListOptions, ListPage,
+    ListVersionsOptions, ObjectHead, ObjectMeta, PutOptions, PutResult, Result, VersionEntry, VersionPage, Versioning,
+};
+
+const BUCKET_MARKER: &str = ".bucket";
+const READ_CHUNK: usize = 128 * 1024;
+const WRITE_BUFFER: usize = 256 * 1024;
+
+/// Per-process counter making temp file names unique alongside pid and time.
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Local-filesystem object storage without versioning. See the module docs for the layout.
+#[derive(Debug, Clone)]
+pub struct FsBackend {
+    root: PathBuf,
+}
+
+/// Removes a temp file when dropped (error paths and cancelled futures) unless disarmed.
+struct TempFile {
+    path: PathBuf,
+    armed: bool,
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if self.armed {
+            // Best effort: a leftover temp file is invisible to listings and harmless.
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn body_err(what: String) -> BackendError {
+    BackendError::InvalidRequest(what)
+}
+
+/// This backend has no versions; S3 calls the only version of an object "null".
+fn check_version(version_id: Option<&str>) -> Result<()> {
+    match version_id {
+        None | Some("null") => Ok(()),
+        Some(_) => Err(BackendError::NoSuchVersion),
+    }
+}
+
+/// Runs blocking filesystem work off the async runtime.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| BackendError::Other {
+        backend: "fs",
+        message: format!("blocking task failed: {e}"),
+    })?
+}
+
+/// Fsyncs a directory so a rename or unlink in it survives a crash.
+async fn sync_dir(dir: &Path) -> Result<()> {
+    tokio::fs::File::open(dir)
+        .await
+        .map_err(io_err)?
+        .sync_all()
+        .await
+        .map_err(io_err)
+}
+
+impl FsBackend {
+    /// A backend storing buckets as directories under `root`. Nothing is touched on disk until the
+    /// first bucket is created (which creates `root` if needed).
+    pub fn new(root: PathBuf) -> Self {
+        Self { root }
+    }
+
+    /// The directory of `bucket`. Names that could escape `root` or collide with internal files
+    /// (empty, leading `.`, `/`, `\`, NUL) are `InvalidRequest`, whatever the front end checked.
+    fn bucket_dir(&self, bucket: &str) -> Result<PathBuf> {
+        if bucket.is_empty() || bucket.starts_with('.') || bucket.contains(['/', '\\', '\0']) {
+            return Err(BackendError::InvalidRequest(format!("invalid bucket name {bucket:?}")));
+        }
+        Ok(self.root.join(bucket))
+    }
+
+    /// The bucket directory, or `NoSuchBucket` if it does not exist.
+    async fn existing_bucket_dir(&self, bucket: &str) -> Result<PathBuf> {
+        let dir = self.bucket_dir(bucket)?;
+        match tokio::fs::metadata(&dir).await {
+            Ok(m) if m.is_dir() => Ok(dir),
+            Ok(_) => Err(BackendError::NoSuchBucket),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(BackendError::NoSuchBucket),
+            Err(e) => Err(io_err(e)),
+        }
+    }
+
+    /// Opens `key`'s file and header; `NoSuchBucket` / `NoSuchKey` when absent.
+    async fn open(&self, bucket: &str, key: &str) -> Result<(std::fs::File, Parsed)> {
+        let dir = self.existing_bucket_dir(bucket).await?;
+        let path = dir.join(object_file_name(key));
+        let want = key.to_owned();
+        let found = blocking(move || open_object(&path)).await?;
+        match found {
+            // A SHA-256 collision is not expected; checking the key keeps one from serving wrong data.
+            Some((f, p)) if p.header.key == want => Ok((f, p)),
+            _ => Err(BackendError::NoSuchKey),
+        }
+    }
+
+    /// Streams `body` into a temp file and atomically puts it in place of `key`. See module docs.
+    async fn write_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        mut body: ByteStream,
+        len: u64,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
+        let dir = self.existing_bucket_dir(bucket).await?;
+        let target = dir.join(object_file_name(key));
+        let now = OffsetDateTime::now_utc();
+        let unique = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tmp_name = format!(".tmp-{}-{}-{unique}", std::process::id(), now.unix_timestamp_nanos());
+        let mut guard = TempFile {
+            path: dir.join(tmp_name),
+            armed: false,
+        };
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&guard.path)
+            .await
+            .map_err(io_err)?;
+        guard.armed = true;
+
+        let h = opts.headers;
+        let header = StoredHeader {
+            key: key.to_owned(),
+            size: len,
+            last_modified: now.unix_timestamp(),
+            metadata: opts.metadata,
+            content_type: h.content_type,
+            content_encoding: h.content_encoding,
+            content_disposition: h.content_disposition,
+            content_language: h.content_language,
+            cache_control: h.cache_control,
+            expires: h.expires,
+        };
+        let prefix = format::encode_prefix(&header)?;
+        let mut w = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
+        w.write_all(&prefix).await.map_err(io_err)?;
+        let mut md5 = Md5::new();
+        let mut written = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| body_err(format!("body stream failed: {e}")))?;
+            written += chunk.len() as u64;
+            if written > len {
+                return Err(body_err(format!("body longer than its declared {len} bytes")));
+            }
+            md5.update(&chunk);
+            w.write_all(&chunk).await.map_err(io_err)?;
+        }
+        if written != len {
+            return Err(body_err(format!("body ended after {written} of {len} bytes")));
+        }
+        w.flush().await.map_err(io_err)?;
+        let mut file = w.into_inner();
+        let digest = md5.finalize();
+        file.seek(io::SeekFrom::Start(format::MD5_OFFSET))
+            .await
+            .map_err(io_err)?;
+        file.write_all(&digest).await.map_err(io_err)?;
+        file.sync_all().await.map_err(io_err)?;
+        drop(file);
+
+        if opts.if_none_match_any {
+            // hard_link refuses to replace an existing file, atomically: two racing conditional
+            // puts cannot both succeed. The guard then removes the temp name.
+            match tokio::fs::hard_link(&guard.path, &target).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(BackendError::PreconditionFailed),
+                Err(e) => return Err(io_err(e)),
+            }
+        } else {
+            tokio::fs::rename(&guard.path, &target).await.map_err(io_err)?;
+            guard.armed = false;
+        }
+        drop(guard);
+        sync_dir(&dir).await?;
+        Ok(PutResult {
+            etag: hex::encode(digest),
+            version_id: None,
+            last_modified: Some(whole_seconds(now)),
+        })
+    }
+
+    /// Reads every object header in a bucket, sorted by key. Bodies are not read.
+    async fn scan(&self, bucket: &str) -> Result<Vec<(String, ObjectMeta)>> {
+        let dir = self.existing_bucket_dir(bucket).await?;
+        blocking(move || {
+            let mut out = Vec::new();
+            for entry in std::fs::read_dir(&dir).map_err(io_err)? {
+                let entry = entry.map_err(io_err)?;
+                let name = entry.file_name();
+                if !name.to_str().is_some_and(is_object_file_name) {
+                    continue;
+                }
+                match open_object(&entry.path()) {
+                    Ok(Some((_, parsed))) => {
+                        let head = parsed.head();
+                        out.push((head.meta.key.clone(), head.meta));
+                    }
+                    // Deleted between read_dir and open.
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(file = ?entry.path(), error = %e, "skipping unreadable object file");
+                    }
+                }
+            }
+            out.sort_by(|a, b| a.0.cmp(&b.0));
+            Ok(out)
+        })
+        .await
+    }
+}
+
+fn whole_seconds(t: OffsetDateTime) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(t.unix_timestamp()).unwrap_or(t)
+}
+
+#[async_trait]
+impl Backend for FsBackend {
+    fn kind(&self) -> &'static str {
+        "fs"
+    }
+
+    async fn list_buckets(&self) -> Result<Vec<BucketInfo>> {
+        let root = self.root.clone();
+        blocking(move || {
+            let entries = match std::fs::read_dir(&root) {
+                Ok(e) => e,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(e) => return Err(io_err(e)),
+            };
+            let mut out = Vec::new();
+            for entry in entries {
+                let entry = entry.map_err(io_err)?;
+                let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                    continue;
+                };
+                if name.starts_with('.') || !entry.file_type().map_err(io_err)?.is_dir() {
+                    continue;
+                }
+                let marker = std::fs::read_to_string(entry.path().join(BUCKET_MARKER)).ok();
+                let created = marker
+                    .and_then(|s| s.trim().parse::<i64>().ok())
+                    .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
+                    .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+                out.push(BucketInfo { name, created });
+            }
+            out.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn create_bucket(&self, bucket: &str) -> Result<()> {
+        let dir = self.bucket_dir(bucket)?;
+        tokio::fs::create_dir_all(&self.root).await.map_err(io_err)?;
+        match tokio::fs::create_dir(&dir).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(BackendError::BucketAlreadyExists),
+            Err(e) => return Err(io_err(e)),
+        }
+        let created = OffsetDateTime::now_utc().unix_timestamp().to_string();
+        tokio::fs::write(dir.join(BUCKET_MARKER), created)
+            .await
+            .map_err(io_err)?;
+        sync_dir(&self.root).await
+    }
+
+    async fn head_bucket(&self, bucket: &str) -> Result<()> {
+        self.existing_bucket_dir(bucket).await.map(|_| ())
+    }
+
+    /// Not atomic against a concurrent put into the same bucket: such a put may fail.
+    async fn delete_bucket(&self, bucket: &str) -> Result<()> {
+        let dir = self.existing_bucket_dir(bucket).await?;
+        let check = dir.clone();
+        let has_objects = blocking(move || {
+            for entry in std::fs::read_dir(&check).map_err(io_err)? {
+                if entry
+                    .map_err(io_err)?
+                    .file_name()
+                    .to_str()
+                    .is_some_and(is_object_file_name)
+                {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        })
+        .await?;
+        if has_objects {
+            return Err(BackendError::BucketNotEmpty);
+        }
+        tokio::fs::remove_dir_all(&dir).await.map_err(io_err)?;
+        sync_dir(&self.root).await
+    }
+
+    async fn get_versioning(&self, bucket: &str) -> Result<Versioning> {
+        self.existing_bucket_dir(bucket).await?;
+        Ok(Versioning::Unversioned)
+    }
+
+    async fn put_versioning(&self, _bucket: &str, _enabled: bool) -> Result<()> {
+        Err(BackendError::NotSupported("versioning"))
+    }
+
+    async fn head(&self, bucket: &str, key: &str, version_id: Option<&str>) -> Result<ObjectHead> {
+        check_version(version_id)?;
+        self.open(bucket, key).await.map(|(_, p)| p.head())
+    }
+
+    async fn get(&self, bucket: &str, key: &str, opts: GetOptions) -> Result<GetResult> {
+        check_version(opts.version_id.as_deref())?;
+        let (file, parsed) = self.open(bucket, key).await?;
+        let size = parsed.header.size;
+        let range = match opts.range {
+            None => 0..size,
+            Some(r) if r.start >= size => return Err(BackendError::InvalidRange),
+            Some(r) => r.start..r.end.min(size),
+        };
+        let offset = parsed.body_offset;
+        let head = parsed.head();
+        let mut file = tokio::fs::File::from_std(file);
+        file.seek(io::SeekFrom::Start(offset + range.start))
+            .await
+            .map_err(io_err)?;
+        let reader = tokio::io::AsyncReadExt::take(file, range.end.saturating_sub(range.start));
+        let body: ByteStream = Box::pin(tokio_util::io::ReaderStream::with_capacity(reader, READ_CHUNK));
+        Ok(GetResult { head, range, body })
+    }
+
+    async fn put(&self, bucket: &str, key: &str, body: ByteStream, len: u64, opts: PutOptions) -> Result<PutResult> {
+        self.write_object(bucket, key, body, len, opts).await
+    }
+
+    /// Streams the source body (from the already-open file, so a concurrent overwrite of the
+    /// source cannot mix versions) into a new object written like `put`.
+    async fn copy(
+        &self,
+        src_bucket: &str,
+        src_key: &str,
+        src_version: Option<&str>,
+        bucket: &str,
+        key: &str,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
+        check_version(src_version)?;
+        let (file, parsed) = self.open(src_bucket, src_key).await?;
+        let mut file = tokio::fs::File::from_std(file);
+        file.seek(io::SeekFrom::Start(parsed.body_offset))
+            .await
+            .map_err(io_err)?;
+        let size = parsed.header.size;
+        let reader = tokio::io::AsyncReadExt::take(file, size);
+        let body: ByteStream = Box::pin(tokio_util::io::ReaderStream::with_capacity(reader, READ_CHUNK));
+        self.write_object(bucket, key, body, size, opts).await
+    }
+
+    async fn delete(&self, bucket: &str, key: &str, version_id: Option<&str>) -> Result<DeleteResult> {
+        check_version(version_id)?;
+        let dir = self.existing_bucket_dir(bucket).await?;
+        match tokio::fs::remove_file(dir.join(object_file_name(key))).await {
+            Ok(()) => sync_dir(&dir).await?,
+            // S3 semantics: deleting a missing key succeeds.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(e)),
+        }
+        Ok(DeleteResult::default())
+    }
+
+    /// Reads the small header of every object in the bucket per call (never bodies): fine for the
+    /// embedded default's scale, linear in the bucket's object count.
+    async fn list(&self, bucket: &str, opts: ListOptions) -> Result<ListPage> {
+        let resume_after = opts.continuation.as_deref().map(listing::decode_token).transpose()?;
+        let all = self.scan(bucket).await?;
+        let spec = PageSpec {
+            prefix: &opts.prefix,
+            delimiter: opts.delimiter.as_deref(),
+            start_after: opts.start_after.as_deref(),
+            resume_after,
+            max_keys: opts.max_keys,
+        };
+        let page = listing::paginate(all, &spec);
+        Ok(ListPage {
+            objects: page.items.into_iter().map(|(_, m)| m).collect(),
+            common_prefixes: page.common_prefixes,
+            is_truncated: page.is_truncated,
+            next_token: page.last.as_deref().map(listing::encode_token),
+        })
+    }
+
+    /// Each current object is its only version (`version_id: None`, latest). Same cost as `list`.
+    async fn list_versions(&self, bucket: &str, opts: ListVersionsOptions) -> Result<VersionPage> {
+        let all = self.scan(bucket).await?;
+        let spec = PageSpec {
+            prefix: &opts.prefix,
+            delimiter: opts.delimiter.as_deref(),
+            start_after: None,
+            resume_after: opts.key_marker.clone(),
+            max_keys: opts.max_keys,
+        };
+        let page = listing::paginate(all, &spec);
+        Ok(VersionPage {
+            versions: page
+                .items
+                .into_iter()
+                .map(|(_, meta)| VersionEntry {
+                    meta,
+                    is_latest: true,
+                    is_delete_marker: false,
+                })
+                .collect(),
+            common_prefixes: page.common_prefixes,
+            is_truncated: page.is_truncated,
+            next_key_marker: page.last,
+            next_version_id_marker: None,
+        })
+    }
+}

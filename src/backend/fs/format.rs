@@ -1,0 +1,142 @@
+//! The on-disk format of one object file (see the parent module's docs): a fixed prefix (magic,
+//! format version, MD5 of the body, JSON length), a JSON header, then the body. Parsing never
+//! trusts the file: every length is bounded and checked against the file size.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read as _};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use time::OffsetDateTime;
+
+use crate::backend::{BackendError, ContentHeaders, ObjectHead, ObjectMeta, Result};
+
+pub(super) const MAGIC: [u8; 4] = *b"BSOB";
+pub(super) const FORMAT_VERSION: u8 = 1;
+/// magic + version + MD5 + JSON length.
+pub(super) const FIXED_LEN: usize = 4 + 1 + 16 + 4;
+/// Offset of the MD5 in the fixed header, patched after the body is written.
+pub(super) const MD5_OFFSET: u64 = 5;
+/// Keys are ≤ 1 KiB and S3 metadata ≤ 2 KiB; anything near this bound is a corrupt file.
+pub(super) const MAX_JSON_LEN: u32 = 256 * 1024;
+/// The JSON part of an object file's header.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct StoredHeader {
+    pub(super) key: String,
+    pub(super) size: u64,
+    /// Unix seconds.
+    pub(super) last_modified: i64,
+    pub(super) metadata: BTreeMap<String, String>,
+    pub(super) content_type: Option<String>,
+    pub(super) content_encoding: Option<String>,
+    pub(super) content_disposition: Option<String>,
+    pub(super) content_language: Option<String>,
+    pub(super) cache_control: Option<String>,
+    pub(super) expires: Option<String>,
+}
+
+/// A parsed object file header and where the body starts.
+#[derive(Debug)]
+pub(super) struct Parsed {
+    pub(super) header: StoredHeader,
+    pub(super) etag: String,
+    pub(super) body_offset: u64,
+}
+
+impl Parsed {
+    pub(super) fn head(self) -> ObjectHead {
+        let h = self.header;
+        let last_modified = OffsetDateTime::from_unix_timestamp(h.last_modified).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        ObjectHead {
+            meta: ObjectMeta {
+                key: h.key,
+                size: h.size,
+                etag: self.etag,
+                last_modified,
+                version_id: None,
+            },
+            metadata: h.metadata,
+            headers: ContentHeaders {
+                content_type: h.content_type,
+                content_encoding: h.content_encoding,
+                content_disposition: h.content_disposition,
+                content_language: h.content_language,
+                cache_control: h.cache_control,
+                expires: h.expires,
+            },
+        }
+    }
+}
+
+pub(super) fn io_err(e: io::Error) -> BackendError {
+    BackendError::Other {
+        backend: "fs",
+        message: e.to_string(),
+    }
+}
+
+pub(super) fn corrupt(what: &str) -> BackendError {
+    BackendError::Other {
+        backend: "fs",
+        message: format!("corrupt object file: {what}"),
+    }
+}
+
+pub(super) fn object_file_name(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+pub(super) fn is_object_file_name(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+}
+
+/// Opens an object file and parses its header; `Ok(None)` if the file does not exist.
+pub(super) fn open_object(path: &Path) -> Result<Option<(std::fs::File, Parsed)>> {
+    let mut f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err(e)),
+    };
+    let mut fixed = [0u8; FIXED_LEN];
+    f.read_exact(&mut fixed).map_err(|_| corrupt("short header"))?;
+    let [m0, m1, m2, m3, version, md5 @ .., l0, l1, l2, l3] = fixed;
+    if [m0, m1, m2, m3] != MAGIC || version != FORMAT_VERSION {
+        return Err(corrupt("bad magic or version"));
+    }
+    let json_len = u32::from_be_bytes([l0, l1, l2, l3]);
+    if json_len > MAX_JSON_LEN {
+        return Err(corrupt("header too long"));
+    }
+    let mut json = vec![0u8; json_len as usize];
+    f.read_exact(&mut json).map_err(|_| corrupt("short header"))?;
+    let header: StoredHeader = serde_json::from_slice(&json).map_err(|_| corrupt("bad header"))?;
+    let body_offset = FIXED_LEN as u64 + u64::from(json_len);
+    let file_len = f.metadata().map_err(io_err)?.len();
+    if body_offset.checked_add(header.size) != Some(file_len) {
+        return Err(corrupt("body length does not match header"));
+    }
+    Ok(Some((
+        f,
+        Parsed {
+            header,
+            etag: hex::encode(md5),
+            body_offset,
+        },
+    )))
+}
+
+/// The fixed prefix (with a zero MD5, patched at [`MD5_OFFSET`] once the body is written) and the
+/// JSON header. Metadata too large for [`MAX_JSON_LEN`] is `InvalidRequest`.
+pub(super) fn encode_prefix(header: &StoredHeader) -> Result<Vec<u8>> {
+    let json = serde_json::to_vec(header).map_err(|e| corrupt(&e.to_string()))?;
+    let json_len = u32::try_from(json.len()).ok().filter(|l| *l <= MAX_JSON_LEN);
+    let json_len = json_len.ok_or_else(|| BackendError::InvalidRequest("metadata too large".into()))?;
+    let mut out = Vec::with_capacity(FIXED_LEN + json.len());
+    out.extend_from_slice(&MAGIC);
+    out.push(FORMAT_VERSION);
+    out.extend_from_slice(&[0u8; 16]);
+    out.extend_from_slice(&json_len.to_be_bytes());
+    out.extend_from_slice(&json);
+    Ok(out)
+}

@@ -1,0 +1,737 @@
+//! [`S3Backend`]: objects in an S3-compatible service, through `aws-sdk-s3`.
+//!
+//! Bodies stream both ways and are never buffered whole. Every SDK error is converted in one
+//! place, [`map_err`]. Version id `"null"` (S3's name for "no version") is reported as `None`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::{
+    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+    StalledStreamProtectionConfig,
+};
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::{ByteStream as SdkByteStream, DateTime, DateTimeFormat};
+use aws_sdk_s3::types::{
+    BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration, MetadataDirective,
+    VersioningConfiguration,
+};
+use bytes::Bytes;
+use futures::{Stream, StreamExt as _};
+use http_body::{Frame, SizeHint};
+use time::OffsetDateTime;
+
+use super::{
+    Backend, BackendError, BucketInfo, ByteStream, ContentHeaders, DeleteResult, GetOptions, GetResult, ListOptions,
+    ListPage, ListVersionsOptions, ObjectHead, ObjectMeta, PutOptions, PutResult, Result, VersionEntry, VersionPage,
+    Versioning,
+};
+
+/// How to reach and sign for one S3-compatible service.
+#[derive(Clone)]
+pub struct S3BackendSettings {
+    /// Endpoint URL (`http://127.0.0.1:9000`); `None` for AWS itself.
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub access_key_id: String,
+    /// Never printed: `Debug` shows `***`.
+    pub secret_access_key: String,
+    /// Path-style addressing (`endpoint/bucket/key`), needed by most non-AWS servers.
+    pub force_path_style: bool,
+}
+
+impl fmt::Debug for S3BackendSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3BackendSettings")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"***")
+            .field("force_path_style", &self.force_path_style)
+            .finish()
+    }
+}
+
+/// An S3-compatible backend. Cheap to clone (the SDK client is shared).
+#[derive(Clone)]
+pub struct S3Backend {
+    client: aws_sdk_s3::Client,
+    region: String,
+}
+
+impl fmt::Debug for S3Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Backend")
+            .field("region", &self.region)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Connecting must be quick: a dead backend should surface as `Unavailable` in seconds.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Longest silence while waiting for response bytes.
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl S3Backend {
+    /// Builds the client. No request is made; a wrong endpoint or credentials show up on first use.
+    pub fn new(settings: S3BackendSettings) -> Result<Self> {
+        let creds = Credentials::new(
+            settings.access_key_id.clone(),
+            settings.secret_access_key.as_str(),
+            None,
+            None,
+            "blobseal-config",
+        );
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(READ_TIMEOUT)
+            .build();
+        // Our upload body waits on the client's upload; a slow client is not a stalled backend.
+        let stall = StalledStreamProtectionConfig::enabled()
+            .upload_enabled(false)
+            .download_enabled(true)
+            .build();
+        let mut b = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(settings.region.clone()))
+            .credentials_provider(creds)
+            .force_path_style(settings.force_path_style)
+            .timeout_config(timeouts)
+            .stalled_stream_protection(stall)
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(2)
+                    .with_initial_backoff(Duration::from_millis(200)),
+            );
+        if let Some(endpoint) = &settings.endpoint {
+            if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+                return Err(BackendError::InvalidRequest(format!(
+                    "S3 endpoint {endpoint:?} is not an http(s) URL"
+                )));
+            }
+            // Non-AWS servers do not store the SDK's default CRC checksums (FACTS.md).
+            b = b
+                .endpoint_url(endpoint)
+                .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+                .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+        }
+        Ok(Self {
+            client: aws_sdk_s3::Client::from_conf(b.build()),
+            region: settings.region,
+        })
+    }
+}
+
+/// The one place SDK errors become [`BackendError`]s. `not_found` is what a bare 404 means for
+/// this call: HEAD responses have no body, hence no error code.
+fn map_err<E>(err: SdkError<E>, not_found: BackendError) -> BackendError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    let code = err.code().map(str::to_owned);
+    let detail = || format!("{}", DisplayErrorContext(&err));
+    match (&err, code.as_deref(), status) {
+        (SdkError::TimeoutError(_) | SdkError::DispatchFailure(_), _, _) => BackendError::Unavailable(detail()),
+        (_, Some("NoSuchKey"), _) => BackendError::NoSuchKey,
+        (_, Some("NoSuchBucket"), _) => BackendError::NoSuchBucket,
+        (_, Some("NoSuchVersion"), _) => BackendError::NoSuchVersion,
+        (_, Some("BucketAlreadyOwnedByYou" | "BucketAlreadyExists"), _) => BackendError::BucketAlreadyExists,
+        (_, Some("BucketNotEmpty"), _) => BackendError::BucketNotEmpty,
+        (_, Some("PreconditionFailed"), _) | (_, _, Some(412)) => BackendError::PreconditionFailed,
+        (_, Some("InvalidRange"), _) | (_, _, Some(416)) => BackendError::InvalidRange,
+        (_, Some("SlowDown" | "Throttling" | "TooManyRequests"), _) | (_, _, Some(503 | 429)) => {
+            BackendError::Throttled
+        }
+        (_, Some("NotImplemented"), _) | (_, _, Some(501)) => {
+            BackendError::NotSupported("operation not implemented by the S3 server")
+        }
+        (_, _, Some(403)) => BackendError::PermissionDenied(code.unwrap_or_else(|| "AccessDenied".into())),
+        (_, _, Some(404)) => not_found,
+        (_, _, Some(s)) if s >= 500 => BackendError::Unavailable(detail()),
+        (_, Some("InvalidArgument" | "InvalidRequest" | "InvalidBucketName"), _) => {
+            BackendError::InvalidRequest(err.message().unwrap_or("invalid request").to_owned())
+        }
+        _ => BackendError::Other {
+            backend: "s3",
+            message: detail(),
+        },
+    }
+}
+
+/// Reads the status from a 200 GetBucketVersioning response the SDK could not parse: moto 5.2
+/// names the root element `GetBucketVersioningResponse` instead of `VersioningConfiguration`.
+/// `None` when the error is anything else.
+fn unparsed_versioning<E>(err: &SdkError<E>) -> Option<Versioning> {
+    let raw = err.raw_response().filter(|r| r.status().as_u16() == 200)?;
+    let body = raw.body().bytes()?;
+    let has = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+    Some(if has(b"<Status>Enabled</Status>") {
+        Versioning::Enabled
+    } else if has(b"<Status>Suspended</Status>") {
+        Versioning::Suspended
+    } else {
+        Versioning::Unversioned
+    })
+}
+
+/// S3 calls "no version" `null`; the trait calls it `None`.
+fn version(v: Option<&str>) -> Option<String> {
+    v.filter(|v| *v != "null").map(str::to_owned)
+}
+
+fn etag(e: Option<&str>) -> String {
+    e.unwrap_or_default().trim_matches('"').to_owned()
+}
+
+fn to_time(t: Option<&DateTime>) -> OffsetDateTime {
+    t.and_then(|t| OffsetDateTime::from_unix_timestamp(t.secs()).ok())
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+fn size(n: Option<i64>) -> u64 {
+    n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0)
+}
+
+/// Parses `bytes START-END/SIZE` into (`START..END+1`, SIZE).
+fn parse_content_range(v: &str) -> Option<(std::ops::Range<u64>, u64)> {
+    let rest = v.trim().strip_prefix("bytes ")?;
+    let (span, total) = rest.split_once('/')?;
+    let (start, end) = span.split_once('-')?;
+    let (start, end, total): (u64, u64, u64) = (start.parse().ok()?, end.parse().ok()?, total.parse().ok()?);
+    (start <= end && end < total).then(|| (start..end + 1, total))
+}
+
+/// Percent-encodes a key for `x-amz-copy-source`, keeping `/` as S3 expects.
+fn encode_copy_source(bucket: &str, key: &str, version_id: Option<&str>) -> String {
+    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+    const KEEP: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'/')
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    let mut s = format!("{bucket}/{}", utf8_percent_encode(key, KEEP));
+    if let Some(v) = version_id {
+        s.push_str("?versionId=");
+        s.extend(utf8_percent_encode(v, KEEP));
+    }
+    s
+}
+
+fn parse_expires(e: Option<&str>) -> Result<Option<DateTime>> {
+    e.map(|s| {
+        DateTime::from_str(s, DateTimeFormat::HttpDate)
+            .map_err(|_| BackendError::InvalidRequest(format!("invalid Expires {s:?}")))
+    })
+    .transpose()
+}
+
+fn metadata(m: Option<&HashMap<String, String>>) -> std::collections::BTreeMap<String, String> {
+    m.map(|m| m.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect())
+        .unwrap_or_default()
+}
+
+/// The upload body: relays the caller's stream and turns a wrong length into a stream error, so
+/// the request is aborted before S3 can commit it. `failed` tells `put` the error was the body's.
+struct UploadBody {
+    // Mutex only to make the body `Sync` as the SDK requires; it is reached through `&mut`.
+    inner: Mutex<ByteStream>,
+    remaining: u64,
+    failed: Arc<AtomicBool>,
+}
+
+impl UploadBody {
+    fn fail(&self, msg: String) -> Poll<Option<io::Result<Frame<Bytes>>>> {
+        self.failed.store(true, Ordering::SeqCst);
+        Poll::Ready(Some(Err(io::Error::new(io::ErrorKind::InvalidData, msg))))
+    }
+}
+
+impl http_body::Body for UploadBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<io::Result<Frame<Bytes>>>> {
+        let this = self.get_mut();
+        let stream = this.inner.get_mut().unwrap_or_else(PoisonError::into_inner);
+        match stream.poll_next_unpin(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Ok(chunk))) => {
+                let n = chunk.len() as u64;
+                if n > this.remaining {
+                    return this.fail("body longer than its declared length".into());
+                }
+                this.remaining -= n;
+                Poll::Ready(Some(Ok(Frame::data(chunk))))
+            }
+            Poll::Ready(Some(Err(e))) => this.fail(format!("body stream failed: {e}")),
+            Poll::Ready(None) if this.remaining > 0 => this.fail("body shorter than its declared length".into()),
+            Poll::Ready(None) => Poll::Ready(None),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
+    }
+}
+
+/// Relays the SDK's response body as our [`ByteStream`], chunk by chunk.
+fn download(body: SdkByteStream) -> ByteStream {
+    let s = futures::stream::unfold(body, |mut body| async move {
+        let item = body.next().await?;
+        Some((item.map_err(io::Error::other), body))
+    });
+    Box::pin(s) as Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>
+}
+
+#[async_trait]
+impl Backend for S3Backend {
+    fn kind(&self) -> &'static str {
+        "s3"
+    }
+
+    async fn list_buckets(&self) -> Result<Vec<BucketInfo>> {
+        let out = self
+            .client
+            .list_buckets()
+            .send()
+            .await
+            .map_err(|e| map_err(e, BackendError::NoSuchBucket))?;
+        Ok(out
+            .buckets()
+            .iter()
+            .filter_map(|b| {
+                Some(BucketInfo {
+                    name: b.name()?.to_owned(),
+                    created: to_time(b.creation_date()),
+                })
+            })
+            .collect())
+    }
+
+    /// In us-east-1, S3 (and moto) answer 200 to re-creating a bucket we own, so existence is checked
+    /// first there; two racing creates can then both succeed, which is harmless.
+    async fn create_bucket(&self, bucket: &str) -> Result<()> {
+        let mut req = self.client.create_bucket().bucket(bucket);
+        if self.region == "us-east-1" {
+            match self.head_bucket(bucket).await {
+                Ok(()) => return Err(BackendError::BucketAlreadyExists),
+                Err(BackendError::NoSuchBucket) => {}
+                Err(e) => return Err(e),
+            }
+        } else {
+            // us-east-1 is the one region that must not be named as a location constraint.
+            let loc = BucketLocationConstraint::from(self.region.as_str());
+            req =
+                req.create_bucket_configuration(CreateBucketConfiguration::builder().location_constraint(loc).build());
+        }
+        req.send().await.map_err(|e| map_err(e, BackendError::NoSuchBucket))?;
+        Ok(())
+    }
+
+    async fn head_bucket(&self, bucket: &str) -> Result<()> {
+        self.client
+            .head_bucket()
+            .bucket(bucket)
+            .send()
+            .await
+            .map_err(|e| map_err(e, BackendError::NoSuchBucket))?;
+        Ok(())
+    }
+
+    async fn delete_bucket(&self, bucket: &str) -> Result<()> {
+        self.client
+            .delete_bucket()
+            .bucket(bucket)
+            .send()
+            .await
+            .map_err(|e| map_err(e, BackendError::NoSuchBucket))?;
+        Ok(())
+    }
+
+    async fn get_versioning(&self, bucket: &str) -> Result<Versioning> {
+        let out = match self.client.get_bucket_versioning().bucket(bucket).send().await {
+            Ok(out) => out,
+            Err(e) => {
+                return match unparsed_versioning(&e).ok_or_else(|| map_err(e, BackendError::NoSuchBucket)) {
+                    // A server without versioning (s3s-fs) has only unversioned buckets.
+                    Err(BackendError::NotSupported(_)) => Ok(Versioning::Unversioned),
+                    other => other,
+                };
+            }
+        };
+        Ok(match out.status() {
+            Some(BucketVersioningStatus::Enabled) => Versioning::Enabled,
+            Some(BucketVersioningStatus::Suspended) => Versioning::Suspended,
+            _ => Versioning::Unversioned,
+        })
+    }
+
+    async fn put_versioning(&self, bucket: &str, enabled: bool) -> Result<()> {
+        let status = if enabled {
+            BucketVersioningStatus::Enabled
+        } else {
+            BucketVersioningStatus::Suspended
+        };
+        self.client
+            .put_bucket_versioning()
+            .bucket(bucket)
+            .versioning_configuration(VersioningConfiguration::builder().status(status).build())
+            .send()
+            .await
+            .map_err(|e| map_err(e, BackendError::NoSuchBucket))?;
+        Ok(())
+    }
+
+    async fn head(&self, bucket: &str, key: &str, version_id: Option<&str>) -> Result<ObjectHead> {
+        let not_found = if version_id.is_some() {
+            BackendError::NoSuchVersion
+        } else {
+            BackendError::NoSuchKey
+        };
+        let out = self
+            .client
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .set_version_id(version_id.map(str::to_owned))
+            .send()
+            .await
+            .map_err(|e| map_err(e, not_found))?;
+        Ok(ObjectHead {
+            meta: ObjectMeta {
+                key: key.to_owned(),
+                size: size(out.content_length()),
+                etag: etag(out.e_tag()),
+                last_modified: to_time(out.last_modified()),
+                version_id: version(out.version_id()),
+            },
+            metadata: metadata(out.metadata()),
+            headers: ContentHeaders {
+                content_type: out.content_type().map(str::to_owned),
+                content_encoding: out.content_encoding().map(str::to_owned),
+                content_disposition: out.content_disposition().map(str::to_owned),
+                content_language: out.content_language().map(str::to_owned),
+                cache_control: out.cache_control().map(str::to_owned),
+                expires: out.expires_string().map(str::to_owned),
+            },
+        })
+    }
+
+    async fn get(&self, bucket: &str, key: &str, opts: GetOptions) -> Result<GetResult> {
+        let range = match &opts.range {
+            None => None,
+            Some(r) if r.end <= r.start => return Err(BackendError::InvalidRange),
+            Some(r) if r.end == u64::MAX => Some(format!("bytes={}-", r.start)),
+            Some(r) => Some(format!("bytes={}-{}", r.start, r.end - 1)),
+        };
+        let not_found = if opts.version_id.is_some() {
+            BackendError::NoSuchVersion
+        } else {
+            BackendError::NoSuchKey
+        };
+        let out = self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .set_version_id(opts.version_id.clone())
+            .set_range(range)
+            .send()
+            .await
+            .map_err(|e| map_err(e, not_found))?;
+        let length = size(out.content_length());
+        let (range, total) = match out.content_range().and_then(parse_content_range) {
+            Some(r) => r,
+            None if opts.range.as_ref().is_some_and(|r| r.start > 0) => {
+                return Err(BackendError::Other {
+                    backend: "s3",
+                    message: "ranged GET without Content-Range".into(),
+                })
+            }
+            None => (0..length, length),
+        };
+        let head = ObjectHead {
+            meta: ObjectMeta {
+                key: key.to_owned(),
+                size: total,
+                etag: etag(out.e_tag()),
+                last_modified: to_time(out.last_modified()),
+                version_id: version(out.version_id()),
+            },
+            metadata: metadata(out.metadata()),
+            headers: ContentHeaders {
+                content_type: out.content_type().map(str::to_owned),
+                content_encoding: out.content_encoding().map(str::to_owned),
+                content_disposition: out.content_disposition().map(str::to_owned),
+                content_language: out.content_language().map(str::to_owned),
+                cache_control: out.cache_control().map(str::to_owned),
+                expires: out.expires_string().map(str::to_owned),
+            },
+        };
+        Ok(GetResult {
+            head,
+            range,
+            body: download(out.body),
+        })
+    }
+
+    async fn put(&self, bucket: &str, key: &str, body: ByteStream, len: u64, opts: PutOptions) -> Result<PutResult> {
+        let content_length = i64::try_from(len).map_err(|_| BackendError::InvalidRequest("body too large".into()))?;
+        let failed = Arc::new(AtomicBool::new(false));
+        let upload = UploadBody {
+            inner: Mutex::new(body),
+            remaining: len,
+            failed: failed.clone(),
+        };
+        let h = opts.headers;
+        let out = self
+            .client
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .content_length(content_length)
+            .body(SdkByteStream::from_body_1_x(upload))
+            .set_metadata(Some(opts.metadata.into_iter().collect()))
+            .set_content_type(h.content_type)
+            .set_content_encoding(h.content_encoding)
+            .set_content_disposition(h.content_disposition)
+            .set_content_language(h.content_language)
+            .set_cache_control(h.cache_control)
+            .set_expires(parse_expires(h.expires.as_deref())?)
+            .set_if_none_match(opts.if_none_match_any.then(|| "*".to_owned()))
+            .send()
+            .await;
+        match out {
+            // Whatever the SDK made of it, a broken body is the caller's stream failing.
+            Err(_) if failed.load(Ordering::SeqCst) => Err(BackendError::InvalidRequest(
+                "body stream failed or had the wrong length".into(),
+            )),
+            Err(e) => Err(map_err(e, BackendError::NoSuchBucket)),
+            Ok(out) => Ok(PutResult {
+                etag: etag(out.e_tag()),
+                version_id: version(out.version_id()),
+                last_modified: None,
+            }),
+        }
+    }
+
+    async fn copy(
+        &self,
+        src_bucket: &str,
+        src_key: &str,
+        src_version: Option<&str>,
+        bucket: &str,
+        key: &str,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
+        let h = opts.headers;
+        let not_found = if src_version.is_some() {
+            BackendError::NoSuchVersion
+        } else {
+            BackendError::NoSuchKey
+        };
+        let out = self
+            .client
+            .copy_object()
+            .bucket(bucket)
+            .key(key)
+            .copy_source(encode_copy_source(src_bucket, src_key, src_version))
+            .metadata_directive(MetadataDirective::Replace)
+            .set_metadata(Some(opts.metadata.into_iter().collect()))
+            .set_content_type(h.content_type)
+            .set_content_encoding(h.content_encoding)
+            .set_content_disposition(h.content_disposition)
+            .set_content_language(h.content_language)
+            .set_cache_control(h.cache_control)
+            .set_expires(parse_expires(h.expires.as_deref())?)
+            .set_if_none_match(opts.if_none_match_any.then(|| "*".to_owned()))
+            .send()
+            .await
+            .map_err(|e| map_err(e, not_found))?;
+        let result = out.copy_object_result();
+        Ok(PutResult {
+            etag: etag(result.and_then(|r| r.e_tag())),
+            version_id: version(out.version_id()),
+            last_modified: result.and_then(|r| r.last_modified()).map(|t| to_time(Some(t))),
+        })
+    }
+
+    async fn delete(&self, bucket: &str, key: &str, version_id: Option<&str>) -> Result<DeleteResult> {
+        let out = self
+            .client
+            .delete_object()
+            .bucket(bucket)
+            .key(key)
+            .set_version_id(version_id.map(str::to_owned))
+            .send()
+            .await
+            .map_err(|e| map_err(e, BackendError::NoSuchBucket))?;
+        Ok(DeleteResult {
+            version_id: version(out.version_id()),
+            delete_marker: out.delete_marker().unwrap_or(false),
+        })
+    }
+
+    async fn list(&self, bucket: &str, opts: ListOptions) -> Result<ListPage> {
+        let max_keys = i32::try_from(opts.max_keys).unwrap_or(1000);
+        let out = self
+            .client
+            .list_objects_v2()
+            .bucket(bucket)
+            .set_prefix(Some(opts.prefix).filter(|p| !p.is_empty()))
+            .set_delimiter(opts.delimiter)
+            .set_start_after(opts.start_after)
+            .set_continuation_token(opts.continuation)
+            .max_keys(max_keys)
+            .send()
+            .await
+            .map_err(|e| map_err(e, BackendError::NoSuchBucket))?;
+        let objects = out
+            .contents()
+            .iter()
+            .filter_map(|o| {
+                Some(ObjectMeta {
+                    key: o.key()?.to_owned(),
+                    size: size(o.size()),
+                    etag: etag(o.e_tag()),
+                    last_modified: to_time(o.last_modified()),
+                    version_id: None,
+                })
+            })
+            .collect();
+        Ok(ListPage {
+            objects,
+            common_prefixes: out
+                .common_prefixes()
+                .iter()
+                .filter_map(|p| p.prefix().map(str::to_owned))
+                .collect(),
+            is_truncated: out.is_truncated().unwrap_or(false),
+            next_token: out.next_continuation_token().map(str::to_owned),
+        })
+    }
+
+    /// The SDK returns versions and delete markers as two lists; they are merged back into S3's
+    /// order: by key, then latest first, then newest first (ties keep the server's order).
+    async fn list_versions(&self, bucket: &str, opts: ListVersionsOptions) -> Result<VersionPage> {
+        let max_keys = i32::try_from(opts.max_keys).unwrap_or(1000);
+        let out = self
+            .client
+            .list_object_versions()
+            .bucket(bucket)
+            .set_prefix(Some(opts.prefix).filter(|p| !p.is_empty()))
+            .set_delimiter(opts.delimiter)
+            .set_key_marker(opts.key_marker)
+            .set_version_id_marker(opts.version_id_marker)
+            .max_keys(max_keys)
+            .send()
+            .await
+            .map_err(|e| map_err(e, BackendError::NoSuchBucket))?;
+        let mut entries: Vec<(VersionEntry, Option<DateTime>)> = Vec::new();
+        for v in out.versions() {
+            let Some(key) = v.key() else { continue };
+            let meta = ObjectMeta {
+                key: key.to_owned(),
+                size: size(v.size()),
+                etag: etag(v.e_tag()),
+                last_modified: to_time(v.last_modified()),
+                version_id: version(v.version_id()),
+            };
+            let entry = VersionEntry {
+                meta,
+                is_latest: v.is_latest().unwrap_or(false),
+                is_delete_marker: false,
+            };
+            entries.push((entry, v.last_modified().copied()));
+        }
+        for m in out.delete_markers() {
+            let Some(key) = m.key() else { continue };
+            let meta = ObjectMeta {
+                key: key.to_owned(),
+                size: 0,
+                etag: String::new(),
+                last_modified: to_time(m.last_modified()),
+                version_id: version(m.version_id()),
+            };
+            let entry = VersionEntry {
+                meta,
+                is_latest: m.is_latest().unwrap_or(false),
+                is_delete_marker: true,
+            };
+            entries.push((entry, m.last_modified().copied()));
+        }
+        entries.sort_by(|(a, at), (b, bt)| {
+            let newest = |t: &Option<DateTime>| std::cmp::Reverse(t.map(|t| t.as_nanos()));
+            (a.meta.key.as_str(), !a.is_latest, newest(at)).cmp(&(b.meta.key.as_str(), !b.is_latest, newest(bt)))
+        });
+        Ok(VersionPage {
+            versions: entries.into_iter().map(|(e, _)| e).collect(),
+            common_prefixes: out
+                .common_prefixes()
+                .iter()
+                .filter_map(|p| p.prefix().map(str::to_owned))
+                .collect(),
+            is_truncated: out.is_truncated().unwrap_or(false),
+            next_key_marker: out.next_key_marker().map(str::to_owned),
+            next_version_id_marker: out.next_version_id_marker().map(str::to_owned),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_range_parsing() {
+        assert_eq!(parse_content_range("bytes 10-19/100"), Some((10..20, 100)));
+        assert_eq!(parse_content_range("bytes 0-0/1"), Some((0..1, 1)));
+        for bad in [
+            "bytes 5-4/10",
+            "bytes 0-10/10",
+            "bytes */10",
+            "items 0-1/2",
+            "bytes 0-1",
+            "bytes a-b/c",
+            "",
+        ] {
+            assert_eq!(parse_content_range(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn copy_source_is_percent_encoded() {
+        assert_eq!(encode_copy_source("b", "a b/ü+?", None), "b/a%20b/%C3%BC%2B%3F");
+        assert_eq!(encode_copy_source("b", "k", Some("v+1")), "b/k?versionId=v%2B1");
+    }
+
+    #[test]
+    fn settings_debug_hides_the_secret() {
+        let s = S3BackendSettings {
+            endpoint: None,
+            region: "eu-west-1".into(),
+            access_key_id: "AKID".into(),
+            secret_access_key: "very-secret".into(),
+            force_path_style: true,
+        };
+        let shown = format!("{s:?}");
+        assert!(shown.contains("AKID") && !shown.contains("very-secret"), "{shown}");
+    }
+
+    #[test]
+    fn null_version_is_none() {
+        assert_eq!(version(Some("null")), None);
+        assert_eq!(version(Some("abc")), Some("abc".to_owned()));
+    }
+}

@@ -1,0 +1,227 @@
+//! Configuration: the validated [`Settings`] the rest of blobseal consumes, and where they come from.
+//!
+//! Two sources exist: a YAML file ([`load_file`], see `config/blobseal.yaml` for every field) and
+//! the embedded single-tenant default used when no file is given ([`embedded()`]). Both are parsed
+//! and validated completely up front; nothing starts with a half-valid config.
+//!
+//! Environment lookups go through an `env` function parameter instead of `std::env` so tests
+//! can pass a map and never mutate the process environment.
+
+mod cross;
+pub mod embedded;
+mod interpolate;
+pub mod private_file;
+mod secret;
+mod validate;
+mod yaml;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub use embedded::{embedded, GeneratedCredentials};
+pub use interpolate::{interpolate, InterpolateError};
+pub use secret::Secret;
+
+/// Everything blobseal needs to start. Plain data: no handles, no I/O.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Address the S3 front end listens on.
+    pub listen: SocketAddr,
+    /// Enables virtual-host-style addressing: `<bucket>.<domain>`.
+    pub virtual_host_domain: Option<String>,
+    /// Tenants; names and access key ids are unique.
+    pub tenants: Vec<TenantSettings>,
+    /// Storage backends; names are unique.
+    pub backends: Vec<BackendSettings>,
+    /// Explicit bucket → backend routes. Each `(tenant, bucket)` and each `(backend, backend_bucket)`
+    /// appears at most once, and every name refers to an existing tenant/backend.
+    pub buckets: Vec<BucketRoute>,
+    /// Who holds the tenant keys.
+    pub key_provider: KeyProviderSettings,
+    /// Where the config came from (a path, or "embedded default") for log lines.
+    pub source: String,
+}
+
+/// One tenant: its credentials and where its buckets live.
+#[derive(Clone, Debug)]
+pub struct TenantSettings {
+    /// Unique name, `[A-Za-z0-9_-]{1,63}` (it is part of key ids such as `local:<tenant>:1`).
+    pub name: String,
+    /// The tenant's S3 credentials (at least one).
+    pub access_keys: Vec<AccessKey>,
+    /// Backend for buckets created by this tenant that have no explicit route.
+    pub default_backend: String,
+    /// Prefix put before this tenant's bucket names on its backends ("" = none). Two tenants sharing a
+    /// backend must have distinct prefixes, neither a prefix of the other (validation error otherwise).
+    pub bucket_prefix: String,
+}
+
+/// An S3 access key a client signs with.
+#[derive(Clone, Debug)]
+pub struct AccessKey {
+    /// The access key id (not secret; unique across all tenants).
+    pub id: String,
+    /// The secret access key.
+    pub secret: Secret,
+}
+
+/// A named storage backend.
+#[derive(Clone, Debug)]
+pub struct BackendSettings {
+    /// Unique name, `[A-Za-z0-9_-]{1,63}`.
+    pub name: String,
+    /// What it is and how to reach it.
+    pub kind: BackendKind,
+}
+
+/// The kinds of backend blobseal can store to.
+#[derive(Clone, Debug)]
+pub enum BackendKind {
+    /// A local directory (relative paths are relative to the working directory).
+    Fs { root: PathBuf },
+    /// An S3-compatible service.
+    S3 {
+        /// `http(s)://host[:port]`; `None` means AWS's regional endpoint.
+        endpoint: Option<String>,
+        region: String,
+        access_key_id: String,
+        secret_access_key: Secret,
+        /// Path-style (`endpoint/bucket/key`) instead of virtual-host-style requests.
+        force_path_style: bool,
+    },
+}
+
+impl BackendKind {
+    /// `"fs"` or `"s3"`, as written in the config file.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            BackendKind::Fs { .. } => "fs",
+            BackendKind::S3 { .. } => "s3",
+        }
+    }
+}
+
+/// An explicit route: the tenant's `bucket` is stored as `backend_bucket` on `backend`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BucketRoute {
+    pub tenant: String,
+    pub bucket: String,
+    pub backend: String,
+    /// Defaults to the tenant's `bucket_prefix` + `bucket`.
+    pub backend_bucket: String,
+}
+
+/// Where tenant key-encryption keys live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyProviderSettings {
+    /// A JSON keyring file on local disk (mode 0600), see `core::keys::local`.
+    Local { keyring: PathBuf },
+}
+
+/// One problem in a config file, with the position of the offending YAML node (1-based).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: String,
+    pub line: u64,
+    pub column: u64,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)
+    }
+}
+
+/// Why settings could not be built. Every variant means "do not start" (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file was read but is invalid; one entry per problem, sorted by position.
+    #[error("{}", lines(.0))]
+    Invalid(Vec<Diagnostic>),
+    /// The config file could not be read.
+    #[error("{path}: cannot read config file: {source}")]
+    Read { path: String, source: std::io::Error },
+    /// The embedded default's environment variables are inconsistent or invalid.
+    #[error("embedded default: {0}")]
+    Environment(String),
+    /// The embedded default's data directory or credentials file could not be prepared.
+    #[error("embedded default: {context}: {source}")]
+    DataDir { context: String, source: std::io::Error },
+}
+
+impl ConfigError {
+    /// The error as separate lines, one per problem (for printing to stderr).
+    pub fn lines(&self) -> Vec<String> {
+        match self {
+            ConfigError::Invalid(diags) => diags.iter().map(ToString::to_string).collect(),
+            other => vec![other.to_string()],
+        }
+    }
+}
+
+fn lines(diags: &[Diagnostic]) -> String {
+    diags.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+}
+
+/// Reads and validates the YAML config at `path`. Errors are reported as `path:line:col: ...`
+/// and all semantic problems found are returned together, not just the first.
+pub fn load_file(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: name.clone(), source })?;
+    parse_str(&text, &name, env)
+}
+
+/// Parses and validates YAML `text`; `file` is used in error positions and as [`Settings::source`].
+pub fn parse_str(text: &str, file: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
+    let raw = yaml::parse(text, file)?;
+    validate::validate(raw, file, env)
+}
+
+impl Settings {
+    /// A short human summary for `check-config` and the start-up log. Never contains secrets.
+    pub fn summary(&self) -> String {
+        let mut out = format!("config: {}\nlisten: {}\n", self.source, self.listen);
+        if let Some(domain) = &self.virtual_host_domain {
+            out.push_str(&format!("virtual hosts: <bucket>.{domain}\n"));
+        }
+        match &self.key_provider {
+            KeyProviderSettings::Local { keyring } => {
+                out.push_str(&format!("key provider: local keyring {}\n", keyring.display()))
+            }
+        }
+        out.push_str(&format!("backends ({}):\n", self.backends.len()));
+        for b in &self.backends {
+            let detail = match &b.kind {
+                BackendKind::Fs { root } => format!("fs at {}", root.display()),
+                BackendKind::S3 { endpoint, region, access_key_id, force_path_style, .. } => format!(
+                    "s3 region {region}, endpoint {}, key id {access_key_id}{}",
+                    endpoint.as_deref().unwrap_or("(AWS default)"),
+                    if *force_path_style { ", path-style" } else { "" }
+                ),
+            };
+            out.push_str(&format!("  {}: {detail}\n", b.name));
+        }
+        out.push_str(&format!("tenants ({}):\n", self.tenants.len()));
+        for t in &self.tenants {
+            let ids: Vec<&str> = t.access_keys.iter().map(|k| k.id.as_str()).collect();
+            out.push_str(&format!(
+                "  {}: default backend {}, bucket prefix {:?}, access keys [{}]\n",
+                t.name,
+                t.default_backend,
+                t.bucket_prefix,
+                ids.join(", ")
+            ));
+        }
+        out.push_str(&format!("bucket routes ({}):\n", self.buckets.len()));
+        for r in &self.buckets {
+            out.push_str(&format!("  {}/{} -> {}/{}\n", r.tenant, r.bucket, r.backend, r.backend_bucket));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,228 @@
+//! Tests of YAML → Settings validation: each error with its exact `line:col`.
+
+use std::collections::HashMap;
+
+use super::*;
+
+fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    move |k| map.get(k).cloned()
+}
+
+fn std_env() -> impl Fn(&str) -> Option<String> {
+    env_of(&[("ACME_SECRET", "acme-secret-value"), ("S3_ID", "AKIDS3"), ("S3_SECRET", "s3-secret"), ("PORT", "9100")])
+}
+
+/// A valid two-backend, two-tenant document; tests derive broken variants from it by line.
+const GOOD: &str = "\
+listen: 127.0.0.1:${PORT}
+virtual_host_domain: s3.blobseal.local
+key_provider: { kind: local, keyring: ./data/keyring.json }
+backends:
+  - name: eu-store
+    kind: s3
+    endpoint: http://127.0.0.1:5000
+    region: eu-central-1
+    force_path_style: true
+    credentials:
+      access_key_id_env: S3_ID
+      secret_access_key_env: S3_SECRET
+  - name: local
+    kind: fs
+    path: ./data/objects
+tenants:
+  - name: acme
+    default_backend: eu-store
+    bucket_prefix: acme-
+    access_keys:
+      - id: ACMEKEY1
+        secret_env: ACME_SECRET
+  - name: globex
+    default_backend: eu-store
+    bucket_prefix: globex-
+    access_keys:
+      - id: GLOBEXKEY1
+        secret_env: ACME_SECRET
+buckets:
+  - { tenant: acme, bucket: calls, backend: eu-store, backend_bucket: acme-calls-prod }
+  - { tenant: globex, bucket: logs, backend: local }
+";
+
+/// `GOOD` with line `n` (1-based) replaced by `with` (which may hold several lines or none).
+fn edit(n: usize, with: &str) -> String {
+    let mut lines: Vec<String> = GOOD.lines().map(str::to_owned).collect();
+    lines[n - 1] = with.to_owned();
+    lines.retain(|l| !l.is_empty());
+    lines.join("\n") + "\n"
+}
+
+fn errors(text: &str) -> Vec<String> {
+    errors_env(text, &std_env())
+}
+
+fn errors_env(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
+    match parse_str(text, "c.yaml", env) {
+        Ok(s) => panic!("expected errors, got {s:?}"),
+        Err(e) => e.lines(),
+    }
+}
+
+/// Asserts exactly one error, at `pos` ("line:col"), containing `needle`.
+fn one_error(text: &str, pos: &str, needle: &str) {
+    let errs = errors(text);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(errs[0].starts_with(&format!("c.yaml:{pos}: ")), "{errs:#?}");
+    assert!(errs[0].contains(needle), "{errs:#?}");
+}
+
+#[test]
+fn good_config_validates() {
+    let s = parse_str(GOOD, "c.yaml", &std_env()).unwrap();
+    assert_eq!(s.listen.to_string(), "127.0.0.1:9100");
+    assert_eq!(s.virtual_host_domain.as_deref(), Some("s3.blobseal.local"));
+    assert_eq!(s.source, "c.yaml");
+    assert_eq!(s.backends.len(), 2);
+    match &s.backends[0].kind {
+        BackendKind::S3 { endpoint, region, access_key_id, secret_access_key, force_path_style } => {
+            assert_eq!(endpoint.as_deref(), Some("http://127.0.0.1:5000"));
+            assert_eq!(region, "eu-central-1");
+            assert_eq!(access_key_id, "AKIDS3");
+            assert_eq!(secret_access_key.expose(), "s3-secret");
+            assert!(*force_path_style);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(&s.backends[1].kind, BackendKind::Fs { root } if root.to_str() == Some("./data/objects")));
+    assert_eq!(s.tenants[0].access_keys[0].secret.expose(), "acme-secret-value");
+    assert_eq!(s.tenants[1].bucket_prefix, "globex-");
+    assert_eq!(
+        s.buckets,
+        vec![
+            BucketRoute { tenant: "acme".into(), bucket: "calls".into(), backend: "eu-store".into(), backend_bucket: "acme-calls-prod".into() },
+            BucketRoute { tenant: "globex".into(), bucket: "logs".into(), backend: "local".into(), backend_bucket: "globex-logs".into() },
+        ]
+    );
+    let summary = s.summary();
+    let debug = format!("{s:?}");
+    for secret in ["acme-secret-value", "s3-secret"] {
+        assert!(!summary.contains(secret) && !debug.contains(secret), "secret leaked");
+    }
+    assert!(summary.contains("acme/calls -> eu-store/acme-calls-prod"), "{summary}");
+}
+
+#[test]
+fn listen_and_domain_errors() {
+    one_error(&edit(1, "listen: localhost"), "1:9", "invalid listen address");
+    one_error(&edit(1, "listen: ${NOPE}"), "1:9", "NOPE is not set");
+    one_error(&edit(2, "virtual_host_domain: S3.Example"), "2:22", "virtual_host_domain");
+    let s = parse_str(&edit(1, ""), "c.yaml", &std_env()).unwrap();
+    assert_eq!(s.listen.to_string(), "127.0.0.1:9000");
+}
+
+#[test]
+fn key_provider_errors() {
+    one_error(&edit(3, "key_provider: { kind: kms, keyring: x }"), "3:23", "unknown key provider kind");
+    one_error(&edit(3, "key_provider: { kind: local }"), "3:15", "keyring");
+}
+
+#[test]
+fn backend_errors() {
+    one_error(&edit(6, "    kind: azure"), "6:11", "unknown backend kind");
+    one_error(&edit(8, ""), "5:5", "needs `region:`");
+    one_error(&edit(8, "    region: EU"), "8:13", "invalid region");
+    one_error(&edit(7, "    endpoint: ftp://x"), "7:15", "invalid endpoint");
+    one_error(&edit(15, ""), "13:5", "fs backend needs `path");
+    one_error(&edit(15, "    path: x\n    region: us-east-1"), "16:13", "only valid for s3");
+    one_error(&edit(7, "    path: y\n    endpoint: http://127.0.0.1:5000"), "7:11", "only valid for fs");
+    let errs = errors(&edit(13, "  - name: eu-store"));
+    assert!(errs[0].starts_with("c.yaml:13:11: duplicate backend name \"eu-store\" (first at line 5)"), "{errs:#?}");
+    assert!(errs[1].starts_with("c.yaml:31:46: unknown backend \"local\" (defined: eu-store)"), "{errs:#?}");
+    let errs = errors(&edit(13, "  - name: bad:name"));
+    assert!(errs[0].starts_with("c.yaml:13:11: invalid backend name \"bad:name\""), "{errs:#?}");
+}
+
+#[test]
+fn credential_errors() {
+    one_error(&edit(11, "      access_key_id_env: MISSING_ID"), "11:26", "MISSING_ID (access_key_id_env) is not set");
+    one_error(&edit(11, "      access_key_id: LITERALID\n      access_key_id_env: S3_ID"), "12:26", "exactly one");
+    one_error(&edit(11, ""), "11:7", "missing access_key_id");
+    one_error(&edit(12, ""), "11:7", "missing secret");
+    one_error(&edit(12, "      secret_access_key: inline"), "12:7", "unknown field `secret_access_key`");
+    one_error(&edit(12, "      secret_access_key_file: /nonexistent/secret"), "12:31", "cannot read secret file");
+    let errs = errors_env(GOOD, &env_of(&[("ACME_SECRET", ""), ("S3_ID", "a"), ("S3_SECRET", "b"), ("PORT", "1")]));
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+    assert!(errs[0].starts_with("c.yaml:22:21: ") && errs[0].contains("ACME_SECRET (secret_env) is empty"), "{errs:#?}");
+}
+
+#[test]
+fn secret_file_is_read_and_trimmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("s");
+    std::fs::write(&f, "from-file\n").unwrap();
+    let text = edit(12, &format!("      secret_access_key_file: {}", f.display()));
+    let s = parse_str(&text, "c.yaml", &std_env()).unwrap();
+    assert!(matches!(&s.backends[0].kind, BackendKind::S3 { secret_access_key, .. } if secret_access_key.expose() == "from-file"));
+    std::fs::write(&f, "\n").unwrap();
+    one_error(&text, "12:31", "is empty");
+}
+
+#[test]
+fn tenant_errors() {
+    one_error(&edit(18, "    default_backend: nowhere"), "18:22", "unknown backend \"nowhere\" (defined: eu-store, local)");
+    // The renamed tenant's routes now name an unknown tenant too: both are reported.
+    let errs = errors(&edit(23, "  - name: acme"));
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+    assert!(errs[0].starts_with("c.yaml:23:11: duplicate tenant name \"acme\" (first at line 17)"), "{errs:#?}");
+    assert!(errs[1].starts_with("c.yaml:31:15: unknown tenant \"globex\" (defined: acme)"), "{errs:#?}");
+    one_error(&edit(27, "      - id: ACMEKEY1"), "27:13", "duplicate access key id \"ACMEKEY1\" (first at line 21)");
+    one_error(&edit(22, "        secret: inline"), "22:9", "unknown field `secret`");
+    one_error(&edit(22, "        secret_env: ACME_SECRET\n        secret_file: /x"), "23:22", "exactly one");
+    one_error(&edit(22, ""), "21:9", "missing secret");
+    let no_keys = GOOD.replace("access_keys:\n      - id: ACMEKEY1\n        secret_env: ACME_SECRET\n", "access_keys: []\n");
+    one_error(&no_keys, "20:18", "at least one access key");
+    one_error(&edit(19, "    bucket_prefix: Acme_"), "19:20", "invalid bucket_prefix");
+}
+
+#[test]
+fn prefix_overlaps_on_shared_backend() {
+    one_error(&edit(25, "    bucket_prefix: acme-x"), "25:20", "overlaps bucket_prefix \"acme-\" of tenant \"acme\" (line 19)");
+    // No prefix at all overlaps everything.
+    one_error(&edit(25, ""), "23:5", "overlaps");
+}
+
+#[test]
+fn shared_prefix_ok_on_separate_backends() {
+    let text = edit(24, "    default_backend: local").replace("globex-", "acme-");
+    assert!(parse_str(&text, "c.yaml", &std_env()).is_ok());
+}
+
+#[test]
+fn route_errors() {
+    let r = |s: &str| edit(30, s);
+    one_error(&r("  - { tenant: nobody, bucket: calls, backend: eu-store }"), "30:15", "unknown tenant \"nobody\"");
+    one_error(&r("  - { tenant: acme, bucket: calls, backend: nope }"), "30:45", "unknown backend \"nope\"");
+    one_error(&r("  - { tenant: acme, bucket: Calls, backend: eu-store }"), "30:29", "invalid bucket");
+    one_error(&edit(31, "  - { tenant: acme, bucket: calls, backend: local }"), "31:29", "duplicate route for bucket \"calls\" (first at line 30)");
+    one_error(&r("  - { tenant: globex, bucket: xyz, backend: eu-store, backend_bucket: acme-stolen }"), "30:71", "lies in tenant \"acme\"'s bucket_prefix");
+    one_error(&edit(31, "  - { tenant: globex, bucket: a, backend: eu-store, backend_bucket: acme-calls-prod }"), "31:68", "already routed");
+}
+
+#[test]
+fn many_errors_are_all_reported_in_order() {
+    let text = GOOD
+        .replace("listen: 127.0.0.1:${PORT}", "listen: nope")
+        .replace("region: eu-central-1", "region: ${UNSET_REGION}")
+        .replace("default_backend: eu-store\n    bucket_prefix: globex-", "default_backend: mars\n    bucket_prefix: globex-");
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 3, "{errs:#?}");
+    assert!(errs[0].starts_with("c.yaml:1:9: "), "{errs:#?}");
+    assert!(errs[1].starts_with("c.yaml:8:13: ") && errs[1].contains("UNSET_REGION"), "{errs:#?}");
+    assert!(errs[2].starts_with("c.yaml:24:22: ") && errs[2].contains("mars"), "{errs:#?}");
+}
+
+#[test]
+fn syntax_error_has_position() {
+    one_error(&edit(5, "  - name: eu-store\n   kind: s3"), "5:5", "missing field `kind`");
+    // A key dedented out of its list item ends the item early; serde-saphyr reports the item.
+    one_error(&edit(19, "  bucket_prefix: acme-"), "18:5", "missing field `access_keys`");
+}

@@ -1,0 +1,410 @@
+//! Raw YAML structs → validated [`Settings`], collecting every problem with its position.
+//!
+//! Each section is checked on its own here; checks that relate sections (references, duplicates,
+//! prefix overlaps) live in `cross.rs`. An item whose fields are invalid is still passed on by
+//! name so that references to it do not produce a second, misleading "unknown ..." error.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde_saphyr::{Location, Spanned};
+use zeroize::Zeroizing;
+
+use super::cross;
+use super::interpolate::{interpolate, is_var_name};
+use super::yaml::{sanitize, RawBackend, RawConfig, RawCredentials, RawKeyProvider, RawRoute, RawTenant, Str};
+use super::{
+    AccessKey, BackendKind, BackendSettings, BucketRoute, ConfigError, Diagnostic, KeyProviderSettings, Secret,
+    Settings, TenantSettings,
+};
+
+/// Listen address when the file has no `listen:`.
+pub(super) const DEFAULT_LISTEN: &str = "127.0.0.1:9000";
+
+/// Collects diagnostics and resolves `${VAR}` in scalars.
+pub(super) struct Ctx<'a> {
+    file: &'a str,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    diags: Vec<Diagnostic>,
+}
+
+impl Ctx<'_> {
+    /// Records a problem at `at`.
+    pub(super) fn error(&mut self, at: Location, message: impl AsRef<str>) {
+        self.diags.push(Diagnostic {
+            file: self.file.to_owned(),
+            line: at.line().max(1),
+            column: at.column().max(1),
+            message: sanitize(message.as_ref()),
+        });
+    }
+
+    /// The interpolated value of a scalar, or `None` (with a diagnostic) if interpolation fails.
+    pub(super) fn text(&mut self, s: &Str) -> Option<String> {
+        match interpolate(&s.value, self.env) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.error(s.referenced, e.to_string());
+                None
+            }
+        }
+    }
+
+    /// Like [`Ctx::text`] but also checks the value with `ok`, describing the rule in `rule`.
+    pub(super) fn checked(&mut self, s: &Str, what: &str, ok: fn(&str) -> bool, rule: &str) -> Option<String> {
+        let v = self.text(s)?;
+        if ok(&v) {
+            Some(v)
+        } else {
+            self.error(s.referenced, format!("invalid {what} {v:?}: {rule}"));
+            None
+        }
+    }
+}
+
+/// A backend as far as it validated; `settings` is `None` if any field was invalid.
+pub(super) struct VBackend {
+    pub name: String,
+    pub name_at: Location,
+    pub settings: Option<BackendSettings>,
+}
+
+/// A tenant as far as it validated, with the positions cross-checks point at.
+pub(super) struct VTenant {
+    pub name: String,
+    pub name_at: Location,
+    pub default_backend: Option<Spanned<String>>,
+    pub prefix: Option<String>,
+    pub prefix_at: Location,
+    /// Access keys that validated, with the position of each id.
+    pub keys: Vec<(AccessKey, Location)>,
+}
+
+/// A route as far as it validated; `backend_bucket` is resolved later (it may need the prefix).
+pub(super) struct VRoute {
+    pub tenant: Spanned<String>,
+    pub bucket: Spanned<String>,
+    pub backend: Spanned<String>,
+    pub backend_bucket: Option<Spanned<String>>,
+}
+
+/// Validates the whole document. All problems found are returned together, sorted by position.
+pub(super) fn validate(
+    raw: RawConfig,
+    file: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Settings, ConfigError> {
+    let mut cx = Ctx { file, env, diags: Vec::new() };
+    let listen = match &raw.listen {
+        None => DEFAULT_LISTEN.parse::<SocketAddr>().ok(),
+        Some(s) => cx.text(s).and_then(|v| match v.parse::<SocketAddr>() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                cx.error(s.referenced, format!("invalid listen address {v:?}: expected IP:PORT, e.g. 127.0.0.1:9000"));
+                None
+            }
+        }),
+    };
+    // Outer `None`: invalid (diagnostic recorded); inner `None`: not configured.
+    let domain = match &raw.virtual_host_domain {
+        None => Some(None),
+        Some(s) => cx
+            .checked(s, "virtual_host_domain", is_domain, "expected a lowercase DNS name such as s3.example.com")
+            .map(Some),
+    };
+    let key_provider = key_provider(&mut cx, &raw.key_provider);
+
+    if raw.backends.value.is_empty() {
+        cx.error(raw.backends.referenced, "at least one backend is required");
+    }
+    if raw.tenants.value.is_empty() {
+        cx.error(raw.tenants.referenced, "at least one tenant is required");
+    }
+    let backends: Vec<VBackend> = raw.backends.value.iter().filter_map(|b| backend(&mut cx, b)).collect();
+    let tenants: Vec<VTenant> = raw.tenants.value.iter().filter_map(|t| tenant(&mut cx, t)).collect();
+    let routes: Vec<VRoute> = raw.buckets.iter().filter_map(|r| route(&mut cx, r)).collect();
+    let buckets = cross::check(&mut cx, &backends, &tenants, &routes);
+
+    let mut diags = cx.diags;
+    match (listen, domain, key_provider) {
+        (Some(listen), Some(virtual_host_domain), Some(key_provider)) if diags.is_empty() => Ok(Settings {
+            listen,
+            virtual_host_domain,
+            tenants: tenants.into_iter().map(into_tenant).collect(),
+            backends: backends.into_iter().filter_map(|b| b.settings).collect(),
+            buckets,
+            key_provider,
+            source: file.to_owned(),
+        }),
+        _ => {
+            diags.sort_by_key(|d| (d.line, d.column));
+            Err(ConfigError::Invalid(diags))
+        }
+    }
+}
+
+fn into_tenant(t: VTenant) -> TenantSettings {
+    TenantSettings {
+        name: t.name,
+        access_keys: t.keys.into_iter().map(|(k, _)| k).collect(),
+        default_backend: t.default_backend.map(|s| s.value).unwrap_or_default(),
+        bucket_prefix: t.prefix.unwrap_or_default(),
+    }
+}
+
+fn key_provider(cx: &mut Ctx<'_>, raw: &Spanned<RawKeyProvider>) -> Option<KeyProviderSettings> {
+    let kind = cx.text(&raw.value.kind)?;
+    if kind != "local" {
+        cx.error(raw.value.kind.referenced, format!("unknown key provider kind {kind:?} (supported: local)"));
+        return None;
+    }
+    let Some(keyring) = &raw.value.keyring else {
+        cx.error(raw.referenced, "key_provider of kind local needs `keyring: PATH`");
+        return None;
+    };
+    let path = cx.checked(keyring, "keyring path", |p| !p.is_empty(), "must not be empty")?;
+    Some(KeyProviderSettings::Local { keyring: PathBuf::from(path) })
+}
+
+fn backend(cx: &mut Ctx<'_>, raw: &Spanned<RawBackend>) -> Option<VBackend> {
+    let b = &raw.value;
+    let name = cx.checked(&b.name, "backend name", is_name, NAME_RULE);
+    let kind = match cx.text(&b.kind)?.as_str() {
+        "fs" => fs_backend(cx, raw),
+        "s3" => s3_backend(cx, raw),
+        other => {
+            cx.error(b.kind.referenced, format!("unknown backend kind {other:?} (supported: fs, s3)"));
+            None
+        }
+    };
+    let name = name?;
+    Some(VBackend { settings: kind.map(|kind| BackendSettings { name: name.clone(), kind }), name, name_at: b.name.referenced })
+}
+
+fn fs_backend(cx: &mut Ctx<'_>, raw: &Spanned<RawBackend>) -> Option<BackendKind> {
+    let b = &raw.value;
+    let stray = [
+        ("endpoint", b.endpoint.as_ref().map(|s| s.referenced)),
+        ("region", b.region.as_ref().map(|s| s.referenced)),
+        ("force_path_style", b.force_path_style.as_ref().map(|s| s.referenced)),
+        ("credentials", b.credentials.as_ref().map(|s| s.referenced)),
+    ];
+    let mut ok = true;
+    for (field, at) in stray {
+        if let Some(at) = at {
+            cx.error(at, format!("`{field}` is only valid for s3 backends"));
+            ok = false;
+        }
+    }
+    let Some(path) = &b.path else {
+        cx.error(raw.referenced, "fs backend needs `path: DIRECTORY`");
+        return None;
+    };
+    let root = cx.checked(path, "path", |p| !p.is_empty(), "must not be empty")?;
+    ok.then(|| BackendKind::Fs { root: PathBuf::from(root) })
+}
+
+fn s3_backend(cx: &mut Ctx<'_>, raw: &Spanned<RawBackend>) -> Option<BackendKind> {
+    let b = &raw.value;
+    let mut ok = true;
+    if let Some(path) = &b.path {
+        cx.error(path.referenced, "`path` is only valid for fs backends");
+        ok = false;
+    }
+    let endpoint = match &b.endpoint {
+        None => Some(None),
+        Some(s) => cx.checked(s, "endpoint", is_endpoint, "expected http://HOST[:PORT] or https://...").map(Some),
+    };
+    let region = match &b.region {
+        None => {
+            cx.error(raw.referenced, "s3 backend needs `region:` (e.g. us-east-1)");
+            None
+        }
+        Some(s) => cx.checked(s, "region", is_region, "expected lowercase letters, digits and '-'"),
+    };
+    let creds = match &b.credentials {
+        None => {
+            cx.error(raw.referenced, "s3 backend needs `credentials:` (access_key_id and secret_access_key_env/_file)");
+            None
+        }
+        Some(c) => credentials(cx, c),
+    };
+    let force_path_style = b.force_path_style.as_ref().is_some_and(|s| s.value);
+    match (endpoint, region, creds, ok) {
+        (Some(endpoint), Some(region), Some((access_key_id, secret_access_key)), true) => {
+            Some(BackendKind::S3 { endpoint, region, access_key_id, secret_access_key, force_path_style })
+        }
+        _ => None,
+    }
+}
+
+fn credentials(cx: &mut Ctx<'_>, raw: &Spanned<RawCredentials>) -> Option<(String, Secret)> {
+    let c = &raw.value;
+    let id = match (&c.access_key_id, &c.access_key_id_env) {
+        (Some(lit), None) => cx.checked(lit, "access_key_id", |v| !v.is_empty(), "must not be empty"),
+        (None, Some(var)) => env_value(cx, var, "access_key_id_env").map(|v| v.to_string()),
+        (Some(_), Some(second)) => {
+            cx.error(second.referenced, "give exactly one of access_key_id or access_key_id_env, not both");
+            None
+        }
+        (None, None) => {
+            cx.error(raw.referenced, "missing access_key_id or access_key_id_env");
+            None
+        }
+    };
+    let secret = secret(
+        cx,
+        raw.referenced,
+        (c.secret_access_key_env.as_ref(), "secret_access_key_env"),
+        (c.secret_access_key_file.as_ref(), "secret_access_key_file"),
+    );
+    Some((id?, secret?))
+}
+
+/// A secret from exactly one of an environment variable or a file (never inline).
+fn secret(cx: &mut Ctx<'_>, item: Location, env: (Option<&Str>, &str), file: (Option<&Str>, &str)) -> Option<Secret> {
+    match (env.0, file.0) {
+        (Some(_), Some(second)) => {
+            cx.error(second.referenced, format!("give exactly one of {} or {}, not both", env.1, file.1));
+            None
+        }
+        (None, None) => {
+            cx.error(item, format!("missing secret: give {} or {} (inline secrets are not supported)", env.1, file.1));
+            None
+        }
+        (Some(var), None) => env_value(cx, var, env.1).map(|v| Secret::new(v.to_string())),
+        (None, Some(path)) => {
+            let p = cx.text(path)?;
+            let content = match std::fs::read_to_string(&p) {
+                Ok(content) => Zeroizing::new(content),
+                Err(e) => {
+                    cx.error(path.referenced, format!("cannot read secret file {p}: {e}"));
+                    return None;
+                }
+            };
+            let trimmed = content.trim_end_matches(['\n', '\r']);
+            if trimmed.is_empty() {
+                cx.error(path.referenced, format!("secret file {p} is empty"));
+                return None;
+            }
+            Some(Secret::new(trimmed.to_owned()))
+        }
+    }
+}
+
+/// The value of the environment variable named by `var` (itself interpolated), which must be set
+/// and non-empty. The value is zeroized when the caller drops it.
+fn env_value(cx: &mut Ctx<'_>, var: &Str, field: &str) -> Option<Zeroizing<String>> {
+    let name = cx.text(var)?;
+    if !is_var_name(&name) {
+        cx.error(var.referenced, format!("{field}: {name:?} is not an environment variable name"));
+        return None;
+    }
+    match (cx.env)(&name).map(Zeroizing::new) {
+        Some(v) if !v.is_empty() => Some(v),
+        Some(_) => {
+            cx.error(var.referenced, format!("environment variable {name} ({field}) is empty"));
+            None
+        }
+        None => {
+            cx.error(var.referenced, format!("environment variable {name} ({field}) is not set"));
+            None
+        }
+    }
+}
+
+fn tenant(cx: &mut Ctx<'_>, raw: &Spanned<RawTenant>) -> Option<VTenant> {
+    let t = &raw.value;
+    let name = cx.checked(&t.name, "tenant name", is_name, NAME_RULE);
+    let default_backend =
+        cx.text(&t.default_backend).map(|value| Spanned { value, ..t.default_backend.clone() });
+    let (prefix, prefix_at) = match &t.bucket_prefix {
+        None => (Some(String::new()), raw.referenced),
+        Some(s) => (cx.checked(s, "bucket_prefix", is_prefix, PREFIX_RULE), s.referenced),
+    };
+    if t.access_keys.value.is_empty() {
+        cx.error(t.access_keys.referenced, "a tenant needs at least one access key");
+    }
+    let mut keys = Vec::new();
+    for k in &t.access_keys.value {
+        let id = cx.checked(&k.value.id, "access key id", is_key_id, "expected 3 to 128 of A-Z a-z 0-9 _ -");
+        let secret =
+            secret(cx, k.referenced, (k.value.secret_env.as_ref(), "secret_env"), (k.value.secret_file.as_ref(), "secret_file"));
+        if let (Some(id), Some(secret)) = (id, secret) {
+            keys.push((AccessKey { id, secret }, k.value.id.referenced));
+        }
+    }
+    Some(VTenant { name: name?, name_at: t.name.referenced, default_backend, prefix, prefix_at, keys })
+}
+
+fn route(cx: &mut Ctx<'_>, raw: &Spanned<RawRoute>) -> Option<VRoute> {
+    let r = &raw.value;
+    let respan = |s: &Str, value: String| Spanned { value, ..s.clone() };
+    let tenant = cx.text(&r.tenant).map(|v| respan(&r.tenant, v));
+    let bucket = cx.checked(&r.bucket, "bucket", is_bucket, BUCKET_RULE).map(|v| respan(&r.bucket, v));
+    let backend = cx.text(&r.backend).map(|v| respan(&r.backend, v));
+    let backend_bucket = match &r.backend_bucket {
+        None => Some(None),
+        Some(s) => cx.checked(s, "backend_bucket", is_bucket, BUCKET_RULE).map(|v| Some(respan(s, v))),
+    };
+    Some(VRoute { tenant: tenant?, bucket: bucket?, backend: backend?, backend_bucket: backend_bucket? })
+}
+
+/// Converts a finished cross-check into a [`BucketRoute`].
+pub(super) fn bucket_route(r: &VRoute, backend_bucket: String) -> BucketRoute {
+    BucketRoute {
+        tenant: r.tenant.value.clone(),
+        bucket: r.bucket.value.clone(),
+        backend: r.backend.value.clone(),
+        backend_bucket,
+    }
+}
+
+const NAME_RULE: &str = "expected 1 to 63 of A-Z a-z 0-9 _ -";
+const PREFIX_RULE: &str = "expected up to 40 of a-z 0-9 . -, starting with a letter or digit";
+pub(super) const BUCKET_RULE: &str = "expected 3 to 63 of a-z 0-9 . -, starting and ending with a letter or digit";
+
+/// Tenant and backend names (tenant names appear in key ids like `local:<tenant>:1`, so no `:`).
+pub(crate) fn is_name(s: &str) -> bool {
+    (1..=63).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn is_key_id(s: &str) -> bool {
+    (3..=128).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn is_prefix(s: &str) -> bool {
+    s.is_empty()
+        || (s.len() <= 40
+            && s.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.'))
+}
+
+/// S3 bucket naming rules (the subset that matters for routing: length, charset, ends, no `..`).
+pub(crate) fn is_bucket(s: &str) -> bool {
+    let edge_ok = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    (3..=63).contains(&s.len())
+        && edge_ok(s.bytes().next())
+        && edge_ok(s.bytes().last())
+        && !s.contains("..")
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+}
+
+fn is_region(s: &str) -> bool {
+    (1..=32).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+fn is_endpoint(s: &str) -> bool {
+    let rest = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://"));
+    rest.is_some_and(|r| !r.is_empty() && !r.contains(char::is_whitespace))
+}
+
+fn is_domain(s: &str) -> bool {
+    s.len() <= 253
+        && s.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
+}

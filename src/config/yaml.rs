@@ -1,0 +1,161 @@
+//! The config file as written: serde structs mirroring the YAML, and the parse step.
+//!
+//! YAML crate choice: `serde_yaml` is archived and `serde_yml` has RUSTSEC-2025-0067/0068;
+//! `serde-saphyr` is maintained, pure Rust, and reports line/column for every error. Its
+//! `Spanned<T>` keeps the position of each node, which is how validation errors that are not
+//! YAML errors (unknown backend, duplicate name, ...) still point at the right `line:col`.
+//!
+//! Every struct denies unknown fields so a typo is an error, not a silently ignored setting.
+//! String values are kept raw here; `${VAR}` interpolation happens in validation, per scalar.
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::{ConfigError, Diagnostic};
+
+/// A string scalar and where it was written.
+pub(super) type Str = Spanned<String>;
+
+/// The top-level document.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    pub listen: Option<Str>,
+    pub virtual_host_domain: Option<Str>,
+    pub key_provider: Spanned<RawKeyProvider>,
+    pub backends: Spanned<Vec<Spanned<RawBackend>>>,
+    pub tenants: Spanned<Vec<Spanned<RawTenant>>>,
+    #[serde(default)]
+    pub buckets: Vec<Spanned<RawRoute>>,
+}
+
+/// `key_provider: { kind: local, keyring: PATH }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawKeyProvider {
+    pub kind: Str,
+    pub keyring: Option<Str>,
+}
+
+/// One entry of `backends:`. Fields of both kinds live in one struct (rather than a serde-tagged
+/// enum) because tagged enums lose `Spanned` positions; validation rejects fields of the wrong kind.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBackend {
+    pub name: Str,
+    pub kind: Str,
+    /// fs only.
+    pub path: Option<Str>,
+    /// s3 only.
+    pub endpoint: Option<Str>,
+    pub region: Option<Str>,
+    pub force_path_style: Option<Spanned<bool>>,
+    pub credentials: Option<Spanned<RawCredentials>>,
+}
+
+/// S3 backend credentials: the id literally or from the environment; the secret only from the
+/// environment or a file, never inline.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCredentials {
+    pub access_key_id: Option<Str>,
+    pub access_key_id_env: Option<Str>,
+    pub secret_access_key_env: Option<Str>,
+    pub secret_access_key_file: Option<Str>,
+}
+
+/// One entry of `tenants:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTenant {
+    pub name: Str,
+    pub default_backend: Str,
+    pub bucket_prefix: Option<Str>,
+    pub access_keys: Spanned<Vec<Spanned<RawAccessKey>>>,
+}
+
+/// A tenant access key; the secret comes from exactly one of `secret_env` / `secret_file`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAccessKey {
+    pub id: Str,
+    pub secret_env: Option<Str>,
+    pub secret_file: Option<Str>,
+}
+
+/// One entry of `buckets:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRoute {
+    pub tenant: Str,
+    pub bucket: Str,
+    pub backend: Str,
+    pub backend_bucket: Option<Str>,
+}
+
+/// Parses `text` into the raw structure. Syntax errors, unknown fields, missing fields and wrong
+/// types all come back as one [`Diagnostic`] at the position serde-saphyr reports.
+pub(super) fn parse(text: &str, file: &str) -> Result<RawConfig, ConfigError> {
+    serde_saphyr::from_str::<RawConfig>(text).map_err(|err| {
+        // Without a position (rare: errors outside any node) point at the start of the file.
+        let (line, column) = err.location().map_or((1, 1), |l| (l.line().max(1), l.column().max(1)));
+        let message = serde_saphyr::MessageFormatter::format_message(&serde_saphyr::DefaultMessageFormatter, &err);
+        ConfigError::Invalid(vec![Diagnostic { file: file.to_owned(), line, column, message: sanitize(&message) }])
+    })
+}
+
+/// Keeps diagnostics on one line: the message may quote input, which may hold control characters.
+pub(super) fn sanitize(message: &str) -> String {
+    message.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn diag(text: &str) -> Diagnostic {
+        match parse(text, "f.yaml") {
+            Err(ConfigError::Invalid(mut d)) if d.len() == 1 => d.remove(0),
+            other => panic!("expected one diagnostic, got {other:?}"),
+        }
+    }
+
+    const HEAD: &str = "key_provider: { kind: local, keyring: k.json }\n";
+
+    #[test]
+    fn unknown_field_points_at_the_key() {
+        let text = format!("{HEAD}backends:\n  - name: a\n    kind: fs\n    colour: red\ntenants: []\n");
+        let d = diag(&text);
+        assert_eq!((d.line, d.column), (5, 5), "{d}");
+        assert!(d.message.contains("unknown field `colour`"), "{d}");
+        assert!(d.to_string().starts_with("f.yaml:5:5: "), "{d}");
+    }
+
+    #[test]
+    fn bad_indentation_is_a_syntax_error_with_position() {
+        let text = format!("{HEAD}backends:\n  - name: a\n    kind: fs\n  path: x\ntenants: []\n");
+        let d = diag(&text);
+        assert_eq!((d.line, d.column), (5, 3), "{d}");
+    }
+
+    #[test]
+    fn wrong_type_and_missing_field() {
+        let d = diag(&format!("{HEAD}backends: []\ntenants: []\nlisten: [1]\n"));
+        assert_eq!((d.line, d.column), (4, 9), "{d}");
+        let d = diag(&format!("{HEAD}backends:\n  - kind: fs\ntenants: []\n"));
+        assert_eq!((d.line, d.column), (3, 5), "{d}");
+        assert!(d.message.contains("missing field `name`"), "{d}");
+        let d = diag(&format!("{HEAD}backends: []\ntenants: []\nbackends: []\n"));
+        assert_eq!((d.line, d.column), (4, 1), "{d}");
+        assert!(d.message.contains("duplicate"), "{d}");
+    }
+
+    #[test]
+    fn keeps_positions_of_values() {
+        let raw = parse(&format!("{HEAD}listen: 0.0.0.0:9000\nbackends: []\ntenants: []\n"), "f").unwrap();
+        let listen = raw.listen.unwrap();
+        assert_eq!(listen.value, "0.0.0.0:9000");
+        assert_eq!((listen.referenced.line(), listen.referenced.column()), (2, 9));
+        assert_eq!(raw.key_provider.value.kind.referenced.column(), 23);
+    }
+}

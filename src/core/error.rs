@@ -1,0 +1,56 @@
+//! Errors of the core. No HTTP status codes or protocol error codes here: each front end maps
+//! [`CoreError`] to its protocol in exactly one place.
+
+use crate::backend::BackendError;
+use crate::core::envelope::FormatError;
+use crate::core::keys::KeyError;
+
+/// Why a core operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CoreError {
+    /// The caller's credentials map to no tenant.
+    #[error("unknown tenant")]
+    UnknownTenant,
+    /// The bucket does not belong to the caller's tenant (or does not exist for it).
+    #[error("bucket {0} is not accessible to this tenant")]
+    BucketNotOwned(String),
+    /// A storage backend failed (not found, unavailable, ...).
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// A key provider failed; the request fails closed.
+    #[error(transparent)]
+    Key(KeyError),
+    /// The stored envelope or ciphertext is malformed or does not authenticate.
+    #[error("integrity check failed: {0}")]
+    Integrity(String),
+    /// The stored object was not written by blobseal (no envelope): never served as plaintext.
+    #[error("object is not sealed by blobseal")]
+    NotSealed,
+    /// The requested plaintext range is outside the object.
+    #[error("requested range not satisfiable (object size {size})")]
+    RangeNotSatisfiable { size: u64 },
+    /// The client asked for something invalid (reserved metadata name, bad length).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// The operation is not supported here.
+    #[error("not implemented: {0}")]
+    NotImplemented(&'static str),
+    /// A state the code believes impossible; returned instead of panicking.
+    #[error("internal error: {0}")]
+    Unreachable(&'static str),
+}
+
+impl From<FormatError> for CoreError {
+    fn from(e: FormatError) -> Self {
+        CoreError::Integrity(e.to_string())
+    }
+}
+
+impl From<KeyError> for CoreError {
+    fn from(e: KeyError) -> Self {
+        CoreError::Key(e)
+    }
+}
+
+pub type CoreResult<T> = Result<T, CoreError>;

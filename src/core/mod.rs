@@ -1,0 +1,8 @@
+//! The protocol-neutral core: tenants, encryption, keys and the object service the front ends call.
+//! Nothing here knows about HTTP, XML or s3s.
+
+pub mod envelope;
+pub mod error;
+pub mod keys;
+pub mod service;
+pub mod tenant;

@@ -1,0 +1,579 @@
+//! `BlobService`: the only thing the front ends call.
+//!
+//! It places a tenant's bucket on a backend, seals every object body on write (fresh data key,
+//! wrapped by the tenant's key and bound to the object's identity), and opens and authenticates it
+//! on read, serving exactly the plaintext bytes asked for. Protocol-neutral: no HTTP, no XML.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use futures::StreamExt as _;
+use time::OffsetDateTime;
+
+use crate::backend::{
+    BackendError, BucketInfo, ByteStream, ContentHeaders, GetOptions, ListOptions, ListVersionsOptions, ObjectHead,
+    PutOptions, Versioning,
+};
+use crate::core::envelope::{
+    ciphertext_len, fetch_window, metadata_digest, open_stream, plaintext_len, plan_range, seal_stream, Envelope,
+    ObjectIdentity, ObjectKeys,
+};
+use crate::core::error::{CoreError, CoreResult};
+use crate::core::keys::{DataKey, KeyError, KeyProvider, WrappedKey};
+use crate::core::tenant::{Placement, Tenant, TenantDirectory};
+
+/// User-metadata name under which the envelope header travels with each object (base64).
+pub const ENVELOPE_META: &str = "blobseal-envelope";
+/// Metadata names under this prefix are blobseal's own; clients may not set them.
+pub const RESERVED_META_PREFIX: &str = "blobseal-";
+
+/// A plaintext byte range as a client asked for it (HTTP `Range: bytes=...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeRequest {
+    /// `bytes=first-last` (inclusive).
+    FromTo(u64, u64),
+    /// `bytes=first-`.
+    From(u64),
+    /// `bytes=-n`: the last n bytes.
+    Suffix(u64),
+}
+
+/// An object as the client sees it: plaintext size, client ETag, its metadata.
+#[derive(Debug, Clone)]
+pub struct ObjectInfo {
+    pub key: String,
+    /// Plaintext size in bytes.
+    pub size: u64,
+    /// Client-visible ETag without quotes (see `docs/FORMAT.md`, "ETag").
+    pub etag: String,
+    pub last_modified: OffsetDateTime,
+    pub version_id: Option<String>,
+    /// User metadata (blobseal's own entries removed).
+    pub metadata: BTreeMap<String, String>,
+    pub headers: ContentHeaders,
+}
+
+/// A read in progress: the object's info, the plaintext range served (`None` = whole), the body.
+pub struct GetOutcome {
+    pub info: ObjectInfo,
+    pub range: Option<Range<u64>>,
+    pub body: ByteStream,
+}
+
+/// What a client asks to store with an object besides its bytes.
+#[derive(Debug, Clone, Default)]
+pub struct PutRequest {
+    pub metadata: BTreeMap<String, String>,
+    pub headers: ContentHeaders,
+    /// `If-None-Match: *`.
+    pub if_none_match_any: bool,
+}
+
+/// Outcome of a write.
+#[derive(Debug, Clone)]
+pub struct PutOutcome {
+    pub etag: String,
+    pub version_id: Option<String>,
+    pub last_modified: Option<OffsetDateTime>,
+}
+
+/// Where a copy reads from.
+#[derive(Debug, Clone)]
+pub struct CopySource<'a> {
+    pub bucket: &'a str,
+    pub key: &'a str,
+    pub version_id: Option<&'a str>,
+}
+
+/// Outcome of a copy.
+#[derive(Debug, Clone)]
+pub struct CopyOutcome {
+    pub put: PutOutcome,
+    pub source_version_id: Option<String>,
+}
+
+/// One listed object, sizes in plaintext.
+#[derive(Debug, Clone)]
+pub struct ListedObject {
+    pub key: String,
+    pub size: u64,
+    pub etag: String,
+    pub last_modified: OffsetDateTime,
+}
+
+/// One page of a listing, in client terms.
+#[derive(Debug, Clone, Default)]
+pub struct ObjectPage {
+    pub objects: Vec<ListedObject>,
+    pub common_prefixes: Vec<String>,
+    pub is_truncated: bool,
+    pub next_token: Option<String>,
+}
+
+/// One listed version.
+#[derive(Debug, Clone)]
+pub struct ListedVersion {
+    pub object: ListedObject,
+    pub version_id: Option<String>,
+    pub is_latest: bool,
+    pub is_delete_marker: bool,
+}
+
+/// One page of a version listing.
+#[derive(Debug, Clone, Default)]
+pub struct VersionListing {
+    pub versions: Vec<ListedVersion>,
+    pub common_prefixes: Vec<String>,
+    pub is_truncated: bool,
+    pub next_key_marker: Option<String>,
+    pub next_version_id_marker: Option<String>,
+}
+
+/// An opened envelope: the decoded header, the object keys (commitment verified) and the data key.
+struct Opened {
+    envelope: Envelope,
+    keys: ObjectKeys,
+    dek: DataKey,
+}
+
+/// The object service. Cheap to share (`Arc`); holds no per-request or per-upload state.
+#[derive(Debug)]
+pub struct BlobService {
+    directory: TenantDirectory,
+    keys: Arc<dyn KeyProvider>,
+    /// Backend name → region, for GetBucketLocation.
+    regions: BTreeMap<String, String>,
+}
+
+/// The ETag a client sees for a stored object: the backend's ETag, marked as not being an MD5 of
+/// the plaintext. Single-part objects get a `-1` suffix so tools that compare a bare 32-hex ETag with
+/// the file's MD5 (rclone, the AWS CLI) treat it as opaque instead of reporting corruption; LIST can
+/// compute it without reading the object. See `docs/FORMAT.md`.
+pub fn client_etag(backend_etag: &str) -> String {
+    let bare = backend_etag.trim_matches('"');
+    if bare.contains('-') {
+        bare.to_owned()
+    } else {
+        format!("{bare}-1")
+    }
+}
+
+/// Plaintext size of a stored object of `stored` bytes; objects that are not blobseal's keep their size.
+fn listed_size(stored: u64) -> u64 {
+    plaintext_len(stored).unwrap_or(stored)
+}
+
+fn user_metadata(all: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    all.iter()
+        .filter(|(k, _)| !k.starts_with(RESERVED_META_PREFIX))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+fn digest_of(user: &BTreeMap<String, String>) -> [u8; 32] {
+    metadata_digest(user.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+}
+
+fn key_error(e: KeyError) -> CoreError {
+    match e {
+        // A wrapped key that does not open for this identity is tampered or moved ciphertext.
+        KeyError::Unwrap => CoreError::Integrity("data key does not authenticate for this object".into()),
+        other => CoreError::Key(other),
+    }
+}
+
+/// Resolves a client range against the plaintext size (RFC 9110 semantics, as S3 applies them).
+pub fn resolve_range(range: RangeRequest, size: u64) -> CoreResult<Range<u64>> {
+    let unsatisfiable = CoreError::RangeNotSatisfiable { size };
+    match range {
+        RangeRequest::FromTo(first, last) if first < size && first <= last => Ok(first..last.min(size - 1) + 1),
+        RangeRequest::From(first) if first < size => Ok(first..size),
+        RangeRequest::Suffix(n) if n > 0 && size > 0 => Ok(size.saturating_sub(n)..size),
+        _ => Err(unsatisfiable),
+    }
+}
+
+impl BlobService {
+    pub fn new(directory: TenantDirectory, keys: Arc<dyn KeyProvider>, regions: BTreeMap<String, String>) -> Self {
+        Self { directory, keys, regions }
+    }
+
+    pub fn directory(&self) -> &TenantDirectory {
+        &self.directory
+    }
+
+    /// The tenant an access key id authenticates as.
+    pub fn tenant_for_access_key(&self, access_key_id: &str) -> CoreResult<Arc<Tenant>> {
+        self.directory.tenant_for_access_key(access_key_id)
+    }
+
+    fn place(&self, tenant: &Tenant, bucket: &str) -> CoreResult<Placement> {
+        self.directory.place(tenant, bucket)
+    }
+
+    // ---- buckets -------------------------------------------------------------------------------
+
+    /// The tenant's buckets, by client name, sorted.
+    pub async fn list_buckets(&self, tenant: &Tenant) -> CoreResult<Vec<BucketInfo>> {
+        let mut out: BTreeMap<String, BucketInfo> = BTreeMap::new();
+        let default = self.place(tenant, "x").map(|p| p.backend)?;
+        for b in default.list_buckets().await? {
+            if let Some(name) = self.directory.client_bucket_name(tenant, &b.name) {
+                out.insert(name.clone(), BucketInfo { name, created: b.created });
+            }
+        }
+        let routes: Vec<_> = self.directory.routes_of(tenant).cloned().collect();
+        for route in routes {
+            let placement = self.place(tenant, &route.bucket)?;
+            match placement.backend.list_buckets().await {
+                Ok(list) => {
+                    if let Some(b) = list.into_iter().find(|b| b.name == placement.bucket) {
+                        out.insert(route.bucket.clone(), BucketInfo { name: route.bucket.clone(), created: b.created });
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(out.into_values().collect())
+    }
+
+    pub async fn create_bucket(&self, tenant: &Tenant, bucket: &str) -> CoreResult<()> {
+        let p = self.place(tenant, bucket)?;
+        Ok(p.backend.create_bucket(&p.bucket).await?)
+    }
+
+    pub async fn head_bucket(&self, tenant: &Tenant, bucket: &str) -> CoreResult<()> {
+        let p = self.place(tenant, bucket)?;
+        Ok(p.backend.head_bucket(&p.bucket).await?)
+    }
+
+    pub async fn delete_bucket(&self, tenant: &Tenant, bucket: &str) -> CoreResult<()> {
+        let p = self.place(tenant, bucket)?;
+        Ok(p.backend.delete_bucket(&p.bucket).await?)
+    }
+
+    /// The configured region of the bucket's backend (after checking the bucket exists).
+    pub async fn bucket_region(&self, tenant: &Tenant, bucket: &str) -> CoreResult<Option<String>> {
+        let p = self.place(tenant, bucket)?;
+        p.backend.head_bucket(&p.bucket).await?;
+        Ok(self.regions.get(&p.backend_name).cloned())
+    }
+
+    pub async fn get_versioning(&self, tenant: &Tenant, bucket: &str) -> CoreResult<Versioning> {
+        let p = self.place(tenant, bucket)?;
+        Ok(p.backend.get_versioning(&p.bucket).await?)
+    }
+
+    pub async fn put_versioning(&self, tenant: &Tenant, bucket: &str, enabled: bool) -> CoreResult<()> {
+        let p = self.place(tenant, bucket)?;
+        Ok(p.backend.put_versioning(&p.bucket, enabled).await?)
+    }
+
+    // ---- envelopes -----------------------------------------------------------------------------
+
+    fn check_client_metadata(metadata: &BTreeMap<String, String>) -> CoreResult<()> {
+        match metadata.keys().find(|k| k.to_ascii_lowercase().starts_with(RESERVED_META_PREFIX)) {
+            Some(k) => Err(CoreError::InvalidRequest(format!(
+                "metadata name x-amz-meta-{k} is reserved (prefix x-amz-meta-{RESERVED_META_PREFIX})"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Wraps `dek` for the object `id` into `envelope` (setting its key id and wrapped key) and
+    /// returns the envelope encoded for backend metadata.
+    async fn seal_envelope(
+        &self,
+        tenant: &Tenant,
+        id: &ObjectIdentity<'_>,
+        mut envelope: Envelope,
+        dek: &DataKey,
+    ) -> CoreResult<String> {
+        let aad = envelope.wrap_aad(id);
+        let wrapped = self.keys.wrap(&tenant.name, dek, &aad).await.map_err(key_error)?;
+        envelope.kek_id = wrapped.kek_id;
+        envelope.wrapped_dek = wrapped.blob;
+        let bytes = envelope.encode()?;
+        Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    /// Decodes and authenticates the envelope of a stored object, checking it belongs to `id`,
+    /// that its metadata and size are the ones sealed, and that the data key commits.
+    async fn open_envelope(&self, tenant: &Tenant, id: &ObjectIdentity<'_>, head: &ObjectHead) -> CoreResult<Opened> {
+        let encoded = head.metadata.get(ENVELOPE_META).ok_or(CoreError::NotSealed)?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .map_err(|_| CoreError::Integrity("envelope is not valid base64".into()))?;
+        let envelope = Envelope::decode(&bytes)?;
+        if digest_of(&user_metadata(&head.metadata)) != envelope.meta_digest {
+            return Err(CoreError::Integrity("object metadata does not match its envelope".into()));
+        }
+        if ciphertext_len(envelope.plaintext_len) != head.meta.size {
+            return Err(CoreError::Integrity("stored size does not match the envelope".into()));
+        }
+        let aad = envelope.wrap_aad(id);
+        let wrapped = WrappedKey { kek_id: envelope.kek_id.clone(), blob: envelope.wrapped_dek.clone() };
+        let dek = self.keys.unwrap(&tenant.name, &wrapped, &aad).await.map_err(key_error)?;
+        let keys = ObjectKeys::derive(&dek, &envelope.salt)?;
+        keys.verify_commitment(&envelope.commitment)?;
+        Ok(Opened { envelope, keys, dek })
+    }
+
+    fn info_of(key: &str, head: &ObjectHead, plaintext: u64) -> ObjectInfo {
+        ObjectInfo {
+            key: key.to_owned(),
+            size: plaintext,
+            etag: client_etag(&head.meta.etag),
+            last_modified: head.meta.last_modified,
+            version_id: head.meta.version_id.clone(),
+            metadata: user_metadata(&head.metadata),
+            headers: head.headers.clone(),
+        }
+    }
+
+    // ---- objects -------------------------------------------------------------------------------
+
+    /// Seals `body` (exactly `len` plaintext bytes) and stores it. The object becomes visible only
+    /// if the whole body arrived and every upstream check (checksums) passed.
+    pub async fn put_object(
+        &self,
+        tenant: &Tenant,
+        bucket: &str,
+        key: &str,
+        body: ByteStream,
+        len: u64,
+        req: PutRequest,
+    ) -> CoreResult<PutOutcome> {
+        Self::check_client_metadata(&req.metadata)?;
+        let p = self.place(tenant, bucket)?;
+        let id = ObjectIdentity { tenant: &tenant.name, bucket, key };
+        let dek = DataKey::generate().map_err(key_error)?;
+        let mut salt = [0u8; 32];
+        aws_lc_rs::rand::fill(&mut salt).map_err(|_| CoreError::Key(KeyError::Random))?;
+        let keys = ObjectKeys::derive(&dek, &salt)?;
+        let envelope = Envelope {
+            plaintext_len: len,
+            salt,
+            commitment: keys.commitment(),
+            meta_digest: digest_of(&req.metadata),
+            kek_id: String::new(),
+            wrapped_dek: Vec::new(),
+        };
+        let encoded = self.seal_envelope(tenant, &id, envelope, &dek).await?;
+        let mut metadata = req.metadata;
+        metadata.insert(ENVELOPE_META.to_owned(), encoded);
+        let opts = PutOptions { metadata, headers: req.headers, if_none_match_any: req.if_none_match_any };
+        let sealed = seal_stream(keys, len, body);
+        let res = p.backend.put(&p.bucket, key, sealed, ciphertext_len(len), opts).await?;
+        Ok(PutOutcome { etag: client_etag(&res.etag), version_id: res.version_id, last_modified: res.last_modified })
+    }
+
+    /// Metadata of an object, authenticated (the data key is unwrapped to prove it).
+    pub async fn head_object(
+        &self,
+        tenant: &Tenant,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> CoreResult<ObjectInfo> {
+        let p = self.place(tenant, bucket)?;
+        let head = p.backend.head(&p.bucket, key, version_id).await?;
+        let id = ObjectIdentity { tenant: &tenant.name, bucket, key };
+        let opened = self.open_envelope(tenant, &id, &head).await?;
+        Ok(Self::info_of(key, &head, opened.envelope.plaintext_len))
+    }
+
+    /// Reads an object or a plaintext range of it. A `FromTo`/`From` range costs one backend request;
+    /// a suffix range two (its start depends on the size). Every released byte is authenticated;
+    /// a failure found mid-stream ends the body with an error.
+    pub async fn get_object(
+        &self,
+        tenant: &Tenant,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        range: Option<RangeRequest>,
+    ) -> CoreResult<GetOutcome> {
+        let p = self.place(tenant, bucket)?;
+        let id = ObjectIdentity { tenant: &tenant.name, bucket, key };
+        let version = version_id.map(str::to_owned);
+        let window = match range {
+            None => None,
+            Some(RangeRequest::FromTo(first, last)) if first <= last => Some(fetch_window(first, Some(last))),
+            Some(RangeRequest::FromTo(..)) => None,
+            Some(RangeRequest::From(first)) => Some(fetch_window(first, None)),
+            Some(RangeRequest::Suffix(n)) => {
+                let head = p.backend.head(&p.bucket, key, version_id).await?;
+                let size = plaintext_len(head.meta.size).ok_or(CoreError::Integrity("impossible stored size".into()))?;
+                let plain = resolve_range(RangeRequest::Suffix(n), size)?;
+                Some(plan_range(size, plain)?.cipher)
+            }
+        };
+        let got = match p.backend.get(&p.bucket, key, GetOptions { range: window.clone(), version_id: version.clone() }).await {
+            Ok(got) => got,
+            Err(BackendError::InvalidRange) => {
+                // The window starts past the stored bytes, so the range starts past the plaintext.
+                let info = self.head_object(tenant, bucket, key, version_id).await?;
+                return Err(CoreError::RangeNotSatisfiable { size: info.size });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let opened = self.open_envelope(tenant, &id, &got.head).await?;
+        let size = opened.envelope.plaintext_len;
+        let info = Self::info_of(key, &got.head, size);
+        let plain = match (range, window.is_some()) {
+            (Some(r), true) => Some(resolve_range(r, size)?),
+            // No range, or `first > last`, which HTTP says to ignore (serve the whole object).
+            _ => None,
+        };
+        let plan = plan_range(size, plain.clone().unwrap_or(0..size))?;
+        if plan.cipher.start != got.range.start || plan.cipher.end > got.range.end {
+            return Err(CoreError::Integrity("backend returned a different byte range".into()));
+        }
+        // The window may extend past the segments we need: stop reading after them.
+        let needed = plan.cipher.end - plan.cipher.start;
+        let body = take_bytes(got.body, needed);
+        let body = open_stream(opened.keys, size, plan, body);
+        Ok(GetOutcome { info, range: plain, body })
+    }
+
+    /// Deletes an object (or one version). Deleting a missing key succeeds, as in S3.
+    pub async fn delete_object(
+        &self,
+        tenant: &Tenant,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> CoreResult<crate::backend::DeleteResult> {
+        let p = self.place(tenant, bucket)?;
+        Ok(p.backend.delete(&p.bucket, key, version_id).await?)
+    }
+
+    /// Copies an object within the tenant. The ciphertext is copied as is (server-side when both
+    /// buckets share a backend); only the envelope changes: the data key is re-wrapped for the new
+    /// identity and the new metadata. `replace` = new metadata and headers (REPLACE), `None` = COPY.
+    pub async fn copy_object(
+        &self,
+        tenant: &Tenant,
+        src: CopySource<'_>,
+        bucket: &str,
+        key: &str,
+        replace: Option<PutRequest>,
+        if_none_match_any: bool,
+    ) -> CoreResult<CopyOutcome> {
+        let sp = self.place(tenant, src.bucket)?;
+        let dp = self.place(tenant, bucket)?;
+        let head = sp.backend.head(&sp.bucket, src.key, src.version_id).await?;
+        let src_id = ObjectIdentity { tenant: &tenant.name, bucket: src.bucket, key: src.key };
+        let opened = self.open_envelope(tenant, &src_id, &head).await?;
+        let (metadata, headers) = match replace {
+            Some(r) => {
+                Self::check_client_metadata(&r.metadata)?;
+                (r.metadata, r.headers)
+            }
+            None => (user_metadata(&head.metadata), head.headers.clone()),
+        };
+        let envelope = Envelope {
+            meta_digest: digest_of(&metadata),
+            kek_id: String::new(),
+            wrapped_dek: Vec::new(),
+            ..opened.envelope
+        };
+        let dst_id = ObjectIdentity { tenant: &tenant.name, bucket, key };
+        let encoded = self.seal_envelope(tenant, &dst_id, envelope, &opened.dek).await?;
+        let mut stored_meta = metadata;
+        stored_meta.insert(ENVELOPE_META.to_owned(), encoded);
+        let opts = PutOptions { metadata: stored_meta, headers, if_none_match_any };
+        let res = if sp.backend_name == dp.backend_name {
+            dp.backend.copy(&sp.bucket, src.key, src.version_id, &dp.bucket, key, opts).await?
+        } else {
+            let got = sp
+                .backend
+                .get(&sp.bucket, src.key, GetOptions { range: None, version_id: src.version_id.map(str::to_owned) })
+                .await?;
+            dp.backend.put(&dp.bucket, key, got.body, head.meta.size, opts).await?
+        };
+        Ok(CopyOutcome {
+            put: PutOutcome { etag: client_etag(&res.etag), version_id: res.version_id, last_modified: res.last_modified },
+            source_version_id: head.meta.version_id,
+        })
+    }
+
+    /// Lists objects with plaintext sizes computed from stored sizes (no request per object).
+    pub async fn list_objects(&self, tenant: &Tenant, bucket: &str, opts: ListOptions) -> CoreResult<ObjectPage> {
+        let p = self.place(tenant, bucket)?;
+        let page = p.backend.list(&p.bucket, opts).await?;
+        Ok(ObjectPage {
+            objects: page
+                .objects
+                .into_iter()
+                .map(|o| ListedObject {
+                    size: listed_size(o.size),
+                    etag: client_etag(&o.etag),
+                    key: o.key,
+                    last_modified: o.last_modified,
+                })
+                .collect(),
+            common_prefixes: page.common_prefixes,
+            is_truncated: page.is_truncated,
+            next_token: page.next_token,
+        })
+    }
+
+    /// Lists versions; backends without versions list each current object as its only version.
+    pub async fn list_versions(
+        &self,
+        tenant: &Tenant,
+        bucket: &str,
+        opts: ListVersionsOptions,
+    ) -> CoreResult<VersionListing> {
+        let p = self.place(tenant, bucket)?;
+        let page = p.backend.list_versions(&p.bucket, opts).await?;
+        Ok(VersionListing {
+            versions: page
+                .versions
+                .into_iter()
+                .map(|v| ListedVersion {
+                    object: ListedObject {
+                        size: if v.is_delete_marker { 0 } else { listed_size(v.meta.size) },
+                        etag: client_etag(&v.meta.etag),
+                        key: v.meta.key,
+                        last_modified: v.meta.last_modified,
+                    },
+                    version_id: v.meta.version_id,
+                    is_latest: v.is_latest,
+                    is_delete_marker: v.is_delete_marker,
+                })
+                .collect(),
+            common_prefixes: page.common_prefixes,
+            is_truncated: page.is_truncated,
+            next_key_marker: page.next_key_marker,
+            next_version_id_marker: page.next_version_id_marker,
+        })
+    }
+}
+
+/// Passes through the first `limit` bytes of `body` and then ends it (dropping the rest unread).
+fn take_bytes(body: ByteStream, limit: u64) -> ByteStream {
+    futures::stream::unfold((body, limit), |(mut body, left)| async move {
+        if left == 0 {
+            return None;
+        }
+        match body.next().await {
+            Some(Ok(mut chunk)) => {
+                let n = chunk.len() as u64;
+                if n > left {
+                    // `left < n <= usize::MAX`, so the cast cannot truncate.
+                    chunk.truncate(left as usize);
+                }
+                let left = left.saturating_sub(n);
+                Some((Ok(chunk), (body, left)))
+            }
+            Some(Err(e)) => Some((Err(e), (body, 0))),
+            None => None,
+        }
+    })
+    .boxed()
+}

@@ -1,0 +1,117 @@
+//! Conversions between s3s DTOs and core types. No logic beyond the mapping.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use s3s::dto::{ETag, Metadata, Timestamp, TimestampFormat};
+use s3s::{s3_error, S3Request, S3Result};
+use time::OffsetDateTime;
+
+use crate::backend::ContentHeaders;
+use crate::core::service::RangeRequest;
+use crate::core::tenant::Tenant;
+
+/// The tenant resolved by `TenantAccess` for this request.
+pub fn tenant<T>(req: &S3Request<T>) -> S3Result<Arc<Tenant>> {
+    req.extensions.get::<Arc<Tenant>>().cloned().ok_or_else(|| s3_error!(AccessDenied))
+}
+
+/// User metadata from a request, names lower-cased (S3 treats them case-insensitively).
+pub fn metadata_in(m: Option<Metadata>) -> BTreeMap<String, String> {
+    m.unwrap_or_default().into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect()
+}
+
+/// User metadata for a response; `None` when empty.
+pub fn metadata_out(m: &BTreeMap<String, String>) -> Option<Metadata> {
+    if m.is_empty() {
+        None
+    } else {
+        Some(m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    }
+}
+
+/// A strong ETag for the wire (s3s adds the quotes).
+pub fn etag(value: &str) -> ETag {
+    ETag::Strong(value.to_owned())
+}
+
+pub fn timestamp(t: OffsetDateTime) -> Timestamp {
+    Timestamp::from(t)
+}
+
+/// `Expires` as stored: an HTTP date string.
+pub fn expires_in(t: Option<Timestamp>) -> Option<String> {
+    let t = t?;
+    let mut buf = Vec::new();
+    t.format(TimestampFormat::HttpDate, &mut buf).ok()?;
+    String::from_utf8(buf).ok()
+}
+
+/// `Expires` for a response; unparsable stored values are dropped rather than failing the request.
+pub fn expires_out(s: Option<&String>) -> Option<Timestamp> {
+    Timestamp::parse(TimestampFormat::HttpDate, s?).ok()
+}
+
+/// Entity headers from a PutObject/CopyObject request.
+pub fn content_headers(
+    content_type: Option<String>,
+    content_encoding: Option<String>,
+    content_disposition: Option<String>,
+    content_language: Option<String>,
+    cache_control: Option<String>,
+    expires: Option<Timestamp>,
+) -> ContentHeaders {
+    ContentHeaders {
+        content_type,
+        content_encoding,
+        content_disposition,
+        content_language,
+        cache_control,
+        expires: expires_in(expires),
+    }
+}
+
+pub fn range_request(r: s3s::dto::Range) -> RangeRequest {
+    match r {
+        s3s::dto::Range::Int { first, last: Some(last) } => RangeRequest::FromTo(first, last),
+        s3s::dto::Range::Int { first, last: None } => RangeRequest::From(first),
+        s3s::dto::Range::Suffix { length } => RangeRequest::Suffix(length),
+    }
+}
+
+/// Characters S3 leaves unescaped with `encoding-type=url`.
+const URL_KEEP: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
+
+/// Encodes a key (or prefix, marker) for a listing that asked for `encoding-type=url`.
+pub fn url_encode(s: &str) -> String {
+    utf8_percent_encode(s, URL_KEEP).to_string()
+}
+
+/// Applies `encoding-type=url` when requested.
+pub fn maybe_encode(s: String, encode: bool) -> String {
+    if encode {
+        url_encode(&s)
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_encoding_matches_s3() {
+        assert_eq!(url_encode("a b/c+d%e"), "a%20b/c%2Bd%25e");
+        assert_eq!(url_encode("ü"), "%C3%BC");
+    }
+
+    #[test]
+    fn ranges() {
+        let r = s3s::dto::Range::parse("bytes=-5").ok();
+        assert_eq!(r.map(range_request), Some(RangeRequest::Suffix(5)));
+        let r = s3s::dto::Range::parse("bytes=2-").ok();
+        assert_eq!(r.map(range_request), Some(RangeRequest::From(2)));
+    }
+}

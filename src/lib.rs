@@ -1,0 +1,11 @@
+//! blobseal: a transparent, encrypting S3 proxy.
+//!
+//! Request path: `front` (S3 protocol via s3s) → `core` (tenants, envelope encryption, keys)
+//! → `backend` (filesystem, S3). See `docs/DESIGN.md`.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod backend;
+pub mod config;
+pub mod core;
+pub mod front;

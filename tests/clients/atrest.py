@@ -1,0 +1,140 @@
+"""What blobseal really stored: files under an fs data dir, raw objects on moto; plaintext search; tampering."""
+
+from __future__ import annotations
+
+import http.client
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+WINDOW = 32  # a plaintext leak is any 32-byte run of plaintext found in stored bytes
+BLOCK = WINDOW // 2
+
+
+class PlaintextIndex:
+    """Every 16-byte window of some plaintexts, to look for any 32-byte plaintext window in stored bytes.
+
+    Any 32-byte run of stored bytes covers a 16-byte block that starts at a multiple of 16 in the stored
+    blob, and that block is then a 16-byte window of the plaintext: so looking up the blob's aligned
+    16-byte blocks in the set of all 16-byte plaintext windows finds every 32-byte leak (and more).
+    """
+
+    def __init__(self, plaintexts: list[bytes]):
+        self.windows: set[bytes] = set()
+        for p in plaintexts:
+            assert len(p) >= WINDOW, "plaintexts must be at least one window long"
+            self.windows.update(p[i:i + BLOCK] for i in range(len(p) - BLOCK + 1))
+
+    def leak_offset(self, blob: bytes) -> int | None:
+        """Offset in `blob` of a 16-byte block of plaintext, or None when there is none."""
+        windows = self.windows
+        for off in range(0, len(blob) - BLOCK + 1, BLOCK):
+            if blob[off:off + BLOCK] in windows:
+                return off
+        return None
+
+
+def fs_snapshot(data_dir: Path) -> dict[Path, tuple[int, int]]:
+    """Every regular file under `data_dir` with its (size, mtime_ns)."""
+    out = {}
+    for path in data_dir.rglob("*"):
+        try:
+            if path.is_file():
+                st = path.stat()
+                out[path] = (st.st_size, st.st_mtime_ns)
+        except FileNotFoundError:
+            continue  # a temporary file that went away while we looked
+    return out
+
+
+def fs_put_and_locate(s3, bucket: str, key: str, data: bytes, data_dir: Path) -> Path:
+    """PUT through blobseal and return the one file under `data_dir` that holds the object."""
+    before = fs_snapshot(data_dir)
+    s3.put_object(Bucket=bucket, Key=key, Body=data)
+    after = fs_snapshot(data_dir)
+    changed = [p for p, meta in after.items() if before.get(p) != meta and p.suffix not in (".tmp", ".part")]
+    objects = [p for p in changed if "objects" in p.parts]
+    found = objects or changed
+    if len(found) != 1:
+        pytest.fail(f"expected one new file for {bucket}/{key} under {data_dir}, found: {found}")
+    return found[0]
+
+
+@dataclass
+class RawObject:
+    """An object as moto stores it: body and user metadata (which carries `blobseal-envelope`)."""
+    bucket: str
+    key: str
+    body: bytes
+    metadata: dict[str, str]
+    content_type: str
+
+    @classmethod
+    def read(cls, raw, bucket: str, key: str) -> "RawObject":
+        got = raw.get_object(Bucket=bucket, Key=key)
+        return cls(bucket, key, got["Body"].read(), got.get("Metadata", {}), got.get("ContentType", ""))
+
+    def write(self, raw, key: str | None = None, body: bytes | None = None, metadata: dict | None = None) -> None:
+        """Store this object (or a variant of it) straight on moto, bypassing blobseal."""
+        raw.put_object(Bucket=self.bucket, Key=key or self.key, Body=self.body if body is None else body,
+                       Metadata=self.metadata if metadata is None else metadata, ContentType=self.content_type)
+
+
+def moto_keys(raw) -> set[tuple[str, str]]:
+    """(bucket, key) of every object version on moto, in every bucket."""
+    out = set()
+    for b in raw.list_buckets()["Buckets"]:
+        for page in raw.get_paginator("list_objects_v2").paginate(Bucket=b["Name"]):
+            out.update((b["Name"], o["Key"]) for o in page.get("Contents", []))
+    return out
+
+
+def moto_put_and_locate(s3, raw, bucket: str, key: str, data: bytes) -> RawObject:
+    """PUT through blobseal and return the raw object that appeared on moto for it."""
+    before = moto_keys(raw)
+    s3.put_object(Bucket=bucket, Key=key, Body=data)
+    new = moto_keys(raw) - before
+    if len(new) != 1:
+        pytest.fail(f"expected one new raw object on moto for {bucket}/{key}, found: {sorted(new)}")
+    b, k = new.pop()
+    return RawObject.read(raw, b, k)
+
+
+def assert_unreadable(s3, bucket: str, key: str) -> Exception:
+    """GET must fail (error status or broken body); returning any complete body is a failure."""
+    try:
+        resp = s3.get_object(Bucket=bucket, Key=key)
+        body = resp["Body"].read()
+    except AssertionError:
+        raise
+    except Exception as err:  # ClientError, IncompleteReadError, ResponseStreamingError, connection reset …
+        return err
+    pytest.fail(f"tampered object {bucket}/{key} read back {len(body)} bytes with status "
+                f"{resp['ResponseMetadata']['HTTPStatusCode']}")
+
+
+def assert_raw_get_never_complete(url: str, original: bytes) -> str:
+    """Plain http.client GET of a (presigned) URL: either an error status, or a body that breaks off.
+
+    Returns a description of how it failed. A complete 200 body is a failure, whatever its bytes.
+    """
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    try:
+        conn.request("GET", f"{parts.path}?{parts.query}")
+        resp = conn.getresponse()
+        if resp.status != 200:
+            body = resp.read()
+            assert resp.status >= 400, resp.status
+            assert original[:64] not in body
+            return f"status {resp.status}"
+        try:
+            body = resp.read()
+        except (http.client.IncompleteRead, ConnectionError, http.client.HTTPException) as err:
+            return f"200 then {type(err).__name__}"
+        pytest.fail(f"complete 200 body of {len(body)} bytes (original {len(original)}, "
+                    f"content-length {resp.getheader('content-length')}) from a tampered object")
+    finally:
+        conn.close()

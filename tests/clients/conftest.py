@@ -1,0 +1,94 @@
+"""Fixtures: moto_server, and two blobseal instances (embedded default on the filesystem; S3 backend on moto).
+
+`instance` is parametrised over both; tests that only make sense for one of them ask for `bs_fs` or `bs_moto`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import procs  # noqa: E402
+from instances import MOTO_KEY, MOTO_SECRET, start_moto_blobseal  # noqa: E402
+from s3util import Instance, empty_and_delete, s3_client, unique_bucket  # noqa: E402
+
+# The suite must not pick up the developer's AWS settings (FACTS.md: AWS_CA_BUNDLE is set on these machines).
+for _k in list(os.environ):
+    if _k.startswith("AWS_"):
+        del os.environ[_k]
+os.environ["AWS_CONFIG_FILE"] = "/nonexistent/blobseal-test/aws-config"
+os.environ["AWS_SHARED_CREDENTIALS_FILE"] = "/nonexistent/blobseal-test/aws-credentials"
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+
+
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("servers")
+
+
+@pytest.fixture(scope="session")
+def moto(workdir):
+    server = procs.moto_server(workdir)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def bs_fs(workdir) -> Instance:
+    """blobseal on its embedded default (filesystem backend, tenant `default`)."""
+    ak, sk = "BSTFSACCESSKEY", secrets.token_hex(20)
+    data = workdir / "bs-fs-data"
+    server = procs.blobseal(workdir, "bs-fs", {"BLOBSEAL_DATA_DIR": str(data), "BLOBSEAL_ACCESS_KEY_ID": ak,
+                                               "BLOBSEAL_SECRET_ACCESS_KEY": sk})
+    yield Instance("fs", server.endpoint, ak, sk, data_dir=data, server=server)
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def bs_moto(workdir, moto) -> Instance:
+    """blobseal with one tenant whose backend is the session's moto_server."""
+    server, ak, sk = start_moto_blobseal(workdir, "bs-moto", moto.endpoint)
+    yield Instance("moto", server.endpoint, ak, sk, moto_endpoint=moto.endpoint, server=server)
+    server.stop()
+
+
+@pytest.fixture(params=["fs", "moto"])
+def instance(request) -> Instance:
+    """Each blobseal instance in turn."""
+    return request.getfixturevalue("bs_fs" if request.param == "fs" else "bs_moto")
+
+
+@pytest.fixture
+def s3(instance):
+    """A default boto3 client (aws-chunked uploads with CRC32 trailers, Expect: 100-continue) for `instance`."""
+    return instance.client()
+
+
+@pytest.fixture
+def bucket(instance, s3):
+    """A new, empty bucket on `instance`, emptied and deleted afterwards."""
+    name = unique_bucket()
+    s3.create_bucket(Bucket=name)
+    yield name
+    empty_and_delete(s3, name)
+
+
+@pytest.fixture
+def moto_raw(bs_moto):
+    """A boto3 client straight to moto (bypassing blobseal): what is really stored."""
+    return s3_client(bs_moto.moto_endpoint, MOTO_KEY, MOTO_SECRET)
+
+
+@pytest.fixture(autouse=True)
+def _servers_still_up():
+    """After each test, fail it if a blobseal it may have used has died (a crash is a bug, whatever the test)."""
+    yield
+    for server in procs.STARTED:
+        if server.name.startswith("bs") and not server.stopped and not server.alive():
+            pytest.fail(f"{server.name} died during the test:\n{server.log()[-4000:]}")

@@ -1,0 +1,53 @@
+"""The blobseal instances under test and their configuration (shared by conftest.py and tests that start their own)."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import procs
+
+MOTO_KEY, MOTO_SECRET = "moto-backend-key", "moto-backend-secret"
+
+# YAML for a blobseal whose only backend is moto. `{port}`, `{moto}` and `{keyring}` are filled in.
+MOTO_CONFIG = """\
+listen: "127.0.0.1:{port}"
+key_provider:
+  kind: local
+  keyring: "{keyring}"
+backends:
+  - name: moto
+    kind: s3
+    endpoint: "{moto}"
+    region: us-east-1
+    force_path_style: true
+    credentials:
+      access_key_id_env: BST_MOTO_KEY
+      secret_access_key_env: BST_MOTO_SECRET
+tenants:
+  - name: acme
+    default_backend: moto
+    bucket_prefix: "acme-"
+    access_keys:
+      - id: {access_key}
+        secret_env: BST_ACME_SECRET
+buckets: []
+"""
+
+
+def moto_config(moto_endpoint: str, keyring: Path, access_key: str) -> str:
+    """MOTO_CONFIG filled in, except `{port}` which procs.blobseal replaces once it picked the port."""
+    return MOTO_CONFIG.replace("{moto}", moto_endpoint).replace("{keyring}", str(keyring)).replace(
+        "{access_key}", access_key)
+
+
+def start_moto_blobseal(workdir: Path, name: str, moto_endpoint: str) -> tuple[procs.Server, str, str]:
+    """A blobseal with MOTO_CONFIG in front of `moto_endpoint`; returns (server, access key, secret)."""
+    ak, sk = "BSTMOTOACCESSKEY", secrets.token_hex(20)
+    # blobseal creates the keyring (0600, in a new 0700 dir) with a fresh key for each tenant.
+    keyring = workdir / f"{name}-keys" / "keyring.json"
+    config = moto_config(moto_endpoint, keyring, ak)
+    server = procs.blobseal(workdir, name, {"BST_MOTO_KEY": MOTO_KEY, "BST_MOTO_SECRET": MOTO_SECRET,
+                                            "BST_ACME_SECRET": sk, "BLOBSEAL_DATA_DIR": str(workdir / f"{name}-data")},
+                            config=config)
+    return server, ak, sk

@@ -1,0 +1,181 @@
+//! Runs the built `blobseal` binary: version, check-config on the shipped configs and on broken
+//! ones, and the embedded default's first/second start. Environment variables are set on the
+//! child process only (after `env_clear`, so the caller's environment cannot change results).
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_blobseal");
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).env_clear().envs(env.iter().copied());
+    cmd.output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn version_comes_from_cargo() {
+    let out = run(&["--version"], &[]);
+    assert!(out.status.success());
+    assert_eq!(text(&out.stdout).trim(), format!("blobseal {}", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn shipped_configs_check_ok_without_printing_secrets() {
+    let secrets = tempfile::tempdir().unwrap();
+    std::fs::write(secrets.path().join("aws-store-secret"), "aws-store-secret-value\n").unwrap();
+    std::fs::write(secrets.path().join("clinic-secret"), "clinic-secret-value\n").unwrap();
+    let secrets_dir = secrets.path().to_str().unwrap();
+    let cases: Vec<(&str, Vec<(&str, &str)>)> = vec![
+        (
+            "config/blobseal.yaml",
+            vec![
+                ("EU_STORE_KEY_ID", "AKIDEU"),
+                ("EU_STORE_SECRET", "eu-secret-value"),
+                ("ACME_SECRET", "acme-secret-value"),
+                ("GLOBEX_SECRET", "globex-secret-value"),
+            ],
+        ),
+        ("config/examples/fs.yaml", vec![("ALICE_SECRET", "alice-secret-value"), ("BOB_SECRET", "bob-secret-value")]),
+        (
+            "config/examples/s3-moto.yaml",
+            vec![("MOTO_KEY_ID", "test"), ("MOTO_SECRET", "moto-secret-value"), ("DEV_SECRET", "dev-secret-value")],
+        ),
+        ("config/examples/s3.yaml", vec![("AWS_STORE_KEY_ID", "AKIDAWS"), ("SECRETS_DIR", secrets_dir)]),
+    ];
+    for (file, env) in cases {
+        let path = repo(file);
+        let out = run(&["check-config", path.to_str().unwrap()], &env);
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(0), "{file}: {stderr}");
+        assert!(stdout.contains("tenants (") && stdout.trim_end().ends_with("OK"), "{file}: {stdout}");
+        for secret in ["secret-value", "aws-store-secret-value", "clinic-secret-value"] {
+            assert!(!stdout.contains(secret) && !stderr.contains(secret), "{file} printed a secret: {stdout}");
+        }
+    }
+}
+
+#[test]
+fn broken_configs_exit_2_with_positions() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |name: &str, body: &str, env: &[(&str, &str)]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, body).unwrap();
+        let out = run(&["check-config", path.to_str().unwrap()], env);
+        assert_eq!(out.status.code(), Some(2), "{name}: {}", text(&out.stdout));
+        (path.display().to_string(), text(&out.stderr))
+    };
+    let head = "key_provider: { kind: local, keyring: k.json }\nbackends:\n  - name: d\n    kind: fs\n";
+
+    let (path, stderr) = check("unknown.yaml", &format!("{head}    colour: red\ntenants: []\n"), &[]);
+    assert!(stderr.starts_with(&format!("{path}:5:5: ")) && stderr.contains("colour"), "{stderr}");
+
+    let (path, stderr) = check("indent.yaml", &format!("{head}  path: x\ntenants: []\n"), &[]);
+    assert!(stderr.starts_with(&format!("{path}:5:3: ")), "{stderr}");
+
+    // Several semantic problems: all reported, one per line, in file order.
+    let body = format!(
+        "{head}    path: ./d\ntenants:\n  - name: t\n    default_backend: nowhere\n    access_keys:\n      \
+         - id: KEY1\n        secret_env: T_SECRET\nlisten: ${{NOT_SET}}\n"
+    );
+    let (path, stderr) = check("semantic.yaml", &body, &[]);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 3, "{stderr}");
+    assert!(lines[0].starts_with(&format!("{path}:8:22: ")) && lines[0].contains("nowhere"), "{stderr}");
+    assert!(lines[1].starts_with(&format!("{path}:11:21: ")) && lines[1].contains("T_SECRET"), "{stderr}");
+    assert!(lines[2].starts_with(&format!("{path}:12:9: ")) && lines[2].contains("NOT_SET"), "{stderr}");
+
+    let out = run(&["check-config", "/nonexistent/blobseal.yaml"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("/nonexistent/blobseal.yaml"));
+}
+
+/// A port that was free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Starts `serve` with the embedded default, waits for the "listening on" log line, kills it,
+/// and returns (stdout, stderr up to that line).
+fn start_embedded(data: &Path) -> (String, String) {
+    let port = free_port().to_string();
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .env_clear()
+        .env("BLOBSEAL_DATA_DIR", data)
+        .env("BLOBSEAL_LISTEN", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = String::new();
+    let listening = loop {
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => {
+                seen.push_str(&line);
+                seen.push('\n');
+                if line.contains("listening on") {
+                    break true;
+                }
+            }
+            Err(_) => break false,
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut stdout = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    assert!(listening, "server did not log `listening on`; stderr:\n{seen}\nstdout:\n{stdout}");
+    (stdout, seen)
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn embedded_default_prints_generated_credentials_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (stdout, _) = start_embedded(&data);
+
+    let creds: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data.join("credentials.json")).unwrap()).unwrap();
+    let id = creds["access_key_id"].as_str().unwrap();
+    let secret = creds["secret_access_key"].as_str().unwrap();
+    assert_eq!((id.len(), secret.len()), (20, 40));
+    assert!(stdout.contains(&format!("access key id:     {id}")), "{stdout}");
+    assert!(stdout.contains(&format!("secret access key: {secret}")), "{stdout}");
+    assert!(stdout.contains("aws --endpoint-url http://127.0.0.1:"), "{stdout}");
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("credentials.json")), 0o600);
+    assert_eq!(mode(&data.join("keyring.json")), 0o600);
+
+    let (stdout2, stderr2) = start_embedded(&data);
+    assert!(!stdout2.contains(secret) && !stderr2.contains(secret), "secret printed again:\n{stdout2}\n{stderr2}");
+    assert!(!stdout2.contains("new credentials"), "{stdout2}");
+    assert!(stderr2.contains(id) && stderr2.contains("credentials.json"), "{stderr2}");
+}
