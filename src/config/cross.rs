@@ -9,14 +9,30 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde_saphyr::Location;
 
-use super::validate::{bucket_route, is_bucket, Ctx, VBackend, VRoute, VTenant, BUCKET_RULE};
+use super::names::{is_bucket, BUCKET_RULE};
+use super::validate::{bucket_route, Ctx, VBackend, VRoute, VTenant};
 use super::BucketRoute;
 
 /// Runs every cross-section check, recording problems in `cx`; returns the resolved routes.
-pub(super) fn check(cx: &mut Ctx<'_>, backends: &[VBackend], tenants: &[VTenant], routes: &[VRoute]) -> Vec<BucketRoute> {
-    unique(cx, "backend name", backends.iter().map(|b| (b.name.as_str(), b.name_at)));
+pub(super) fn check(
+    cx: &mut Ctx<'_>,
+    backends: &[VBackend],
+    tenants: &[VTenant],
+    routes: &[VRoute],
+) -> Vec<BucketRoute> {
+    unique(
+        cx,
+        "backend name",
+        backends.iter().map(|b| (b.name.as_str(), b.name_at)),
+    );
     unique(cx, "tenant name", tenants.iter().map(|t| (t.name.as_str(), t.name_at)));
-    unique(cx, "access key id", tenants.iter().flat_map(|t| t.keys.iter().map(|(k, at)| (k.id.as_str(), *at))));
+    unique(
+        cx,
+        "access key id",
+        tenants
+            .iter()
+            .flat_map(|t| t.keys.iter().map(|(k, at)| (k.id.as_str(), *at))),
+    );
 
     // Listed in file order, once each, for "unknown backend" messages.
     let mut backend_names: Vec<&str> = Vec::new();
@@ -28,7 +44,10 @@ pub(super) fn check(cx: &mut Ctx<'_>, backends: &[VBackend], tenants: &[VTenant]
     let known_backend = |cx: &mut Ctx<'_>, name: &str, at: Location| {
         let known = backend_names.contains(&name);
         if !known {
-            cx.error(at, format!("unknown backend {name:?} (defined: {})", backend_names.join(", ")));
+            cx.error(
+                at,
+                format!("unknown backend {name:?} (defined: {})", backend_names.join(", ")),
+            );
         }
         known
     };
@@ -53,20 +72,34 @@ pub(super) fn check(cx: &mut Ctx<'_>, backends: &[VBackend], tenants: &[VTenant]
         if tenant.is_none() {
             let names: BTreeSet<&str> = tenants.iter().map(|t| t.name.as_str()).collect();
             let names: Vec<&str> = names.into_iter().collect();
-            cx.error(r.tenant.referenced, format!("unknown tenant {:?} (defined: {})", r.tenant.value, names.join(", ")));
+            cx.error(
+                r.tenant.referenced,
+                format!("unknown tenant {:?} (defined: {})", r.tenant.value, names.join(", ")),
+            );
         }
         let backend_ok = known_backend(cx, &r.backend.value, r.backend.referenced);
         if let Some(first) = seen_bucket.insert((&r.tenant.value, &r.bucket.value), r.bucket.referenced.line()) {
-            cx.error(r.bucket.referenced, format!("duplicate route for bucket {:?} (first at line {first})", r.bucket.value));
+            cx.error(
+                r.bucket.referenced,
+                format!(
+                    "duplicate route for bucket {:?} (first at line {first})",
+                    r.bucket.value
+                ),
+            );
         }
-        let (Some(ti), true) = (tenant, backend_ok) else { continue };
+        let (Some(ti), true) = (tenant, backend_ok) else {
+            continue;
+        };
         uses.insert((ti, r.backend.value.as_str()));
         let (target, at) = match (&r.backend_bucket, tenants.get(ti).and_then(|t| t.prefix.as_ref())) {
             (Some(explicit), _) => (explicit.value.clone(), explicit.referenced),
             (None, Some(prefix)) => {
                 let name = format!("{prefix}{}", r.bucket.value);
                 if !is_bucket(&name) {
-                    cx.error(r.bucket.referenced, format!("backend bucket {name:?} (bucket_prefix + bucket) is invalid: {BUCKET_RULE}"));
+                    cx.error(
+                        r.bucket.referenced,
+                        format!("backend bucket {name:?} (bucket_prefix + bucket) is invalid: {BUCKET_RULE}"),
+                    );
                     continue;
                 }
                 (name, r.bucket.referenced)
@@ -74,7 +107,13 @@ pub(super) fn check(cx: &mut Ctx<'_>, backends: &[VBackend], tenants: &[VTenant]
             (None, None) => continue,
         };
         if let Some(first) = seen_target.insert((&r.backend.value, target.clone()), at.line()) {
-            cx.error(at, format!("backend bucket {target:?} on backend {:?} is already routed (line {first})", r.backend.value));
+            cx.error(
+                at,
+                format!(
+                    "backend bucket {target:?} on backend {:?} is already routed (line {first})",
+                    r.backend.value
+                ),
+            );
         }
         resolved.push((bucket_route(r, target), at));
     }
@@ -104,8 +143,12 @@ fn prefix_overlaps(cx: &mut Ctx<'_>, tenants: &[VTenant], uses: &BTreeSet<(usize
             if j <= i || other_backend != backend || reported.contains(&(i, j)) {
                 continue;
             }
-            let (Some(a), Some(b)) = (tenants.get(i), tenants.get(j)) else { continue };
-            let (Some(pa), Some(pb)) = (&a.prefix, &b.prefix) else { continue };
+            let (Some(a), Some(b)) = (tenants.get(i), tenants.get(j)) else {
+                continue;
+            };
+            let (Some(pa), Some(pb)) = (&a.prefix, &b.prefix) else {
+                continue;
+            };
             if pa.starts_with(pb.as_str()) || pb.starts_with(pa.as_str()) {
                 reported.insert((i, j));
                 cx.error(
@@ -125,7 +168,12 @@ fn prefix_overlaps(cx: &mut Ctx<'_>, tenants: &[VTenant], uses: &BTreeSet<(usize
 }
 
 /// An explicit backend bucket must not fall inside another tenant's prefix on the same backend.
-fn route_collisions(cx: &mut Ctx<'_>, tenants: &[VTenant], uses: &BTreeSet<(usize, &str)>, routes: &[(BucketRoute, Location)]) {
+fn route_collisions(
+    cx: &mut Ctx<'_>,
+    tenants: &[VTenant],
+    uses: &BTreeSet<(usize, &str)>,
+    routes: &[(BucketRoute, Location)],
+) {
     for (route, at) in routes {
         for &(j, backend) in uses {
             let Some(other) = tenants.get(j) else { continue };

@@ -6,6 +6,8 @@
 //! installs both.
 //!
 //! Starting blocks the calling thread (at most [`READY_TIMEOUT`]).
+// Each test binary uses a different subset of these helpers.
+#![allow(dead_code)]
 
 use std::fmt;
 use std::fs::File;

@@ -1,0 +1,67 @@
+//! Request and response bodies: our [`ByteStream`] in and out of the SDK, streaming, never buffered.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+
+use aws_sdk_s3::primitives::ByteStream as SdkByteStream;
+use bytes::Bytes;
+use futures::{Stream, StreamExt as _};
+use http_body::{Frame, SizeHint};
+
+use crate::backend::ByteStream;
+
+/// The upload body: relays the caller's stream and turns a wrong length into a stream error, so
+/// the request is aborted before S3 can commit it. `failed` tells `put` the error was the body's.
+pub(super) struct UploadBody {
+    // Mutex only to make the body `Sync` as the SDK requires; it is reached through `&mut`.
+    pub(super) inner: Mutex<ByteStream>,
+    pub(super) remaining: u64,
+    pub(super) failed: Arc<AtomicBool>,
+}
+
+impl UploadBody {
+    fn fail(&self, msg: String) -> Poll<Option<io::Result<Frame<Bytes>>>> {
+        self.failed.store(true, Ordering::SeqCst);
+        Poll::Ready(Some(Err(io::Error::new(io::ErrorKind::InvalidData, msg))))
+    }
+}
+
+impl http_body::Body for UploadBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<io::Result<Frame<Bytes>>>> {
+        let this = self.get_mut();
+        let stream = this.inner.get_mut().unwrap_or_else(PoisonError::into_inner);
+        match stream.poll_next_unpin(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Ok(chunk))) => {
+                let n = chunk.len() as u64;
+                if n > this.remaining {
+                    return this.fail("body longer than its declared length".into());
+                }
+                this.remaining -= n;
+                Poll::Ready(Some(Ok(Frame::data(chunk))))
+            }
+            Poll::Ready(Some(Err(e))) => this.fail(format!("body stream failed: {e}")),
+            Poll::Ready(None) if this.remaining > 0 => this.fail("body shorter than its declared length".into()),
+            Poll::Ready(None) => Poll::Ready(None),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
+    }
+}
+
+/// Relays the SDK's response body as our [`ByteStream`], chunk by chunk.
+pub(super) fn download(body: SdkByteStream) -> ByteStream {
+    let s = futures::stream::unfold(body, |mut body| async move {
+        let item = body.next().await?;
+        Some((item.map_err(io::Error::other), body))
+    });
+    Box::pin(s) as Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>
+}
