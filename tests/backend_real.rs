@@ -20,7 +20,7 @@ fn backend(endpoint: &str, access_key: &str, secret_key: &str) -> S3Backend {
         secret_access_key: secret_key.into(),
         force_path_style: true,
     })
-    .unwrap()
+    .unwrap_or_else(|e| panic!("building the S3 backend: {e}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,8 @@
 //! Runs the built `blobseal` binary: version, check-config on the shipped configs and on broken
 //! ones, and the embedded default's first/second start. Environment variables are set on the
 //! child process only (after `env_clear`, so the caller's environment cannot change results).
+// Test helpers may unwrap: a failure here is a test failure, not a production panic.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::PermissionsExt;

@@ -3,6 +3,9 @@
 //! by `tests/backend_real.rs`. It panics with a message naming the failed check; it is test code
 //! compiled into the library only so integration tests can reach it.
 
+// This is test code compiled into the library: a failed check panics, like any test assertion.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
 mod listing;
 mod versions;
 mod writes;

@@ -120,8 +120,11 @@ pub fn segment_nonce(index: u64, is_final: bool) -> [u8; 12] {
 /// tenant, bucket or key makes the unwrap fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ObjectIdentity<'a> {
+    /// Tenant name.
     pub tenant: &'a str,
+    /// Bucket name as the client sees it (not the backend's bucket).
     pub bucket: &'a str,
+    /// Object key.
     pub key: &'a str,
 }
 

@@ -397,7 +397,7 @@ mod tests {
     #[test]
     fn upstream_error_is_passed_on() {
         let plan = plan_range(10, 0..10).unwrap();
-        let body: ByteStream = Box::pin(stream::iter(vec![Err(io::Error::new(io::ErrorKind::Other, "net"))]));
+        let body: ByteStream = Box::pin(stream::iter(vec![Err(io::Error::other("net"))]));
         let err = drain(open_stream(keys(), 10, plan, body)).unwrap_err();
         assert_eq!(err.to_string(), "net");
     }

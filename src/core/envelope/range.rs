@@ -39,7 +39,7 @@ impl CipherRange {
         // The covered segments end either at a full-segment boundary or at the end of the object.
         let last = if self.cipher.end == ciphertext_len(plain_len) {
             last_index
-        } else if self.cipher.end % SEGMENT_CIPHER_SIZE == 0 && self.cipher.end < ciphertext_len(plain_len) {
+        } else if self.cipher.end.is_multiple_of(SEGMENT_CIPHER_SIZE) && self.cipher.end < ciphertext_len(plain_len) {
             self.cipher.end / SEGMENT_CIPHER_SIZE - 1
         } else {
             return Err(oob);

@@ -101,7 +101,7 @@ impl Sealer {
         let tag = self
             .keys
             .seal_segment(self.index, is_final, &mut seg)
-            .map_err(|e| io::Error::new(io::ErrorKind::Other, e))?;
+            .map_err(|e| io::Error::other(e))?;
         seg.extend_from_slice(&tag);
         self.index += 1;
         Ok(seg.freeze())
@@ -236,14 +236,11 @@ mod tests {
     fn upstream_error_at_end_is_passed_on_and_no_final_segment() {
         let chunks = vec![
             Ok(Bytes::from(vec![1u8; 2 * S])),
-            Err(io::Error::new(io::ErrorKind::Other, "checksum mismatch")),
+            Err(io::Error::other("checksum mismatch")),
         ];
         let items = collect(seal_stream(keys(), 2 * S as u64, body(chunks)));
-        assert_fails_without_final(items.into_iter().collect(), 1);
-        let chunks = vec![
-            Ok(Bytes::from(vec![1u8; 2 * S])),
-            Err(io::Error::new(io::ErrorKind::Other, "boom")),
-        ];
+        assert_fails_without_final(items, 1);
+        let chunks = vec![Ok(Bytes::from(vec![1u8; 2 * S])), Err(io::Error::other("boom"))];
         let items = collect(seal_stream(keys(), 2 * S as u64, body(chunks)));
         let err = items.last().unwrap().as_ref().unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::Other);

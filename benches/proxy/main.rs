@@ -1,0 +1,291 @@
+//! What blobseal costs in front of an S3 server, measured with one real client (aws-sdk-s3).
+//!
+//! `bash benches/proxy.sh` (or `cargo bench --bench proxy`). In one run, on loopback:
+//! 1. 64 MiB and 4 KiB PUT/GET straight to s3s-fs and through blobseal whose backend is that same
+//!    s3s-fs; 64 MiB throughput ratio (goal ≥ 90 %), 4 KiB added latency (goal p50 ≤ 1 ms,
+//!    p99 ≤ 5 ms). Targets are interleaved round by round so machine noise hits them alike.
+//! 2. blobseal on its filesystem backend (embedded default), 64 MiB PUT/GET MB/s, for reference.
+//! 3. Peak RSS (`VmHWM`) of a fresh blobseal while a `BLOBSEAL_BENCH_SIZE` object (default 1 GiB)
+//!    streams up and down, on each backend (goal ≤ 64 MiB).
+//!
+//! Knobs (environment): `BLOBSEAL_BIN` (default: the blobseal binary cargo built with this bench),
+//! `S3S_FS_BIN` (default `$BLOBSEAL_TEST_CACHE/s3s-fs/bin/s3s-fs`, cache `~/.cache/blobseal-test`),
+//! `BLOBSEAL_BENCH_SIZE` (`1GiB`, `10GiB`, `512MiB` or bytes), `BLOBSEAL_BENCH_BIG_N` (5),
+//! `BLOBSEAL_BENCH_SMALL_N` (300), `BLOBSEAL_BENCH_BUDGET_S` (120, per loop), `BLOBSEAL_BENCH_ONLY=memory`
+//! (part 3 alone; `benches/memory.sh`).
+
+mod client;
+mod procs;
+mod report;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::Client;
+use client::{delete, ensure_bucket, get, interleaved, put, RepeatBody, Samples};
+use procs::{Server, S3FS_KEY, S3FS_SECRET, TENANT_KEY, TENANT_SECRET};
+use report::{MemRow, Report, Row};
+
+const MIB: u64 = 1024 * 1024;
+const BIG: u64 = 64 * MIB;
+const SMALL: u64 = 4 * 1024;
+const SMALL_WARMUP: usize = 10;
+/// Chunk of the streamed memory-test body (what an SDK typically hands the socket).
+const STREAM_CHUNK: usize = MIB as usize;
+
+struct Knobs {
+    blobseal: PathBuf,
+    s3s_fs: PathBuf,
+    mem_size: u64,
+    big_n: usize,
+    small_n: usize,
+    budget: Duration,
+    /// `BLOBSEAL_BENCH_ONLY=memory`: skip the throughput and latency part.
+    memory_only: bool,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// `10GiB`, `512MiB`, `64KiB`, `1GB` or a plain byte count.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("bad size {text:?}"))?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        _ => return Err(format!("bad size unit in {text:?}")),
+    };
+    n.checked_mul(mult).ok_or_else(|| format!("size {text:?} too large"))
+}
+
+fn knobs() -> Result<Knobs, String> {
+    let num = |name: &str, default: usize| -> Result<usize, String> {
+        env(name).map_or(Ok(default), |v| {
+            v.parse().map_err(|_| format!("{name}={v:?} is not a number"))
+        })
+    };
+    let cache = env("BLOBSEAL_TEST_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".cache/blobseal-test")))
+        .unwrap_or_else(|| PathBuf::from("/root/.cache/blobseal-test"));
+    Ok(Knobs {
+        blobseal: env("BLOBSEAL_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_blobseal")), PathBuf::from),
+        s3s_fs: env("S3S_FS_BIN").map_or_else(|| cache.join("s3s-fs/bin/s3s-fs"), PathBuf::from),
+        mem_size: env("BLOBSEAL_BENCH_SIZE").map_or(Ok(1 << 30), |v| parse_size(&v))?,
+        big_n: num("BLOBSEAL_BENCH_BIG_N", 5)?,
+        small_n: num("BLOBSEAL_BENCH_SMALL_N", 300)?,
+        budget: Duration::from_secs(num("BLOBSEAL_BENCH_BUDGET_S", 120)? as u64),
+        memory_only: match env("BLOBSEAL_BENCH_ONLY").as_deref() {
+            None => false,
+            Some("memory") => true,
+            Some(other) => return Err(format!("BLOBSEAL_BENCH_ONLY={other:?}: only \"memory\" is known")),
+        },
+    })
+}
+
+/// One thing the client talks to: a label, an S3 client and the bucket it uses there.
+struct Target {
+    label: &'static str,
+    client: Client,
+    bucket: &'static str,
+}
+
+fn main() -> std::process::ExitCode {
+    let result = knobs().and_then(|k| {
+        // One client thread: the servers under test get the rest of the 2 cores.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("tokio: {e}"))?;
+        rt.block_on(run(&k))
+    });
+    match result {
+        Ok(report) => {
+            report.print();
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bench failed: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(k: &Knobs) -> Result<Report, String> {
+    let tmp = tempfile::Builder::new()
+        .prefix("blobseal-bench-")
+        .tempdir()
+        .map_err(|e| format!("tempdir: {e}"))?;
+    let root = tmp.path();
+    eprintln!(
+        "blobseal: {}\ns3s-fs:   {}\nscratch:  {}",
+        k.blobseal.display(),
+        k.s3s_fs.display(),
+        root.display()
+    );
+
+    let s3fs = procs::start_s3s_fs(&k.s3s_fs, &root.join("s3s-fs"))?;
+    let mut report = Report::new(k.blobseal.display().to_string());
+    if !k.memory_only {
+        speed(k, root, &s3fs, &mut report).await?;
+    }
+
+    // Peak RSS, each backend on a fresh process so VmHWM covers this transfer only.
+    let mem_s3 = procs::start_blobseal_s3(&k.blobseal, &root.join("mem-s3"), &s3fs.endpoint, "blobseal→s3s-fs")?;
+    report.mem.push(memory_run(&mem_s3, k.mem_size).await?);
+    drop(mem_s3);
+    let mem_fs = procs::start_blobseal_fs(&k.blobseal, &root.join("mem-fs"), "blobseal→fs")?;
+    report.mem.push(memory_run(&mem_fs, k.mem_size).await?);
+    drop(mem_fs);
+    drop(s3fs);
+    Ok(report)
+}
+
+/// Parts 1 and 2: 64 MiB throughput and 4 KiB latency on all three targets, interleaved.
+async fn speed(k: &Knobs, root: &std::path::Path, s3fs: &Server, report: &mut Report) -> Result<(), String> {
+    let via_s3 = procs::start_blobseal_s3(&k.blobseal, &root.join("bs-s3"), &s3fs.endpoint, "blobseal→s3s-fs")?;
+    let via_fs = procs::start_blobseal_fs(&k.blobseal, &root.join("bs-fs"), "blobseal→fs")?;
+    let targets = [
+        Target {
+            label: "s3s-fs direct",
+            client: client::client(&s3fs.endpoint, S3FS_KEY, S3FS_SECRET),
+            bucket: "bench-direct",
+        },
+        Target {
+            label: "blobseal→s3s-fs",
+            client: client::client(&via_s3.endpoint, TENANT_KEY, TENANT_SECRET),
+            bucket: "bench",
+        },
+        Target {
+            label: "blobseal→fs",
+            client: client::client(&via_fs.endpoint, TENANT_KEY, TENANT_SECRET),
+            bucket: "bench",
+        },
+    ];
+    for t in &targets {
+        ensure_bucket(&t.client, t.bucket).await?;
+    }
+
+    // 64 MiB, all three targets.
+    eprintln!("64 MiB: {} rounds of PUT, then of GET", k.big_n);
+    let big = client::data(BIG as usize, 1);
+    let big_crc = crc32fast::hash(&big);
+    let puts = interleaved(targets.len(), k.big_n, k.budget, |t, _| {
+        let (tg, body) = (&targets[t], big.clone());
+        async move { put(&tg.client, tg.bucket, "big", ByteStream::from(body), BIG).await }
+    })
+    .await?;
+    let gets = interleaved(targets.len(), k.big_n, k.budget, |t, round| {
+        let tg = &targets[t];
+        async move {
+            let (n, crc) = get(&tg.client, tg.bucket, "big", round == 0).await?;
+            check(tg.label, n, BIG, crc, big_crc)
+        }
+    })
+    .await?;
+    for (i, t) in targets.iter().enumerate() {
+        report.rows.push(Row::new(t.label, "PUT", BIG, &puts[i]));
+        report.rows.push(Row::new(t.label, "GET", BIG, &gets[i]));
+    }
+
+    // 4 KiB: direct and through blobseal to the same s3s-fs (the fs target for reference).
+    eprintln!(
+        "4 KiB: {SMALL_WARMUP} warm-up + {} rounds of PUT, then of GET",
+        k.small_n
+    );
+    let small = client::data(SMALL as usize, 2);
+    let small_crc = crc32fast::hash(&small);
+    let small_put = |n: usize| {
+        let (targets, small) = (&targets, &small);
+        interleaved(targets.len(), n, k.budget, move |t, round| {
+            let (tg, body) = (&targets[t], small.clone());
+            async move {
+                put(
+                    &tg.client,
+                    tg.bucket,
+                    &format!("small/{round}"),
+                    ByteStream::from(body),
+                    SMALL,
+                )
+                .await
+            }
+        })
+    };
+    small_put(SMALL_WARMUP).await?;
+    let puts = small_put(k.small_n).await?;
+    let gets = interleaved(
+        targets.len(),
+        puts.first().map_or(0, Samples::len),
+        k.budget,
+        |t, round| {
+            let tg = &targets[t];
+            async move {
+                let (n, crc) = get(&tg.client, tg.bucket, &format!("small/{round}"), true).await?;
+                check(tg.label, n, SMALL, crc, small_crc)
+            }
+        },
+    )
+    .await?;
+    for (i, t) in targets.iter().enumerate() {
+        report.rows.push(Row::new(t.label, "PUT", SMALL, &puts[i]));
+        report.rows.push(Row::new(t.label, "GET", SMALL, &gets[i]));
+    }
+    drop(targets);
+    drop((via_s3, via_fs));
+    Ok(())
+}
+
+fn check(label: &str, n: u64, want: u64, crc: Option<u32>, want_crc: u32) -> Result<(), String> {
+    if n != want {
+        return Err(format!("{label}: GET returned {n} bytes, expected {want}"));
+    }
+    match crc {
+        Some(c) if c != want_crc => Err(format!("{label}: GET returned different bytes than were PUT")),
+        _ => Ok(()),
+    }
+}
+
+/// Streams `size` bytes up and down through `server` and samples its memory afterwards.
+async fn memory_run(server: &Server, size: u64) -> Result<MemRow, String> {
+    eprintln!("memory: {} MiB up and down through {}", size / MIB, server.name);
+    let c = client::client(&server.endpoint, TENANT_KEY, TENANT_SECRET);
+    ensure_bucket(&c, "mem").await?;
+    let (_, idle_rss) = procs::memory(server.pid())?;
+    // Slower than 20 MB/s on loopback means something is wrong; stop rather than hang.
+    let limit = Duration::from_secs(120 + size / 20_000_000);
+    let chunk = client::data(STREAM_CHUNK, 3);
+    let body = ByteStream::from_body_1_x(RepeatBody::new(chunk, size));
+    let t0 = std::time::Instant::now();
+    tokio::time::timeout(limit, put(&c, "mem", "huge", body, size))
+        .await
+        .map_err(|_| format!("PUT of {size} bytes took longer than {limit:?}"))??;
+    let put_s = t0.elapsed().as_secs_f64();
+    let t0 = std::time::Instant::now();
+    let (n, _) = tokio::time::timeout(limit, get(&c, "mem", "huge", false))
+        .await
+        .map_err(|_| format!("GET of {size} bytes took longer than {limit:?}"))??;
+    let get_s = t0.elapsed().as_secs_f64();
+    if n != size {
+        return Err(format!("{}: GET returned {n} bytes, expected {size}", server.name));
+    }
+    let (peak, _) = procs::memory(server.pid())?;
+    delete(&c, "mem", "huge").await;
+    Ok(MemRow {
+        label: server.name.clone(),
+        size,
+        idle_rss,
+        peak,
+        put_mbs: size as f64 / put_s / 1e6,
+        get_mbs: size as f64 / get_s / 1e6,
+    })
+}
