@@ -170,7 +170,8 @@ async fn log_request(
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let response = match service.call(req.map(s3s::Body::from)).await {
+    let close_after = empty_body_expecting_continue(req.headers());
+    let mut response = match service.call(req.map(s3s::Body::from)).await {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(request = id, error = ?e, "request failed inside the S3 service");
@@ -179,9 +180,25 @@ async fn log_request(
             r
         }
     };
+    if close_after {
+        response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+    }
     let ms = start.elapsed().as_secs_f64() * 1000.0;
     tracing::info!(request = id, %peer, %method, %path, status = response.status().as_u16(), ms = format!("{ms:.1}"), "request");
     response
+}
+
+/// True for a request with `Expect: 100-continue` and an empty body. botocore (AWS CLI, boto3)
+/// sends empty PUTs that way and then mis-reads the next response on the same kept-alive
+/// connection when no `100 Continue` came (boto/botocore#3755: the client hangs for its read
+/// timeout). Closing such a connection after the response costs one reconnect and avoids the hang.
+fn empty_body_expecting_continue(headers: &http::HeaderMap) -> bool {
+    let expects_continue = headers
+        .get(http::header::EXPECT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+    let empty = headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim() == "0");
+    expects_continue && empty
 }
 
 async fn shutdown_signal() {

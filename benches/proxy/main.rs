@@ -12,7 +12,7 @@
 //! `S3S_FS_BIN` (default `$BLOBSEAL_TEST_CACHE/s3s-fs/bin/s3s-fs`, cache `~/.cache/blobseal-test`),
 //! `BLOBSEAL_BENCH_SIZE` (`1GiB`, `10GiB`, `512MiB` or bytes), `BLOBSEAL_BENCH_BIG_N` (5),
 //! `BLOBSEAL_BENCH_SMALL_N` (300), `BLOBSEAL_BENCH_BUDGET_S` (120, per loop), `BLOBSEAL_BENCH_ONLY=memory`
-//! (part 3 alone; `benches/memory.sh`).
+//! (part 3 alone; `benches/memory.sh`), `BLOBSEAL_BENCH_KEEP=1` (keep the scratch directory and logs).
 
 mod client;
 mod procs;
@@ -124,6 +124,8 @@ fn main() -> std::process::ExitCode {
 async fn run(k: &Knobs) -> Result<Report, String> {
     let tmp = tempfile::Builder::new()
         .prefix("blobseal-bench-")
+        // BLOBSEAL_BENCH_KEEP=1 keeps the servers' logs and data for a look afterwards.
+        .disable_cleanup(env("BLOBSEAL_BENCH_KEEP").is_some())
         .tempdir()
         .map_err(|e| format!("tempdir: {e}"))?;
     let root = tmp.path();
@@ -265,21 +267,25 @@ async fn memory_run(server: &Server, size: u64) -> Result<MemRow, String> {
     let limit = Duration::from_secs(120 + size / 20_000_000);
     let chunk = client::data(STREAM_CHUNK, 3);
     let body = ByteStream::from_body_1_x(RepeatBody::new(chunk, size));
+    let cpu0 = procs::cpu_seconds(server.pid())?;
     let t0 = std::time::Instant::now();
     tokio::time::timeout(limit, put(&c, "mem", "huge", body, size))
         .await
         .map_err(|_| format!("PUT of {size} bytes took longer than {limit:?}"))??;
     let put_s = t0.elapsed().as_secs_f64();
+    let cpu1 = procs::cpu_seconds(server.pid())?;
     let t0 = std::time::Instant::now();
     let (n, _) = tokio::time::timeout(limit, get(&c, "mem", "huge", false))
         .await
         .map_err(|_| format!("GET of {size} bytes took longer than {limit:?}"))??;
     let get_s = t0.elapsed().as_secs_f64();
+    let cpu2 = procs::cpu_seconds(server.pid())?;
     if n != size {
         return Err(format!("{}: GET returned {n} bytes, expected {size}", server.name));
     }
     let (peak, _) = procs::memory(server.pid())?;
     delete(&c, "mem", "huge").await;
+    let gib = size as f64 / (1u64 << 30) as f64;
     Ok(MemRow {
         label: server.name.clone(),
         size,
@@ -287,5 +293,7 @@ async fn memory_run(server: &Server, size: u64) -> Result<MemRow, String> {
         peak,
         put_mbs: size as f64 / put_s / 1e6,
         get_mbs: size as f64 / get_s / 1e6,
+        put_cpu: (cpu1 - cpu0) / gib,
+        get_cpu: (cpu2 - cpu1) / gib,
     })
 }

@@ -197,3 +197,23 @@ pub fn memory(pid: u32) -> Result<(u64, u64), String> {
     };
     Ok((field("VmHWM:")?, field("VmRSS:")?))
 }
+
+/// CPU time (user + system) a live process has used so far, in seconds.
+pub fn cpu_seconds(pid: u32) -> Result<f64, String> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
+    // Fields after the parenthesised command name (which may contain spaces): state is the 3rd
+    // field of the line, utime the 14th and stime the 15th.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or_else(|| format!("odd /proc/{pid}/stat"))?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .ok_or_else(|| format!("odd /proc/{pid}/stat"))
+    };
+    // USER_HZ is 100 on every Linux architecture we run on.
+    Ok((ticks(11)? + ticks(12)?) as f64 / 100.0)
+}

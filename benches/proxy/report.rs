@@ -40,6 +40,9 @@ pub struct MemRow {
     pub peak: u64,
     pub put_mbs: f64,
     pub get_mbs: f64,
+    /// blobseal's CPU seconds (user + system) per GiB moved, during the PUT and the GET.
+    pub put_cpu: f64,
+    pub get_cpu: f64,
 }
 
 /// Everything one run measured.
@@ -121,18 +124,20 @@ impl Report {
         }
         println!();
         println!(
-            "{:<18} {:>7} {:>10} {:>13} {:>8} {:>8}",
-            "peak memory", "object", "idle RSS", "peak VmHWM", "PUT MB/s", "GET MB/s"
+            "{:<18} {:>7} {:>10} {:>13} {:>8} {:>8} {:>12}",
+            "peak memory", "object", "idle RSS", "peak VmHWM", "PUT MB/s", "GET MB/s", "CPU s/GiB"
         );
         for m in &self.mem {
             println!(
-                "{:<18} {:>7} {:>6.1} MiB {:>9.1} MiB {:>8.1} {:>8.1}",
+                "{:<18} {:>7} {:>6.1} MiB {:>9.1} MiB {:>8.1} {:>8.1}  {:>5.2}/{:<5.2}",
                 m.label,
                 size_text(m.size),
                 m.idle_rss as f64 / MIB,
                 m.peak as f64 / MIB,
                 m.put_mbs,
-                m.get_mbs
+                m.get_mbs,
+                m.put_cpu,
+                m.get_cpu
             );
         }
         println!();
@@ -172,7 +177,8 @@ impl Report {
                 verdict(peak <= 64.0)
             );
         }
-        println!("  (added latency = quantile through blobseal minus the same quantile direct)");
+        println!("  (added latency = quantile through blobseal minus the same quantile direct;");
+        println!("   CPU s/GiB = blobseal's user+system CPU per GiB moved, PUT/GET)");
     }
 }
 

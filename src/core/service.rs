@@ -172,8 +172,62 @@ fn user_metadata(all: &BTreeMap<String, String>) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn digest_of(user: &BTreeMap<String, String>) -> [u8; 32] {
-    metadata_digest(user.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+/// Prefix of the metadata entries that carry the client's entity headers (`Content-Type` etc.).
+/// They are not given to the backend as headers: the stored body is ciphertext, so a backend must
+/// not see it as, say, gzip-encoded text or a form to parse; and this way they are authenticated.
+const HEADER_META_PREFIX: &str = "blobseal-h-";
+
+/// What the backend stores as the object's Content-Type.
+const STORED_CONTENT_TYPE: &str = "application/octet-stream";
+
+fn header_fields(h: &ContentHeaders) -> [(&'static str, &Option<String>); 6] {
+    [
+        ("content-type", &h.content_type),
+        ("content-encoding", &h.content_encoding),
+        ("content-disposition", &h.content_disposition),
+        ("content-language", &h.content_language),
+        ("cache-control", &h.cache_control),
+        ("expires", &h.expires),
+    ]
+}
+
+/// The metadata stored with an object (without its envelope): user metadata plus entity headers.
+fn stored_metadata(user: BTreeMap<String, String>, headers: &ContentHeaders) -> BTreeMap<String, String> {
+    let mut out = user;
+    for (name, value) in header_fields(headers) {
+        if let Some(v) = value {
+            out.insert(format!("{HEADER_META_PREFIX}{name}"), v.clone());
+        }
+    }
+    out
+}
+
+/// The client's entity headers, from stored metadata.
+fn stored_headers(all: &BTreeMap<String, String>) -> ContentHeaders {
+    let get = |name: &str| all.get(&format!("{HEADER_META_PREFIX}{name}")).cloned();
+    ContentHeaders {
+        content_type: get("content-type"),
+        content_encoding: get("content-encoding"),
+        content_disposition: get("content-disposition"),
+        content_language: get("content-language"),
+        cache_control: get("cache-control"),
+        expires: get("expires"),
+    }
+}
+
+/// Digest over every stored metadata entry except the envelope itself.
+fn digest_of(stored: &BTreeMap<String, String>) -> [u8; 32] {
+    metadata_digest(stored.iter().filter(|(k, _)| k.as_str() != ENVELOPE_META).map(|(k, v)| (k.as_str(), v.as_str())))
+}
+
+/// Backend options for a sealed object: its metadata (with envelope) and a neutral content type.
+fn backend_put_options(mut stored: BTreeMap<String, String>, envelope: String, if_none_match_any: bool) -> PutOptions {
+    stored.insert(ENVELOPE_META.to_owned(), envelope);
+    PutOptions {
+        metadata: stored,
+        headers: ContentHeaders { content_type: Some(STORED_CONTENT_TYPE.to_owned()), ..ContentHeaders::default() },
+        if_none_match_any,
+    }
 }
 
 fn key_error(e: KeyError) -> CoreError {
@@ -307,7 +361,7 @@ impl BlobService {
             .decode(encoded.trim())
             .map_err(|_| CoreError::Integrity("envelope is not valid base64".into()))?;
         let envelope = Envelope::decode(&bytes)?;
-        if digest_of(&user_metadata(&head.metadata)) != envelope.meta_digest {
+        if digest_of(&head.metadata) != envelope.meta_digest {
             return Err(CoreError::Integrity("object metadata does not match its envelope".into()));
         }
         if ciphertext_len(envelope.plaintext_len) != head.meta.size {
@@ -329,7 +383,7 @@ impl BlobService {
             last_modified: head.meta.last_modified,
             version_id: head.meta.version_id.clone(),
             metadata: user_metadata(&head.metadata),
-            headers: head.headers.clone(),
+            headers: stored_headers(&head.metadata),
         }
     }
 
@@ -349,6 +403,7 @@ impl BlobService {
         Self::check_client_metadata(&req.metadata)?;
         let p = self.place(tenant, bucket)?;
         let id = ObjectIdentity { tenant: &tenant.name, bucket, key };
+        let stored = stored_metadata(req.metadata, &req.headers);
         let dek = DataKey::generate().map_err(key_error)?;
         let mut salt = [0u8; 32];
         aws_lc_rs::rand::fill(&mut salt).map_err(|_| CoreError::Key(KeyError::Random))?;
@@ -357,14 +412,12 @@ impl BlobService {
             plaintext_len: len,
             salt,
             commitment: keys.commitment(),
-            meta_digest: digest_of(&req.metadata),
+            meta_digest: digest_of(&stored),
             kek_id: String::new(),
             wrapped_dek: Vec::new(),
         };
         let encoded = self.seal_envelope(tenant, &id, envelope, &dek).await?;
-        let mut metadata = req.metadata;
-        metadata.insert(ENVELOPE_META.to_owned(), encoded);
-        let opts = PutOptions { metadata, headers: req.headers, if_none_match_any: req.if_none_match_any };
+        let opts = backend_put_options(stored, encoded, req.if_none_match_any);
         let sealed = seal_stream(keys, len, body);
         let res = p.backend.put(&p.bucket, key, sealed, ciphertext_len(len), opts).await?;
         Ok(PutOutcome { etag: client_etag(&res.etag), version_id: res.version_id, last_modified: res.last_modified })
@@ -473,19 +526,18 @@ impl BlobService {
                 Self::check_client_metadata(&r.metadata)?;
                 (r.metadata, r.headers)
             }
-            None => (user_metadata(&head.metadata), head.headers.clone()),
+            None => (user_metadata(&head.metadata), stored_headers(&head.metadata)),
         };
+        let stored = stored_metadata(metadata, &headers);
         let envelope = Envelope {
-            meta_digest: digest_of(&metadata),
+            meta_digest: digest_of(&stored),
             kek_id: String::new(),
             wrapped_dek: Vec::new(),
             ..opened.envelope
         };
         let dst_id = ObjectIdentity { tenant: &tenant.name, bucket, key };
         let encoded = self.seal_envelope(tenant, &dst_id, envelope, &opened.dek).await?;
-        let mut stored_meta = metadata;
-        stored_meta.insert(ENVELOPE_META.to_owned(), encoded);
-        let opts = PutOptions { metadata: stored_meta, headers, if_none_match_any };
+        let opts = backend_put_options(stored, encoded, if_none_match_any);
         let res = if sp.backend_name == dp.backend_name {
             dp.backend.copy(&sp.bucket, src.key, src.version_id, &dp.bucket, key, opts).await?
         } else {

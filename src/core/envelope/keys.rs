@@ -101,6 +101,48 @@ impl ObjectKeys {
         tag.as_ref().try_into().map_err(|_| FormatError::Crypto)
     }
 
+    /// Encrypts segment `index` from `plain` into `out` (ciphertext ‖ tag, so `out.len()` must be
+    /// `plain.len() + 16`, else [`FormatError::Crypto`]). Same bytes as [`ObjectKeys::seal_segment`];
+    /// out of place so a segment that arrived whole is never copied first.
+    pub fn seal_segment_into(
+        &self,
+        index: u64,
+        is_final: bool,
+        plain: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), FormatError> {
+        let (ciphertext, tag) = out.split_at_mut_checked(plain.len()).ok_or(FormatError::Crypto)?;
+        let nonce = Nonce::assume_unique_for_key(segment_nonce(index, is_final));
+        self.0
+            .aead
+            .seal_out_of_place_scatter(nonce, Aad::empty(), plain, ciphertext, &[], tag)
+            .map_err(|_| FormatError::Crypto)
+    }
+
+    /// Authenticates and decrypts a stored segment (ciphertext ‖ tag) into `out`, which must be exactly
+    /// `stored.len() - 16` bytes. Errors as [`ObjectKeys::open_segment`]; on error `out` holds
+    /// unauthenticated bytes and must be discarded unread.
+    pub fn open_segment_into(
+        &self,
+        index: u64,
+        is_final: bool,
+        stored: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), FormatError> {
+        let cipher_len = stored
+            .len()
+            .checked_sub(TAG_LEN as usize)
+            .ok_or(FormatError::SegmentAuth { index })?;
+        let (ciphertext, tag) = stored
+            .split_at_checked(cipher_len)
+            .ok_or(FormatError::SegmentAuth { index })?;
+        let nonce = Nonce::assume_unique_for_key(segment_nonce(index, is_final));
+        self.0
+            .aead
+            .open_separate_gather(nonce, Aad::empty(), ciphertext, tag, out)
+            .map_err(|_| FormatError::SegmentAuth { index })
+    }
+
     /// Authenticates and decrypts a stored segment (ciphertext ‖ tag) in place, returning the plaintext
     /// length (the first bytes of `in_out`). Any mismatch of bytes, index, final flag or key is
     /// [`FormatError::SegmentAuth`]; `in_out` must then be discarded unread.
@@ -167,6 +209,33 @@ mod tests {
         );
         let n = k.open_segment(5, false, &mut buf).unwrap();
         assert_eq!(&buf[..n], b"hello");
+    }
+
+    #[test]
+    fn out_of_place_matches_in_place() {
+        let k = ObjectKeys::derive(&dek(1), &[2; 32]).unwrap();
+        let plain = b"segment bytes".to_vec();
+        let mut in_place = plain.clone();
+        let tag = k.seal_segment(3, true, &mut in_place).unwrap();
+        in_place.extend_from_slice(&tag);
+        let mut out = vec![0u8; plain.len() + 16];
+        k.seal_segment_into(3, true, &plain, &mut out).unwrap();
+        assert_eq!(out, in_place);
+        assert_eq!(
+            k.seal_segment_into(3, true, &plain, &mut [0u8; 5]),
+            Err(FormatError::Crypto)
+        );
+        let mut opened = vec![0u8; plain.len()];
+        k.open_segment_into(3, true, &out, &mut opened).unwrap();
+        assert_eq!(opened, plain);
+        assert_eq!(
+            k.open_segment_into(3, false, &out, &mut opened),
+            Err(FormatError::SegmentAuth { index: 3 })
+        );
+        assert_eq!(
+            k.open_segment_into(3, true, &out[..15], &mut []),
+            Err(FormatError::SegmentAuth { index: 3 })
+        );
     }
 
     #[test]

@@ -130,19 +130,34 @@ impl Opener {
         Poll::Ready(Some(Err(err)))
     }
 
-    /// Authenticates and decrypts the full segment in `buf`, returning the part of its plaintext to emit.
-    fn open_buffered(&mut self, index: u64) -> Result<Bytes, FormatError> {
+    /// Authenticates and decrypts segment `index`, which must be whole in `buf`; returns its plaintext.
+    fn open_buffered(&mut self, index: u64) -> Result<BytesMut, FormatError> {
         let mut seg = std::mem::take(&mut self.buf);
         let n = self.keys.open_segment(index, index == self.final_index, &mut seg)?;
         seg.truncate(n);
-        let mut plain = seg.freeze();
+        Ok(seg)
+    }
+
+    /// Authenticates and decrypts segment `index` straight from `pending`, which holds it whole
+    /// (`want` stored bytes), without copying it into `buf` first.
+    fn open_direct(&mut self, index: u64, want: usize) -> Result<BytesMut, FormatError> {
+        let stored = self.pending.split_to(want);
+        let mut plain = BytesMut::zeroed(want.saturating_sub(TAG_LEN as usize));
+        self.keys
+            .open_segment_into(index, index == self.final_index, &stored, &mut plain)?;
+        Ok(plain)
+    }
+
+    /// Cuts an authenticated segment's plaintext down to the bytes the plan asks for.
+    fn trim(&mut self, plain: BytesMut) -> Bytes {
+        let mut plain = plain.freeze();
         let skip = usize::try_from(self.to_skip).unwrap_or(usize::MAX).min(plain.len());
         plain.advance(skip);
         self.to_skip -= skip as u64;
         let take = usize::try_from(self.remaining).unwrap_or(usize::MAX).min(plain.len());
         plain.truncate(take);
         self.remaining -= take as u64;
-        Ok(plain)
+        plain
     }
 
     /// Feeds `pending` into the segment buffer; returns whether the segment is complete.
@@ -173,7 +188,12 @@ impl Stream for Opener {
                         Ok(w) => w,
                         Err(e) => return this.fail(invalid(e)),
                     };
-                    if !this.fill(want) {
+                    let opened = if this.buf.is_empty() && this.pending.len() >= want {
+                        // Fast path: the whole segment is in the input chunk; open it from there.
+                        this.open_direct(index, want)
+                    } else if this.fill(want) {
+                        this.open_buffered(index)
+                    } else {
                         this.state = State::Segment { index };
                         match ready!(this.body.poll_next_unpin(cx)) {
                             Some(Ok(chunk)) => this.pending = chunk,
@@ -181,9 +201,9 @@ impl Stream for Opener {
                             None => return this.fail(invalid(FormatError::Truncated)),
                         }
                         continue;
-                    }
-                    let plain = match this.open_buffered(index) {
-                        Ok(p) => p,
+                    };
+                    let plain = match opened {
+                        Ok(p) => this.trim(p),
                         Err(e) => return this.fail(invalid(e)),
                     };
                     if index == this.last_segment {

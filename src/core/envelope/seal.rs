@@ -107,6 +107,17 @@ impl Sealer {
         Ok(seg.freeze())
     }
 
+    /// Seals the first `S` bytes of `pending` (a whole non-final segment) out of place.
+    fn seal_direct(&mut self) -> io::Result<Bytes> {
+        let plain = self.pending.split_to(S);
+        let mut seg = BytesMut::zeroed(SEGMENT_BUF);
+        self.keys
+            .seal_segment_into(self.index, false, &plain, &mut seg)
+            .map_err(io::Error::other)?;
+        self.index += 1;
+        Ok(seg.freeze())
+    }
+
     fn fail(&mut self, err: io::Error) -> Poll<Option<io::Result<Bytes>>> {
         self.done = true;
         // Drop buffered plaintext promptly; nothing more will be emitted.
@@ -124,6 +135,14 @@ impl Stream for Sealer {
         loop {
             if this.done {
                 return Poll::Ready(None);
+            }
+            // Fast path: a whole non-final segment is in the input chunk; seal it straight from there.
+            if this.buf.is_empty() && this.pending.len() >= S && this.index < this.last_index {
+                let sealed = this.seal_direct();
+                return match sealed {
+                    Ok(seg) => Poll::Ready(Some(Ok(seg))),
+                    Err(e) => this.fail(e),
+                };
             }
             // Move buffered input into the segment; a full non-final segment goes out at once.
             while !this.pending.is_empty() {
