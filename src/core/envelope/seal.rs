@@ -101,7 +101,7 @@ impl Sealer {
         let tag = self
             .keys
             .seal_segment(self.index, is_final, &mut seg)
-            .map_err(|e| io::Error::other(e))?;
+            .map_err(io::Error::other)?;
         seg.extend_from_slice(&tag);
         self.index += 1;
         Ok(seg.freeze())
@@ -208,15 +208,17 @@ mod tests {
 
     #[test]
     fn stream_matches_seal_all_and_one_item_per_segment() {
-        for len in [0usize, 1, S - 1, S, S + 1, 3 * S + 17] {
-            let plain: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
-            // Odd chunking so segments straddle chunk boundaries.
-            let chunks = plain.chunks(10_007).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
-            let items = collect(seal_stream(keys(), len as u64, body(chunks)));
-            assert_eq!(items.len() as u64, segment_count(len as u64), "len {len}");
-            let joined: Vec<u8> = items.into_iter().flat_map(|i| i.unwrap().to_vec()).collect();
-            assert_eq!(joined.len() as u64, ciphertext_len(len as u64));
-            assert_eq!(joined, seal_all(&keys(), &plain).unwrap(), "len {len}");
+        // Chunkings that hit the copy path (small pieces), the direct path (whole segments in one chunk) and both.
+        for chunk in [10_007, 1000, S, 3 * S + 5] {
+            for len in [0usize, 1, S - 1, S, S + 1, 3 * S + 17] {
+                let plain: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+                let chunks = plain.chunks(chunk).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+                let items = collect(seal_stream(keys(), len as u64, body(chunks)));
+                assert_eq!(items.len() as u64, segment_count(len as u64), "len {len}");
+                let joined: Vec<u8> = items.into_iter().flat_map(|i| i.unwrap().to_vec()).collect();
+                assert_eq!(joined.len() as u64, ciphertext_len(len as u64));
+                assert_eq!(joined, seal_all(&keys(), &plain).unwrap(), "len {len} chunk {chunk}");
+            }
         }
     }
 
