@@ -488,7 +488,16 @@ impl BlobService {
         // The window may extend past the segments we need: stop reading after them.
         let needed = plan.cipher.end - plan.cipher.start;
         let body = take_bytes(got.body, needed);
-        let body = open_stream(opened.keys, size, plan, body);
+        let object = format!("{}/{}/{}", tenant.name, bucket, key);
+        let body = open_stream(opened.keys, size, plan, body)
+            .map(move |item| {
+                if let Err(e) = &item {
+                    // Headers are out: the client only sees the connection cut. Say why here.
+                    tracing::error!(%object, error = %e, "object failed authentication mid-stream; aborting the response");
+                }
+                item
+            })
+            .boxed();
         Ok(GetOutcome { info, range: plain, body })
     }
 
