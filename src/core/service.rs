@@ -217,7 +217,12 @@ fn stored_headers(all: &BTreeMap<String, String>) -> ContentHeaders {
 
 /// Digest over every stored metadata entry except the envelope itself.
 fn digest_of(stored: &BTreeMap<String, String>) -> [u8; 32] {
-    metadata_digest(stored.iter().filter(|(k, _)| k.as_str() != ENVELOPE_META).map(|(k, v)| (k.as_str(), v.as_str())))
+    metadata_digest(
+        stored
+            .iter()
+            .filter(|(k, _)| k.as_str() != ENVELOPE_META)
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    )
 }
 
 /// Backend options for a sealed object: its metadata (with envelope) and a neutral content type.
@@ -225,7 +230,10 @@ fn backend_put_options(mut stored: BTreeMap<String, String>, envelope: String, i
     stored.insert(ENVELOPE_META.to_owned(), envelope);
     PutOptions {
         metadata: stored,
-        headers: ContentHeaders { content_type: Some(STORED_CONTENT_TYPE.to_owned()), ..ContentHeaders::default() },
+        headers: ContentHeaders {
+            content_type: Some(STORED_CONTENT_TYPE.to_owned()),
+            ..ContentHeaders::default()
+        },
         if_none_match_any,
     }
 }
@@ -251,7 +259,11 @@ pub fn resolve_range(range: RangeRequest, size: u64) -> CoreResult<Range<u64>> {
 
 impl BlobService {
     pub fn new(directory: TenantDirectory, keys: Arc<dyn KeyProvider>, regions: BTreeMap<String, String>) -> Self {
-        Self { directory, keys, regions }
+        Self {
+            directory,
+            keys,
+            regions,
+        }
     }
 
     pub fn directory(&self) -> &TenantDirectory {
@@ -275,7 +287,13 @@ impl BlobService {
         let default = self.place(tenant, "x").map(|p| p.backend)?;
         for b in default.list_buckets().await? {
             if let Some(name) = self.directory.client_bucket_name(tenant, &b.name) {
-                out.insert(name.clone(), BucketInfo { name, created: b.created });
+                out.insert(
+                    name.clone(),
+                    BucketInfo {
+                        name,
+                        created: b.created,
+                    },
+                );
             }
         }
         let routes: Vec<_> = self.directory.routes_of(tenant).cloned().collect();
@@ -284,7 +302,13 @@ impl BlobService {
             match placement.backend.list_buckets().await {
                 Ok(list) => {
                     if let Some(b) = list.into_iter().find(|b| b.name == placement.bucket) {
-                        out.insert(route.bucket.clone(), BucketInfo { name: route.bucket.clone(), created: b.created });
+                        out.insert(
+                            route.bucket.clone(),
+                            BucketInfo {
+                                name: route.bucket.clone(),
+                                created: b.created,
+                            },
+                        );
                     }
                 }
                 Err(e) => return Err(e.into()),
@@ -328,7 +352,10 @@ impl BlobService {
     // ---- envelopes -----------------------------------------------------------------------------
 
     fn check_client_metadata(metadata: &BTreeMap<String, String>) -> CoreResult<()> {
-        match metadata.keys().find(|k| k.to_ascii_lowercase().starts_with(RESERVED_META_PREFIX)) {
+        match metadata
+            .keys()
+            .find(|k| k.to_ascii_lowercase().starts_with(RESERVED_META_PREFIX))
+        {
             Some(k) => Err(CoreError::InvalidRequest(format!(
                 "metadata name x-amz-meta-{k} is reserved (prefix x-amz-meta-{RESERVED_META_PREFIX})"
             ))),
@@ -362,14 +389,23 @@ impl BlobService {
             .map_err(|_| CoreError::Integrity("envelope is not valid base64".into()))?;
         let envelope = Envelope::decode(&bytes)?;
         if digest_of(&head.metadata) != envelope.meta_digest {
-            return Err(CoreError::Integrity("object metadata does not match its envelope".into()));
+            return Err(CoreError::Integrity(
+                "object metadata does not match its envelope".into(),
+            ));
         }
         if ciphertext_len(envelope.plaintext_len) != head.meta.size {
             return Err(CoreError::Integrity("stored size does not match the envelope".into()));
         }
         let aad = envelope.wrap_aad(id);
-        let wrapped = WrappedKey { kek_id: envelope.kek_id.clone(), blob: envelope.wrapped_dek.clone() };
-        let dek = self.keys.unwrap(&tenant.name, &wrapped, &aad).await.map_err(key_error)?;
+        let wrapped = WrappedKey {
+            kek_id: envelope.kek_id.clone(),
+            blob: envelope.wrapped_dek.clone(),
+        };
+        let dek = self
+            .keys
+            .unwrap(&tenant.name, &wrapped, &aad)
+            .await
+            .map_err(key_error)?;
         let keys = ObjectKeys::derive(&dek, &envelope.salt)?;
         keys.verify_commitment(&envelope.commitment)?;
         Ok(Opened { envelope, keys, dek })
@@ -402,7 +438,11 @@ impl BlobService {
     ) -> CoreResult<PutOutcome> {
         Self::check_client_metadata(&req.metadata)?;
         let p = self.place(tenant, bucket)?;
-        let id = ObjectIdentity { tenant: &tenant.name, bucket, key };
+        let id = ObjectIdentity {
+            tenant: &tenant.name,
+            bucket,
+            key,
+        };
         let stored = stored_metadata(req.metadata, &req.headers);
         let dek = DataKey::generate().map_err(key_error)?;
         let mut salt = [0u8; 32];
@@ -420,7 +460,11 @@ impl BlobService {
         let opts = backend_put_options(stored, encoded, req.if_none_match_any);
         let sealed = seal_stream(keys, len, body);
         let res = p.backend.put(&p.bucket, key, sealed, ciphertext_len(len), opts).await?;
-        Ok(PutOutcome { etag: client_etag(&res.etag), version_id: res.version_id, last_modified: res.last_modified })
+        Ok(PutOutcome {
+            etag: client_etag(&res.etag),
+            version_id: res.version_id,
+            last_modified: res.last_modified,
+        })
     }
 
     /// Metadata of an object, authenticated (the data key is unwrapped to prove it).
@@ -433,7 +477,11 @@ impl BlobService {
     ) -> CoreResult<ObjectInfo> {
         let p = self.place(tenant, bucket)?;
         let head = p.backend.head(&p.bucket, key, version_id).await?;
-        let id = ObjectIdentity { tenant: &tenant.name, bucket, key };
+        let id = ObjectIdentity {
+            tenant: &tenant.name,
+            bucket,
+            key,
+        };
         let opened = self.open_envelope(tenant, &id, &head).await?;
         Ok(Self::info_of(key, &head, opened.envelope.plaintext_len))
     }
@@ -450,7 +498,11 @@ impl BlobService {
         range: Option<RangeRequest>,
     ) -> CoreResult<GetOutcome> {
         let p = self.place(tenant, bucket)?;
-        let id = ObjectIdentity { tenant: &tenant.name, bucket, key };
+        let id = ObjectIdentity {
+            tenant: &tenant.name,
+            bucket,
+            key,
+        };
         let version = version_id.map(str::to_owned);
         let window = match range {
             None => None,
@@ -459,12 +511,24 @@ impl BlobService {
             Some(RangeRequest::From(first)) => Some(fetch_window(first, None)),
             Some(RangeRequest::Suffix(n)) => {
                 let head = p.backend.head(&p.bucket, key, version_id).await?;
-                let size = plaintext_len(head.meta.size).ok_or(CoreError::Integrity("impossible stored size".into()))?;
+                let size =
+                    plaintext_len(head.meta.size).ok_or(CoreError::Integrity("impossible stored size".into()))?;
                 let plain = resolve_range(RangeRequest::Suffix(n), size)?;
                 Some(plan_range(size, plain)?.cipher)
             }
         };
-        let got = match p.backend.get(&p.bucket, key, GetOptions { range: window.clone(), version_id: version.clone() }).await {
+        let got = match p
+            .backend
+            .get(
+                &p.bucket,
+                key,
+                GetOptions {
+                    range: window.clone(),
+                    version_id: version.clone(),
+                },
+            )
+            .await
+        {
             Ok(got) => got,
             Err(BackendError::InvalidRange) => {
                 // The window starts past the stored bytes, so the range starts past the plaintext.
@@ -498,7 +562,11 @@ impl BlobService {
                 item
             })
             .boxed();
-        Ok(GetOutcome { info, range: plain, body })
+        Ok(GetOutcome {
+            info,
+            range: plain,
+            body,
+        })
     }
 
     /// Deletes an object (or one version). Deleting a missing key succeeds, as in S3.
@@ -528,7 +596,11 @@ impl BlobService {
         let sp = self.place(tenant, src.bucket)?;
         let dp = self.place(tenant, bucket)?;
         let head = sp.backend.head(&sp.bucket, src.key, src.version_id).await?;
-        let src_id = ObjectIdentity { tenant: &tenant.name, bucket: src.bucket, key: src.key };
+        let src_id = ObjectIdentity {
+            tenant: &tenant.name,
+            bucket: src.bucket,
+            key: src.key,
+        };
         let opened = self.open_envelope(tenant, &src_id, &head).await?;
         let (metadata, headers) = match replace {
             Some(r) => {
@@ -544,20 +616,37 @@ impl BlobService {
             wrapped_dek: Vec::new(),
             ..opened.envelope
         };
-        let dst_id = ObjectIdentity { tenant: &tenant.name, bucket, key };
+        let dst_id = ObjectIdentity {
+            tenant: &tenant.name,
+            bucket,
+            key,
+        };
         let encoded = self.seal_envelope(tenant, &dst_id, envelope, &opened.dek).await?;
         let opts = backend_put_options(stored, encoded, if_none_match_any);
         let res = if sp.backend_name == dp.backend_name {
-            dp.backend.copy(&sp.bucket, src.key, src.version_id, &dp.bucket, key, opts).await?
+            dp.backend
+                .copy(&sp.bucket, src.key, src.version_id, &dp.bucket, key, opts)
+                .await?
         } else {
             let got = sp
                 .backend
-                .get(&sp.bucket, src.key, GetOptions { range: None, version_id: src.version_id.map(str::to_owned) })
+                .get(
+                    &sp.bucket,
+                    src.key,
+                    GetOptions {
+                        range: None,
+                        version_id: src.version_id.map(str::to_owned),
+                    },
+                )
                 .await?;
             dp.backend.put(&dp.bucket, key, got.body, head.meta.size, opts).await?
         };
         Ok(CopyOutcome {
-            put: PutOutcome { etag: client_etag(&res.etag), version_id: res.version_id, last_modified: res.last_modified },
+            put: PutOutcome {
+                etag: client_etag(&res.etag),
+                version_id: res.version_id,
+                last_modified: res.last_modified,
+            },
             source_version_id: head.meta.version_id,
         })
     }
@@ -598,7 +687,11 @@ impl BlobService {
                 .into_iter()
                 .map(|v| ListedVersion {
                     object: ListedObject {
-                        size: if v.is_delete_marker { 0 } else { listed_size(v.meta.size) },
+                        size: if v.is_delete_marker {
+                            0
+                        } else {
+                            listed_size(v.meta.size)
+                        },
                         etag: client_etag(&v.meta.etag),
                         key: v.meta.key,
                         last_modified: v.meta.last_modified,

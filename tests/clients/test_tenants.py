@@ -110,13 +110,18 @@ def test_virtual_host_style(two_tenants):
     alpha.put_object(Bucket=bucket, Key="v/h.txt", Body=b"virtual host")
     port = server.endpoint.rsplit(":", 1)[1]
     # Address the bucket by Host header (`<bucket>.s3.localtest`), sending the request to loopback.
-    from botocore.auth import SigV4Auth
+    from botocore.auth import S3SigV4Auth
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
+    import urllib.error
     import urllib.request
     host = f"{bucket}.s3.localtest:{port}"
     req = AWSRequest(method="GET", url=f"http://{host}/v/h.txt", headers={"Host": host})
-    SigV4Auth(Credentials("ALPHAKEY", server.alpha_secret), "s3", "us-east-1").add_auth(req)
+    S3SigV4Auth(Credentials("ALPHAKEY", server.alpha_secret), "s3", "us-east-1").add_auth(req)
     r = urllib.request.Request(f"http://127.0.0.1:{port}/v/h.txt", headers=dict(req.headers.items()), method="GET")
-    with urllib.request.urlopen(r) as resp:
-        assert resp.read() == b"virtual host"
+    try:
+        with urllib.request.urlopen(r) as resp:
+            body = resp.read()
+    except urllib.error.HTTPError as e:
+        raise AssertionError(f"{e.code}: {e.read()!r}") from e
+    assert body == b"virtual host"

@@ -19,11 +19,17 @@ pub fn to_s3_error(err: CoreError) -> S3Error {
         CoreError::Key(k) => key_error(k),
         CoreError::Integrity(detail) => {
             tracing::error!(%detail, "integrity check failed: refusing to release the object");
-            S3Error::with_message(C::InternalError, "The stored object failed its integrity check and was not served.")
+            S3Error::with_message(
+                C::InternalError,
+                "The stored object failed its integrity check and was not served.",
+            )
         }
         CoreError::NotSealed => {
             tracing::error!("object in the backend carries no blobseal envelope: refusing to serve it");
-            S3Error::with_message(C::InternalError, "The stored object is not sealed by blobseal and was not served.")
+            S3Error::with_message(
+                C::InternalError,
+                "The stored object is not sealed by blobseal and was not served.",
+            )
         }
         CoreError::RangeNotSatisfiable { size } => {
             let mut e = S3Error::with_message(C::InvalidRange, "The requested range is not satisfiable");
@@ -48,9 +54,7 @@ fn backend_error(err: BackendError) -> S3Error {
     match err {
         BackendError::NoSuchKey => S3Error::with_message(C::NoSuchKey, "The specified key does not exist."),
         BackendError::NoSuchBucket => S3Error::with_message(C::NoSuchBucket, "The specified bucket does not exist"),
-        BackendError::NoSuchVersion => {
-            S3Error::with_message(C::NoSuchVersion, "The specified version does not exist.")
-        }
+        BackendError::NoSuchVersion => S3Error::with_message(C::NoSuchVersion, "The specified version does not exist."),
         BackendError::BucketAlreadyExists => S3Error::with_message(
             C::BucketAlreadyOwnedByYou,
             "Your previous request to create the named bucket succeeded and you already own it.",
@@ -58,9 +62,10 @@ fn backend_error(err: BackendError) -> S3Error {
         BackendError::BucketNotEmpty => {
             S3Error::with_message(C::BucketNotEmpty, "The bucket you tried to delete is not empty")
         }
-        BackendError::PreconditionFailed => {
-            S3Error::with_message(C::PreconditionFailed, "At least one of the pre-conditions you specified did not hold")
-        }
+        BackendError::PreconditionFailed => S3Error::with_message(
+            C::PreconditionFailed,
+            "At least one of the pre-conditions you specified did not hold",
+        ),
         BackendError::InvalidRange => S3Error::with_message(C::InvalidRange, "The requested range is not satisfiable"),
         BackendError::PermissionDenied(detail) => {
             tracing::error!(%detail, "backend refused blobseal's credentials");
@@ -69,17 +74,20 @@ fn backend_error(err: BackendError) -> S3Error {
         BackendError::Throttled => S3Error::with_message(C::SlowDown, "Please reduce your request rate."),
         BackendError::Unavailable(detail) => {
             tracing::warn!(%detail, "backend unavailable");
-            S3Error::with_message(C::ServiceUnavailable, "The storage backend is unavailable; please retry.")
+            S3Error::with_message(
+                C::ServiceUnavailable,
+                "The storage backend is unavailable; please retry.",
+            )
         }
-        BackendError::NotSupported(what) => {
-            S3Error::with_message(C::NotImplemented, format!("Not supported by this bucket's storage backend: {what}"))
-        }
+        BackendError::NotSupported(what) => S3Error::with_message(
+            C::NotImplemented,
+            format!("Not supported by this bucket's storage backend: {what}"),
+        ),
         BackendError::InvalidRequest(msg) => S3Error::with_message(C::InvalidArgument, msg),
         BackendError::Other { backend, message } => {
             tracing::error!(backend, %message, "backend error");
             S3Error::with_message(C::InternalError, "The storage backend failed.")
-        }
-        // `BackendError` is non-exhaustive for other crates only; new variants must be mapped here.
+        } // `BackendError` is non-exhaustive for other crates only; new variants must be mapped here.
     }
 }
 
@@ -110,7 +118,10 @@ mod tests {
         let cases = [
             (CoreError::UnknownTenant, "AccessDenied"),
             (CoreError::Backend(BackendError::NoSuchKey), "NoSuchKey"),
-            (CoreError::Backend(BackendError::Unavailable("x".into())), "ServiceUnavailable"),
+            (
+                CoreError::Backend(BackendError::Unavailable("x".into())),
+                "ServiceUnavailable",
+            ),
             (CoreError::Key(KeyError::Unavailable("x".into())), "ServiceUnavailable"),
             (CoreError::Integrity("x".into()), "InternalError"),
             (CoreError::RangeNotSatisfiable { size: 3 }, "InvalidRange"),
@@ -123,7 +134,9 @@ mod tests {
 
     #[test]
     fn integrity_details_stay_internal() {
-        let e = to_s3_error(CoreError::Integrity("segment 7 tag mismatch under key local:a:1".into()));
+        let e = to_s3_error(CoreError::Integrity(
+            "segment 7 tag mismatch under key local:a:1".into(),
+        ));
         assert!(!e.message().unwrap_or_default().contains("local:a:1"));
     }
 }

@@ -24,7 +24,10 @@ fn wants_url(e: &Option<EncodingType>) -> S3Result<bool> {
     match e.as_ref().map(EncodingType::as_str) {
         None => Ok(false),
         Some(EncodingType::URL) => Ok(true),
-        Some(other) => Err(s3_error!(InvalidArgument, "Invalid Encoding Method specified in Request: {other}")),
+        Some(other) => Err(s3_error!(
+            InvalidArgument,
+            "Invalid Encoding Method specified in Request: {other}"
+        )),
     }
 }
 
@@ -47,7 +50,11 @@ fn contents(page: &ObjectPage, url: bool) -> Vec<Object> {
 }
 
 fn prefixes(list: &[String], url: bool) -> Vec<CommonPrefix> {
-    list.iter().map(|p| CommonPrefix { prefix: Some(maybe_encode(p.clone(), url)) }).collect()
+    list.iter()
+        .map(|p| CommonPrefix {
+            prefix: Some(maybe_encode(p.clone(), url)),
+        })
+        .collect()
 }
 
 pub async fn list_objects_v2(
@@ -69,7 +76,9 @@ pub async fn list_objects_v2(
             continuation: input.continuation_token.clone(),
             max_keys: limit,
         };
-        core.list_objects(&tenant, &input.bucket, opts).await.map_err(to_s3_error)?
+        core.list_objects(&tenant, &input.bucket, opts)
+            .await
+            .map_err(to_s3_error)?
     };
     let key_count = page.objects.len() + page.common_prefixes.len();
     Ok(S3Response::new(ListObjectsV2Output {
@@ -81,7 +90,11 @@ pub async fn list_objects_v2(
         continuation_token: input.continuation_token,
         start_after: input.start_after.map(|s| maybe_encode(s, url)),
         is_truncated: Some(page.is_truncated),
-        next_continuation_token: if page.is_truncated { page.next_token.clone() } else { None },
+        next_continuation_token: if page.is_truncated {
+            page.next_token.clone()
+        } else {
+            None
+        },
         contents: Some(contents(&page, url)),
         common_prefixes: Some(prefixes(&page.common_prefixes, url)),
         encoding_type: input.encoding_type,
@@ -89,7 +102,10 @@ pub async fn list_objects_v2(
     }))
 }
 
-pub async fn list_objects(core: &BlobService, req: S3Request<ListObjectsInput>) -> S3Result<S3Response<ListObjectsOutput>> {
+pub async fn list_objects(
+    core: &BlobService,
+    req: S3Request<ListObjectsInput>,
+) -> S3Result<S3Response<ListObjectsOutput>> {
     let tenant = tenant(&req)?;
     let input = req.input;
     let url = wants_url(&input.encoding_type)?;
@@ -105,7 +121,9 @@ pub async fn list_objects(core: &BlobService, req: S3Request<ListObjectsInput>) 
             continuation: None,
             max_keys: limit,
         };
-        core.list_objects(&tenant, &input.bucket, opts).await.map_err(to_s3_error)?
+        core.list_objects(&tenant, &input.bucket, opts)
+            .await
+            .map_err(to_s3_error)?
     };
     // v1 pages by marker: the greatest key or common prefix returned.
     let next_marker = if page.is_truncated {
@@ -145,7 +163,10 @@ pub async fn list_object_versions(
         version_id_marker: input.version_id_marker.clone().filter(|m| !m.is_empty()),
         max_keys: limit.max(1),
     };
-    let listing = core.list_versions(&tenant, &input.bucket, opts).await.map_err(to_s3_error)?;
+    let listing = core
+        .list_versions(&tenant, &input.bucket, opts)
+        .await
+        .map_err(to_s3_error)?;
     let mut versions = Vec::new();
     let mut markers = Vec::new();
     for v in listing.versions {
@@ -167,7 +188,9 @@ pub async fn list_object_versions(
                 last_modified: Some(timestamp(v.object.last_modified)),
                 size: Some(i64_of(v.object.size)),
                 e_tag: Some(etag(&v.object.etag)),
-                storage_class: Some(ObjectVersionStorageClass::from_static(ObjectVersionStorageClass::STANDARD)),
+                storage_class: Some(ObjectVersionStorageClass::from_static(
+                    ObjectVersionStorageClass::STANDARD,
+                )),
                 ..Default::default()
             });
         }

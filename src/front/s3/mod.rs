@@ -6,6 +6,7 @@ mod buckets;
 pub mod checksum;
 mod convert;
 pub mod error;
+mod host;
 mod list;
 mod objects;
 mod service;
@@ -38,7 +39,8 @@ pub fn build_service(
     builder.set_auth(auth::TenantAuth::new(secrets));
     builder.set_access(auth::TenantAccess::new(core));
     if let Some(domain) = vhost_domain {
-        let host = s3s::host::SingleDomain::new(domain).map_err(|_| BuildError::VirtualHostDomain(domain.to_owned()))?;
+        let host =
+            host::BucketSubdomains::new(domain).ok_or_else(|| BuildError::VirtualHostDomain(domain.to_owned()))?;
         builder.set_host(host);
     }
     Ok(builder.build())

@@ -13,7 +13,10 @@ use crate::core::service::{BlobService, CopySource as CoreCopySource, ObjectInfo
 /// The digests a PutObject declares, from its headers (values) and `x-amz-trailer` (announced).
 fn expected_digests(input: &PutObjectInput, headers: &http::HeaderMap) -> S3Result<Expected> {
     let md5 = match &input.content_md5 {
-        Some(v) => Some(decode_content_md5(v).ok_or_else(|| s3_error!(InvalidDigest, "The Content-MD5 you specified was invalid."))?),
+        Some(v) => Some(
+            decode_content_md5(v)
+                .ok_or_else(|| s3_error!(InvalidDigest, "The Content-MD5 you specified was invalid."))?,
+        ),
         None => None,
     };
     let mut given = Vec::new();
@@ -36,13 +39,23 @@ fn expected_digests(input: &PutObjectInput, headers: &http::HeaderMap) -> S3Resu
         ),
         None => None,
     };
-    Ok(Expected { md5, headers: given, trailer })
+    Ok(Expected {
+        md5,
+        headers: given,
+        trailer,
+    })
 }
 
 fn bad_digest(m: Mismatch) -> s3s::S3Error {
     match m {
-        Mismatch::Md5 => s3_error!(BadDigest, "The Content-MD5 you specified did not match what we received."),
-        Mismatch::Checksum(h) => s3_error!(BadDigest, "The {h} you specified did not match the calculated checksum."),
+        Mismatch::Md5 => s3_error!(
+            BadDigest,
+            "The Content-MD5 you specified did not match what we received."
+        ),
+        Mismatch::Checksum(h) => s3_error!(
+            BadDigest,
+            "The {h} you specified did not match the calculated checksum."
+        ),
         Mismatch::MissingTrailer(h) => s3_error!(InvalidRequest, "The announced trailing checksum {h} was not sent."),
     }
 }
@@ -66,7 +79,9 @@ pub async fn put_object(core: &BlobService, req: S3Request<PutObjectInput>) -> S
     let create_only = if_none_match_any(&input.if_none_match)?;
     let len = input.content_length.ok_or_else(|| s3_error!(MissingContentLength))?;
     let len = u64::try_from(len).map_err(|_| s3_error!(InvalidArgument, "negative Content-Length"))?;
-    let body = input.body.unwrap_or_else(|| StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>()));
+    let body = input
+        .body
+        .unwrap_or_else(|| StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>()));
     let (verified, verdict) = VerifiedBody::new(body, expected, trailers);
     let body: ByteStream = Box::pin(verified);
     let put = PutRequest {
@@ -81,7 +96,10 @@ pub async fn put_object(core: &BlobService, req: S3Request<PutObjectInput>) -> S
         ),
         if_none_match_any: create_only,
     };
-    match core.put_object(&tenant, &input.bucket, &input.key, body, len, put).await {
+    match core
+        .put_object(&tenant, &input.bucket, &input.key, body, len, put)
+        .await
+    {
         Ok(out) => Ok(S3Response::new(PutObjectOutput {
             e_tag: Some(etag(&out.etag)),
             version_id: out.version_id,
@@ -160,7 +178,10 @@ pub async fn get_object(core: &BlobService, req: S3Request<GetObjectInput>) -> S
         .map_err(to_s3_error)?;
     let info = got.info;
     let (content_length, content_range) = match &got.range {
-        Some(r) => (r.end - r.start, Some(format!("bytes {}-{}/{}", r.start, r.end.saturating_sub(1), info.size))),
+        Some(r) => (
+            r.end - r.start,
+            Some(format!("bytes {}-{}/{}", r.start, r.end.saturating_sub(1), info.size)),
+        ),
         None => (info.size, None),
     };
     let d = describe(&info, overrides);
@@ -184,7 +205,10 @@ pub async fn get_object(core: &BlobService, req: S3Request<GetObjectInput>) -> S
     }))
 }
 
-pub async fn head_object(core: &BlobService, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+pub async fn head_object(
+    core: &BlobService,
+    req: S3Request<HeadObjectInput>,
+) -> S3Result<S3Response<HeadObjectOutput>> {
     let tenant = tenant(&req)?;
     let input = req.input;
     if input.part_number.is_some() {
@@ -246,7 +270,10 @@ pub async fn delete_objects(
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
     for obj in input.delete.objects {
-        match core.delete_object(&tenant, &input.bucket, &obj.key, obj.version_id.as_deref()).await {
+        match core
+            .delete_object(&tenant, &input.bucket, &obj.key, obj.version_id.as_deref())
+            .await
+        {
             Ok(out) => {
                 if !quiet {
                     deleted.push(DeletedObject {
@@ -275,12 +302,25 @@ pub async fn delete_objects(
     }))
 }
 
-pub async fn copy_object(core: &BlobService, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
+pub async fn copy_object(
+    core: &BlobService,
+    req: S3Request<CopyObjectInput>,
+) -> S3Result<S3Response<CopyObjectOutput>> {
     let tenant = tenant(&req)?;
     let input = req.input;
     let (src_bucket, src_key, src_version) = match &input.copy_source {
-        CopySource::Bucket { bucket, key, version_id } => (bucket.to_string(), key.to_string(), version_id.as_deref().map(str::to_owned)),
-        CopySource::AccessPoint { .. } | CopySource::Outpost { .. } => return Err(s3_error!(NotImplemented, "access point copy sources are not supported")),
+        CopySource::Bucket {
+            bucket,
+            key,
+            version_id,
+        } => (
+            bucket.to_string(),
+            key.to_string(),
+            version_id.as_deref().map(str::to_owned),
+        ),
+        CopySource::AccessPoint { .. } | CopySource::Outpost { .. } => {
+            return Err(s3_error!(NotImplemented, "access point copy sources are not supported"))
+        }
     };
     if input.copy_source_if_match.is_some()
         || input.copy_source_if_none_match.is_some()
@@ -289,7 +329,10 @@ pub async fn copy_object(core: &BlobService, req: S3Request<CopyObjectInput>) ->
     {
         return Err(s3_error!(NotImplemented, "conditional copy is not supported yet"));
     }
-    let replace = input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+    let replace = input
+        .metadata_directive
+        .as_ref()
+        .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
     if !replace && src_bucket == input.bucket && src_key == input.key && src_version.is_none() {
         return Err(s3_error!(
             InvalidRequest,
@@ -308,7 +351,11 @@ pub async fn copy_object(core: &BlobService, req: S3Request<CopyObjectInput>) ->
         ),
         if_none_match_any: false,
     });
-    let src = CoreCopySource { bucket: &src_bucket, key: &src_key, version_id: src_version.as_deref() };
+    let src = CoreCopySource {
+        bucket: &src_bucket,
+        key: &src_key,
+        version_id: src_version.as_deref(),
+    };
     let out = core
         .copy_object(&tenant, src, &input.bucket, &input.key, replacement, false)
         .await
@@ -316,7 +363,9 @@ pub async fn copy_object(core: &BlobService, req: S3Request<CopyObjectInput>) ->
     Ok(S3Response::new(CopyObjectOutput {
         copy_object_result: Some(CopyObjectResult {
             e_tag: Some(etag(&out.put.etag)),
-            last_modified: Some(timestamp(out.put.last_modified.unwrap_or_else(time::OffsetDateTime::now_utc))),
+            last_modified: Some(timestamp(
+                out.put.last_modified.unwrap_or_else(time::OffsetDateTime::now_utc),
+            )),
             ..Default::default()
         }),
         version_id: out.put.version_id,
