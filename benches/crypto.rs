@@ -34,10 +34,8 @@ fn object_keys() -> ObjectKeys {
 
 /// The input stream: `data` cut into `CHUNK`-sized `Bytes` (zero-copy slices of one buffer).
 fn stream_of(data: &Bytes) -> ByteStream {
-    let chunks: Vec<std::io::Result<Bytes>> = (0..data.len())
-        .step_by(CHUNK)
-        .map(|at| Ok(data.slice(at..(at + CHUNK).min(data.len()))))
-        .collect();
+    let chunks: Vec<std::io::Result<Bytes>> =
+        (0..data.len()).step_by(CHUNK).map(|at| Ok(data.slice(at..(at + CHUNK).min(data.len())))).collect();
     Box::pin(futures::stream::iter(chunks))
 }
 
@@ -64,9 +62,7 @@ fn bench(c: &mut Criterion) {
     let plain_len = OBJECT as u64;
 
     let mut g = c.benchmark_group("aes256gcm_64MiB");
-    g.sample_size(10)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(3));
+    g.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));
     g.throughput(Throughput::Bytes(plain_len));
 
     g.bench_function("raw_seal_in_place_64KiB", |b| {

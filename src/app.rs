@@ -26,18 +26,11 @@ use crate::front::s3::{build_service, BuildError};
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: std::net::SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: std::net::SocketAddr, source: std::io::Error },
     #[error("backend {name}: {source}")]
     Backend { name: String, source: BackendError },
     #[error("backend {name}: cannot create {path}: {source}")]
-    BackendDir {
-        name: String,
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
+    BackendDir { name: String, path: std::path::PathBuf, source: std::io::Error },
     #[error("key provider: {0}")]
     Keys(#[from] KeyError),
     #[error(transparent)]
@@ -64,13 +57,7 @@ pub async fn build(settings: &Settings) -> Result<Runtime, AppError> {
                 })?;
                 Arc::new(FsBackend::new(root.clone()))
             }
-            BackendKind::S3 {
-                endpoint,
-                region,
-                access_key_id,
-                secret_access_key,
-                force_path_style,
-            } => {
+            BackendKind::S3 { endpoint, region, access_key_id, secret_access_key, force_path_style } => {
                 regions.insert(b.name.clone(), region.clone());
                 let s = S3BackendSettings {
                     endpoint: endpoint.clone(),
@@ -79,10 +66,7 @@ pub async fn build(settings: &Settings) -> Result<Runtime, AppError> {
                     secret_access_key: secret_access_key.expose().to_owned(),
                     force_path_style: *force_path_style,
                 };
-                Arc::new(S3Backend::new(s).map_err(|source| AppError::Backend {
-                    name: b.name.clone(),
-                    source,
-                })?)
+                Arc::new(S3Backend::new(s).map_err(|source| AppError::Backend { name: b.name.clone(), source })?)
             }
         };
         directory.add_backend(&b.name, backend);
@@ -121,16 +105,9 @@ pub async fn build(settings: &Settings) -> Result<Runtime, AppError> {
 /// Runs blobseal until SIGINT/SIGTERM, then drains open connections.
 pub async fn serve(settings: Settings) -> Result<(), AppError> {
     let runtime = build(&settings).await?;
-    let listener = TcpListener::bind(settings.listen)
-        .await
-        .map_err(|source| AppError::Bind {
-            addr: settings.listen,
-            source,
-        })?;
-    let local = listener.local_addr().map_err(|source| AppError::Bind {
-        addr: settings.listen,
-        source,
-    })?;
+    let listener =
+        TcpListener::bind(settings.listen).await.map_err(|source| AppError::Bind { addr: settings.listen, source })?;
+    let local = listener.local_addr().map_err(|source| AppError::Bind { addr: settings.listen, source })?;
     tracing::info!(config = %settings.source, tenants = settings.tenants.len(), "blobseal listening on {local}");
     serve_on(listener, runtime.service, shutdown_signal()).await;
     tracing::info!("blobseal stopped");
@@ -169,9 +146,7 @@ pub async fn serve_on(
             async move { Ok::<_, Infallible>(log_request(service, req, id, peer).await) }
         });
         let builder = ConnBuilder::new(TokioExecutor::new());
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), logged)
-            .into_owned();
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), logged).into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
@@ -210,9 +185,7 @@ async fn log_request(
         }
     };
     if close_after {
-        response
-            .headers_mut()
-            .insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+        response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
     }
     let ms = start.elapsed().as_secs_f64() * 1000.0;
     tracing::info!(request = id, %peer, %method, %path, status = response.status().as_u16(), ms = format!("{ms:.1}"), "request");
@@ -228,10 +201,8 @@ fn empty_body_expecting_continue(headers: &http::HeaderMap) -> bool {
         .get(http::header::EXPECT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
-    let empty = headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim() == "0");
+    let empty =
+        headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim() == "0");
     expects_continue && empty
 }
 

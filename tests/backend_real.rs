@@ -27,13 +27,8 @@ fn backend(endpoint: &str, access_key: &str, secret_key: &str) -> S3Backend {
 async fn s3_backend_on_moto_passes_conformance() {
     let moto = MotoServer::start();
     let b = backend(&moto.endpoint, "testing", "testing");
-    let caps = Caps {
-        versioning: true,
-        list_versions: true,
-        path_like_keys: true,
-        strict_buckets: true,
-        list_etags: true,
-    };
+    let caps =
+        Caps { versioning: true, list_versions: true, path_like_keys: true, strict_buckets: true, list_etags: true };
     conformance::run_all(&b, "moto", caps).await;
 }
 
@@ -59,41 +54,21 @@ async fn wrong_secret_is_permission_denied_on_a_signature_checking_server() {
     good.create_bucket("sig-check").await.unwrap();
     let bad = backend(&server.endpoint, "AKIDBLOBSEALTEST", "not-the-secret");
     let r = bad.head("sig-check", "k", None).await;
-    assert!(
-        matches!(r, Err(BackendError::PermissionDenied(_))),
-        "HEAD with a wrong secret: {r:?}"
-    );
+    assert!(matches!(r, Err(BackendError::PermissionDenied(_))), "HEAD with a wrong secret: {r:?}");
     let r = bad.list_buckets().await;
-    assert!(
-        matches!(r, Err(BackendError::PermissionDenied(_))),
-        "ListBuckets with a wrong secret: {r:?}"
-    );
+    assert!(matches!(r, Err(BackendError::PermissionDenied(_))), "ListBuckets with a wrong secret: {r:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_backend_is_unavailable_within_seconds() {
     // A port nobody listens on: bind, read it, close it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let b = backend(&format!("http://127.0.0.1:{port}"), "ak", "sk");
     let started = Instant::now();
     let r = b.head_bucket("any").await;
-    assert!(
-        matches!(r, Err(BackendError::Unavailable(_))),
-        "head_bucket on a closed port: {r:?}"
-    );
+    assert!(matches!(r, Err(BackendError::Unavailable(_))), "head_bucket on a closed port: {r:?}");
     let body = conformance::body(b"data", 2);
     let r = b.put("any", "k", body, 4, Default::default()).await;
-    assert!(
-        matches!(r, Err(BackendError::Unavailable(_))),
-        "put on a closed port: {r:?}"
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "took {:?}",
-        started.elapsed()
-    );
+    assert!(matches!(r, Err(BackendError::Unavailable(_))), "put on a closed port: {r:?}");
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
 }

@@ -31,10 +31,7 @@ fn text(b: &[u8]) -> String {
 fn version_comes_from_cargo() {
     let out = run(&["--version"], &[]);
     assert!(out.status.success());
-    assert_eq!(
-        text(&out.stdout).trim(),
-        format!("blobseal {}", env!("CARGO_PKG_VERSION"))
-    );
+    assert_eq!(text(&out.stdout).trim(), format!("blobseal {}", env!("CARGO_PKG_VERSION")));
 }
 
 #[test]
@@ -53,40 +50,21 @@ fn shipped_configs_check_ok_without_printing_secrets() {
                 ("GLOBEX_SECRET", "globex-secret-value"),
             ],
         ),
-        (
-            "config/examples/fs.yaml",
-            vec![
-                ("ALICE_SECRET", "alice-secret-value"),
-                ("BOB_SECRET", "bob-secret-value"),
-            ],
-        ),
+        ("config/examples/fs.yaml", vec![("ALICE_SECRET", "alice-secret-value"), ("BOB_SECRET", "bob-secret-value")]),
         (
             "config/examples/s3-moto.yaml",
-            vec![
-                ("MOTO_KEY_ID", "test"),
-                ("MOTO_SECRET", "moto-secret-value"),
-                ("DEV_SECRET", "dev-secret-value"),
-            ],
+            vec![("MOTO_KEY_ID", "test"), ("MOTO_SECRET", "moto-secret-value"), ("DEV_SECRET", "dev-secret-value")],
         ),
-        (
-            "config/examples/s3.yaml",
-            vec![("AWS_STORE_KEY_ID", "AKIDAWS"), ("SECRETS_DIR", secrets_dir)],
-        ),
+        ("config/examples/s3.yaml", vec![("AWS_STORE_KEY_ID", "AKIDAWS"), ("SECRETS_DIR", secrets_dir)]),
     ];
     for (file, env) in cases {
         let path = repo(file);
         let out = run(&["check-config", path.to_str().unwrap()], &env);
         let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
         assert_eq!(out.status.code(), Some(0), "{file}: {stderr}");
-        assert!(
-            stdout.contains("tenants (") && stdout.trim_end().ends_with("OK"),
-            "{file}: {stdout}"
-        );
+        assert!(stdout.contains("tenants (") && stdout.trim_end().ends_with("OK"), "{file}: {stdout}");
         for secret in ["secret-value", "aws-store-secret-value", "clinic-secret-value"] {
-            assert!(
-                !stdout.contains(secret) && !stderr.contains(secret),
-                "{file} printed a secret: {stdout}"
-            );
+            assert!(!stdout.contains(secret) && !stderr.contains(secret), "{file} printed a secret: {stdout}");
         }
     }
 }
@@ -104,10 +82,7 @@ fn broken_configs_exit_2_with_positions() {
     let head = "key_provider: { kind: local, keyring: k.json }\nbackends:\n  - name: d\n    kind: fs\n";
 
     let (path, stderr) = check("unknown.yaml", &format!("{head}    colour: red\ntenants: []\n"), &[]);
-    assert!(
-        stderr.starts_with(&format!("{path}:5:5: ")) && stderr.contains("colour"),
-        "{stderr}"
-    );
+    assert!(stderr.starts_with(&format!("{path}:5:5: ")) && stderr.contains("colour"), "{stderr}");
 
     let (path, stderr) = check("indent.yaml", &format!("{head}  path: x\ntenants: []\n"), &[]);
     assert!(stderr.starts_with(&format!("{path}:5:3: ")), "{stderr}");
@@ -120,18 +95,9 @@ fn broken_configs_exit_2_with_positions() {
     let (path, stderr) = check("semantic.yaml", &body, &[]);
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 3, "{stderr}");
-    assert!(
-        lines[0].starts_with(&format!("{path}:8:22: ")) && lines[0].contains("nowhere"),
-        "{stderr}"
-    );
-    assert!(
-        lines[1].starts_with(&format!("{path}:11:21: ")) && lines[1].contains("T_SECRET"),
-        "{stderr}"
-    );
-    assert!(
-        lines[2].starts_with(&format!("{path}:12:9: ")) && lines[2].contains("NOT_SET"),
-        "{stderr}"
-    );
+    assert!(lines[0].starts_with(&format!("{path}:8:22: ")) && lines[0].contains("nowhere"), "{stderr}");
+    assert!(lines[1].starts_with(&format!("{path}:11:21: ")) && lines[1].contains("T_SECRET"), "{stderr}");
+    assert!(lines[2].starts_with(&format!("{path}:12:9: ")) && lines[2].contains("NOT_SET"), "{stderr}");
 
     let out = run(&["check-config", "/nonexistent/blobseal.yaml"], &[]);
     assert_eq!(out.status.code(), Some(2));
@@ -140,11 +106,7 @@ fn broken_configs_exit_2_with_positions() {
 
 /// A port that was free a moment ago.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Starts `serve` with the embedded default, waits for the "listening on" log line, kills it,
@@ -188,10 +150,7 @@ fn start_embedded(data: &Path) -> (String, String) {
     let _ = child.wait();
     let mut stdout = String::new();
     child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
-    assert!(
-        listening,
-        "server did not log `listening on`; stderr:\n{seen}\nstdout:\n{stdout}"
-    );
+    assert!(listening, "server did not log `listening on`; stderr:\n{seen}\nstdout:\n{stdout}");
     (stdout, seen)
 }
 
@@ -218,13 +177,7 @@ fn embedded_default_prints_generated_credentials_once() {
     assert_eq!(mode(&data.join("keyring.json")), 0o600);
 
     let (stdout2, stderr2) = start_embedded(&data);
-    assert!(
-        !stdout2.contains(secret) && !stderr2.contains(secret),
-        "secret printed again:\n{stdout2}\n{stderr2}"
-    );
+    assert!(!stdout2.contains(secret) && !stderr2.contains(secret), "secret printed again:\n{stdout2}\n{stderr2}");
     assert!(!stdout2.contains("new credentials"), "{stdout2}");
-    assert!(
-        stderr2.contains(id) && stderr2.contains("credentials.json"),
-        "{stderr2}"
-    );
+    assert!(stderr2.contains(id) && stderr2.contains("credentials.json"), "{stderr2}");
 }

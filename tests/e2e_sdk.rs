@@ -34,11 +34,7 @@ fn client(endpoint: &str, checksums: RequestChecksumCalculation) -> Client {
         .force_path_style(true)
         .request_checksum_calculation(checksums)
         .response_checksum_validation(validation)
-        .timeout_config(
-            TimeoutConfig::builder()
-                .operation_timeout(Duration::from_secs(60))
-                .build(),
-        )
+        .timeout_config(TimeoutConfig::builder().operation_timeout(Duration::from_secs(60)).build())
         .build();
     Client::from_conf(conf)
 }
@@ -57,23 +53,13 @@ fn data(len: usize, seed: u64) -> Vec<u8> {
 }
 
 async fn get_bytes(c: &Client, bucket: &str, key: &str, range: Option<&str>) -> (Vec<u8>, Option<String>) {
-    let out = c
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .set_range(range.map(str::to_owned))
-        .send()
-        .await
-        .unwrap();
+    let out = c.get_object().bucket(bucket).key(key).set_range(range.map(str::to_owned)).send().await.unwrap();
     let content_range = out.content_range().map(str::to_owned);
     (out.body.collect().await.unwrap().into_bytes().to_vec(), content_range)
 }
 
 async fn roundtrip(checksums: RequestChecksumCalculation) {
-    let bs = tokio::task::spawn_blocking(|| Blobseal::start_default(ACCESS_KEY, SECRET_KEY))
-        .await
-        .unwrap()
-        .unwrap();
+    let bs = tokio::task::spawn_blocking(|| Blobseal::start_default(ACCESS_KEY, SECRET_KEY)).await.unwrap().unwrap();
     let c = client(&bs.endpoint, checksums);
     let bucket = "e2e-sdk";
     c.create_bucket().bucket(bucket).send().await.unwrap();
@@ -82,14 +68,7 @@ async fn roundtrip(checksums: RequestChecksumCalculation) {
     for (i, &size) in SIZES.iter().enumerate() {
         let body = data(size, i as u64 + 1);
         let key = format!("dir/obj-{size}");
-        let put = c
-            .put_object()
-            .bucket(bucket)
-            .key(&key)
-            .body(ByteStream::from(body.clone()))
-            .send()
-            .await
-            .unwrap();
+        let put = c.put_object().bucket(bucket).key(&key).body(ByteStream::from(body.clone())).send().await.unwrap();
         let etag = put.e_tag().unwrap().to_owned();
         assert!(etag.contains('-'), "ETag {etag} must not look like an MD5");
 
@@ -113,15 +92,8 @@ async fn roundtrip(checksums: RequestChecksumCalculation) {
         ("bytes=-10", big.len() - 10, big.len() - 1),
     ] {
         let (got, content_range) = get_bytes(&c, bucket, key, Some(range)).await;
-        assert!(
-            got.as_slice() == &big[first..=last],
-            "range {range} returned wrong bytes"
-        );
-        assert_eq!(
-            content_range,
-            Some(format!("bytes {first}-{last}/{}", big.len())),
-            "range {range}"
-        );
+        assert!(got.as_slice() == &big[first..=last], "range {range} returned wrong bytes");
+        assert_eq!(content_range, Some(format!("bytes {first}-{last}/{}", big.len())), "range {range}");
     }
 
     // Listing shows plaintext sizes and the same ETags as PUT.
@@ -129,13 +101,7 @@ async fn roundtrip(checksums: RequestChecksumCalculation) {
     let mut listed: Vec<(String, usize, String)> = list
         .contents()
         .iter()
-        .map(|o| {
-            (
-                o.key().unwrap().to_owned(),
-                o.size().unwrap() as usize,
-                o.e_tag().unwrap().to_owned(),
-            )
-        })
+        .map(|o| (o.key().unwrap().to_owned(), o.size().unwrap() as usize, o.e_tag().unwrap().to_owned()))
         .collect();
     listed.sort();
     etags.sort();
@@ -144,19 +110,9 @@ async fn roundtrip(checksums: RequestChecksumCalculation) {
     for (key, _, _) in &etags {
         c.delete_object().bucket(bucket).key(key).send().await.unwrap();
         let err = c.get_object().bucket(bucket).key(key).send().await.unwrap_err();
-        assert!(
-            err.into_service_error().is_no_such_key(),
-            "GET after DELETE of {key} must be NoSuchKey"
-        );
+        assert!(err.into_service_error().is_no_such_key(), "GET after DELETE of {key} must be NoSuchKey");
     }
-    assert!(c
-        .list_objects_v2()
-        .bucket(bucket)
-        .send()
-        .await
-        .unwrap()
-        .contents()
-        .is_empty());
+    assert!(c.list_objects_v2().bucket(bucket).send().await.unwrap().contents().is_empty());
     c.delete_bucket().bucket(bucket).send().await.unwrap();
 }
 
@@ -209,29 +165,14 @@ fn dechunk(mut rest: &[u8]) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdk_presigned_get() {
-    let bs = tokio::task::spawn_blocking(|| Blobseal::start_default(ACCESS_KEY, SECRET_KEY))
-        .await
-        .unwrap()
-        .unwrap();
+    let bs = tokio::task::spawn_blocking(|| Blobseal::start_default(ACCESS_KEY, SECRET_KEY)).await.unwrap().unwrap();
     let c = client(&bs.endpoint, RequestChecksumCalculation::WhenRequired);
     c.create_bucket().bucket("e2e-presign").send().await.unwrap();
     let body = data(100_000, 9);
-    c.put_object()
-        .bucket("e2e-presign")
-        .key("p")
-        .body(ByteStream::from(body.clone()))
-        .send()
-        .await
-        .unwrap();
+    c.put_object().bucket("e2e-presign").key("p").body(ByteStream::from(body.clone())).send().await.unwrap();
 
     let cfg = PresigningConfig::expires_in(Duration::from_secs(300)).unwrap();
-    let presigned = c
-        .get_object()
-        .bucket("e2e-presign")
-        .key("p")
-        .presigned(cfg)
-        .await
-        .unwrap();
+    let presigned = c.get_object().bucket("e2e-presign").key("p").presigned(cfg).await.unwrap();
     let headers: Vec<(String, String)> = presigned.headers().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
     let (status, got) = http_get(presigned.uri(), &headers).await;
     assert_eq!(status, 200);
@@ -249,10 +190,7 @@ async fn sdk_presigned_get() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdk_wrong_secret_is_refused() {
-    let bs = tokio::task::spawn_blocking(|| Blobseal::start_default(ACCESS_KEY, SECRET_KEY))
-        .await
-        .unwrap()
-        .unwrap();
+    let bs = tokio::task::spawn_blocking(|| Blobseal::start_default(ACCESS_KEY, SECRET_KEY)).await.unwrap().unwrap();
     let conf = aws_sdk_s3::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .endpoint_url(&bs.endpoint)

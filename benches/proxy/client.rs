@@ -69,9 +69,7 @@ impl http_body::Body for RepeatBody {
         if this.remaining == 0 || this.chunk.is_empty() {
             return Poll::Ready(None);
         }
-        let n = usize::try_from(this.remaining)
-            .unwrap_or(usize::MAX)
-            .min(this.chunk.len());
+        let n = usize::try_from(this.remaining).unwrap_or(usize::MAX).min(this.chunk.len());
         this.remaining -= n as u64;
         Poll::Ready(Some(Ok(Frame::data(this.chunk.slice(..n)))))
     }
@@ -128,16 +126,10 @@ pub async fn ensure_bucket(c: &Client, bucket: &str) -> Result<(), String> {
     match c.create_bucket().bucket(bucket).send().await {
         Ok(_) => Ok(()),
         Err(e) => {
-            let code = e
-                .as_service_error()
-                .and_then(aws_sdk_s3::error::ProvideErrorMetadata::code)
-                .map(str::to_owned);
+            let code = e.as_service_error().and_then(aws_sdk_s3::error::ProvideErrorMetadata::code).map(str::to_owned);
             match code.as_deref() {
                 Some("BucketAlreadyOwnedByYou" | "BucketAlreadyExists") => Ok(()),
-                _ => Err(format!(
-                    "CreateBucket {bucket}: {}",
-                    aws_sdk_s3::error::DisplayErrorContext(e)
-                )),
+                _ => Err(format!("CreateBucket {bucket}: {}", aws_sdk_s3::error::DisplayErrorContext(e))),
             }
         }
     }

@@ -70,9 +70,7 @@ fn parse_size(text: &str) -> Result<u64, String> {
 
 fn knobs() -> Result<Knobs, String> {
     let num = |name: &str, default: usize| -> Result<usize, String> {
-        env(name).map_or(Ok(default), |v| {
-            v.parse().map_err(|_| format!("{name}={v:?} is not a number"))
-        })
+        env(name).map_or(Ok(default), |v| v.parse().map_err(|_| format!("{name}={v:?} is not a number")))
     };
     let cache = env("BLOBSEAL_TEST_CACHE")
         .map(PathBuf::from)
@@ -103,10 +101,8 @@ struct Target {
 fn main() -> std::process::ExitCode {
     let result = knobs().and_then(|k| {
         // One client thread: the servers under test get the rest of the 2 cores.
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| format!("tokio: {e}"))?;
+        let rt =
+            tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| format!("tokio: {e}"))?;
         rt.block_on(run(&k))
     });
     match result {
@@ -129,12 +125,7 @@ async fn run(k: &Knobs) -> Result<Report, String> {
         .tempdir()
         .map_err(|e| format!("tempdir: {e}"))?;
     let root = tmp.path();
-    eprintln!(
-        "blobseal: {}\ns3s-fs:   {}\nscratch:  {}",
-        k.blobseal.display(),
-        k.s3s_fs.display(),
-        root.display()
-    );
+    eprintln!("blobseal: {}\ns3s-fs:   {}\nscratch:  {}", k.blobseal.display(), k.s3s_fs.display(), root.display());
 
     let s3fs = procs::start_s3s_fs(&k.s3s_fs, &root.join("s3s-fs"))?;
     let mut report = Report::new(k.blobseal.display().to_string());
@@ -201,42 +192,25 @@ async fn speed(k: &Knobs, root: &std::path::Path, s3fs: &Server, report: &mut Re
     }
 
     // 4 KiB: direct and through blobseal to the same s3s-fs (the fs target for reference).
-    eprintln!(
-        "4 KiB: {SMALL_WARMUP} warm-up + {} rounds of PUT, then of GET",
-        k.small_n
-    );
+    eprintln!("4 KiB: {SMALL_WARMUP} warm-up + {} rounds of PUT, then of GET", k.small_n);
     let small = client::data(SMALL as usize, 2);
     let small_crc = crc32fast::hash(&small);
     let small_put = |n: usize| {
         let (targets, small) = (&targets, &small);
         interleaved(targets.len(), n, k.budget, move |t, round| {
             let (tg, body) = (&targets[t], small.clone());
-            async move {
-                put(
-                    &tg.client,
-                    tg.bucket,
-                    &format!("small/{round}"),
-                    ByteStream::from(body),
-                    SMALL,
-                )
-                .await
-            }
+            async move { put(&tg.client, tg.bucket, &format!("small/{round}"), ByteStream::from(body), SMALL).await }
         })
     };
     small_put(SMALL_WARMUP).await?;
     let puts = small_put(k.small_n).await?;
-    let gets = interleaved(
-        targets.len(),
-        puts.first().map_or(0, Samples::len),
-        k.budget,
-        |t, round| {
-            let tg = &targets[t];
-            async move {
-                let (n, crc) = get(&tg.client, tg.bucket, &format!("small/{round}"), true).await?;
-                check(tg.label, n, SMALL, crc, small_crc)
-            }
-        },
-    )
+    let gets = interleaved(targets.len(), puts.first().map_or(0, Samples::len), k.budget, |t, round| {
+        let tg = &targets[t];
+        async move {
+            let (n, crc) = get(&tg.client, tg.bucket, &format!("small/{round}"), true).await?;
+            check(tg.label, n, SMALL, crc, small_crc)
+        }
+    })
     .await?;
     for (i, t) in targets.iter().enumerate() {
         report.rows.push(Row::new(t.label, "PUT", SMALL, &puts[i]));

@@ -61,16 +61,9 @@ pub fn start_s3s_fs(bin: &Path, dir: &Path) -> Result<Server, String> {
         .stderr(out)
         .spawn()
         .map_err(|e| format!("spawn {}: {e}", bin.display()))?;
-    let mut server = Server {
-        name: "s3s-fs".into(),
-        endpoint: format!("http://127.0.0.1:{port}"),
-        log,
-        child,
-    };
+    let mut server = Server { name: "s3s-fs".into(), endpoint: format!("http://127.0.0.1:{port}"), log, child };
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    wait_ready(&mut server, |_| {
-        TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
-    })?;
+    wait_ready(&mut server, |_| TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok())?;
     Ok(server)
 }
 
@@ -141,17 +134,8 @@ fn start_blobseal(mut cmd: Command, dir: &Path, port: u16, name: &str) -> Result
         .stderr(out)
         .spawn()
         .map_err(|e| format!("spawn blobseal: {e}"))?;
-    let mut server = Server {
-        name: name.into(),
-        endpoint: format!("http://127.0.0.1:{port}"),
-        log,
-        child,
-    };
-    wait_ready(&mut server, |log| {
-        fs::read_to_string(log)
-            .map(|t| t.contains("listening on"))
-            .unwrap_or(false)
-    })?;
+    let mut server = Server { name: name.into(), endpoint: format!("http://127.0.0.1:{port}"), log, child };
+    wait_ready(&mut server, |log| fs::read_to_string(log).map(|t| t.contains("listening on")).unwrap_or(false))?;
     Ok(server)
 }
 
@@ -165,20 +149,9 @@ fn wait_ready(server: &mut Server, ready: impl Fn(&Path) -> bool) -> Result<(), 
         let exited = server.child.try_wait().map_err(|e| e.to_string())?;
         if exited.is_some() || start.elapsed() > READY_TIMEOUT {
             let text = fs::read_to_string(&server.log).unwrap_or_default();
-            let tail: String = text
-                .lines()
-                .rev()
-                .take(15)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect::<Vec<_>>()
-                .join("\n");
-            return Err(format!(
-                "{} did not start ({exited:?}); log {}:\n{tail}",
-                server.name,
-                server.log.display()
-            ));
+            let tail: String =
+                text.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+            return Err(format!("{} did not start ({exited:?}); log {}:\n{tail}", server.name, server.log.display()));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -203,17 +176,10 @@ pub fn cpu_seconds(pid: u32) -> Result<f64, String> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
     // Fields after the parenthesised command name (which may contain spaces): state is the 3rd
     // field of the line, utime the 14th and stime the 15th.
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r)
-        .ok_or_else(|| format!("odd /proc/{pid}/stat"))?;
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).ok_or_else(|| format!("odd /proc/{pid}/stat"))?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .ok_or_else(|| format!("odd /proc/{pid}/stat"))
-    };
+    let ticks =
+        |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).ok_or_else(|| format!("odd /proc/{pid}/stat"));
     // USER_HZ is 100 on every Linux architecture we run on.
     Ok((ticks(11)? + ticks(12)?) as f64 / 100.0)
 }

@@ -71,17 +71,11 @@ fn verdict(ok: bool) -> &'static str {
 
 impl Report {
     pub fn new(binary: String) -> Self {
-        Self {
-            binary,
-            rows: Vec::new(),
-            mem: Vec::new(),
-        }
+        Self { binary, rows: Vec::new(), mem: Vec::new() }
     }
 
     fn find(&self, target: &str, op: &str, size: u64) -> Option<&Row> {
-        self.rows
-            .iter()
-            .find(|r| r.target == target && r.op == op && r.size == size)
+        self.rows.iter().find(|r| r.target == target && r.op == op && r.size == size)
     }
 
     pub fn print(&self) {
@@ -96,33 +90,32 @@ impl Report {
         .filter_map(|k| std::env::var(k).ok().map(|v| format!("{k}={v} ")))
         .collect();
         println!();
-        println!(
-            "command: {}cargo bench --bench proxy   (binary {})",
-            knobs.concat(),
-            self.binary
-        );
+        println!("command: {}cargo bench --bench proxy   (binary {})", knobs.concat(), self.binary);
         println!(
             "machine: {} cores, loopback; client aws-sdk-s3 (one thread, UNSIGNED-PAYLOAD, no CRC trailers)",
             cores()
         );
         println!();
-        println!(
-            "{:<18} {:<4} {:>7} {:>4} {:>9} {:>9} {:>9}",
-            "target", "op", "size", "n", "MB/s", "p50 ms", "p99 ms"
-        );
-        for r in &self.rows {
+        // Empty in the memory-only run (`BLOBSEAL_BENCH_ONLY=memory`).
+        if !self.rows.is_empty() {
             println!(
-                "{:<18} {:<4} {:>7} {:>4} {:>9.1} {:>9.2} {:>9.2}",
-                r.target,
-                r.op,
-                size_text(r.size),
-                r.n,
-                r.mbs,
-                r.p50_ms,
-                r.p99_ms
+                "{:<18} {:<4} {:>7} {:>4} {:>9} {:>9} {:>9}",
+                "target", "op", "size", "n", "MB/s", "p50 ms", "p99 ms"
             );
+            for r in &self.rows {
+                println!(
+                    "{:<18} {:<4} {:>7} {:>4} {:>9.1} {:>9.2} {:>9.2}",
+                    r.target,
+                    r.op,
+                    size_text(r.size),
+                    r.n,
+                    r.mbs,
+                    r.p50_ms,
+                    r.p99_ms
+                );
+            }
+            println!();
         }
-        println!();
         println!(
             "{:<18} {:>7} {:>10} {:>13} {:>8} {:>8} {:>12}",
             "peak memory", "object", "idle RSS", "peak VmHWM", "PUT MB/s", "GET MB/s", "CPU s/GiB"
@@ -144,10 +137,7 @@ impl Report {
         println!("goals (blobseal→s3s-fs against s3s-fs direct):");
         for op in ["PUT", "GET"] {
             let big = 64 << 20;
-            if let (Some(d), Some(p)) = (
-                self.find("s3s-fs direct", op, big),
-                self.find("blobseal→s3s-fs", op, big),
-            ) {
+            if let (Some(d), Some(p)) = (self.find("s3s-fs direct", op, big), self.find("blobseal→s3s-fs", op, big)) {
                 let ratio = p.mbs / d.mbs * 100.0;
                 println!(
                     "  64 MiB {op} throughput ratio {ratio:6.1} %   (goal ≥ 90 %)      {}",
@@ -156,10 +146,8 @@ impl Report {
             }
         }
         for op in ["PUT", "GET"] {
-            if let (Some(d), Some(p)) = (
-                self.find("s3s-fs direct", op, 4096),
-                self.find("blobseal→s3s-fs", op, 4096),
-            ) {
+            if let (Some(d), Some(p)) = (self.find("s3s-fs direct", op, 4096), self.find("blobseal→s3s-fs", op, 4096))
+            {
                 let (a50, a99) = (p.p50_ms - d.p50_ms, p.p99_ms - d.p99_ms);
                 println!(
                     "  4 KiB {op} added latency p50 {a50:+6.2} ms (goal ≤ 1 ms) {}, p99 {a99:+6.2} ms (goal ≤ 5 ms) {}",

@@ -57,26 +57,19 @@ pub async fn run_all(b: &dyn Backend, bucket_prefix: &str, caps: Caps) {
 
 /// A deterministic, non-repeating-looking test payload.
 pub fn payload(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i.wrapping_mul(31) as u8) ^ seed ^ ((i >> 8) as u8))
-        .collect()
+    (0..len).map(|i| (i.wrapping_mul(31) as u8) ^ seed ^ ((i >> 8) as u8)).collect()
 }
 
 /// A body stream yielding `data` in chunks of `chunk` bytes.
 pub fn body(data: &[u8], chunk: usize) -> ByteStream {
-    let chunks: Vec<io::Result<Bytes>> = data
-        .chunks(chunk.max(1))
-        .map(|c| Ok(Bytes::copy_from_slice(c)))
-        .collect();
+    let chunks: Vec<io::Result<Bytes>> = data.chunks(chunk.max(1)).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
     Box::pin(futures::stream::iter(chunks))
 }
 
 /// A body stream yielding `good` and then an I/O error, as a client that disconnects would.
 pub fn failing_body(good: &[u8]) -> ByteStream {
-    let items = vec![
-        Ok(Bytes::copy_from_slice(good)),
-        Err(io::Error::new(io::ErrorKind::ConnectionReset, "client gone")),
-    ];
+    let items =
+        vec![Ok(Bytes::copy_from_slice(good)), Err(io::Error::new(io::ErrorKind::ConnectionReset, "client gone"))];
     Box::pin(futures::stream::iter(items))
 }
 
@@ -121,28 +114,14 @@ pub(super) async fn fresh_bucket(b: &dyn Backend, bucket: &str) {
 /// Deletes every object (and version) in `bucket`, then the bucket.
 pub(super) async fn drop_bucket(b: &dyn Backend, bucket: &str, versioned: bool) {
     if versioned {
-        let opts = ListVersionsOptions {
-            max_keys: 1000,
-            ..Default::default()
-        };
+        let opts = ListVersionsOptions { max_keys: 1000, ..Default::default() };
         let page = b.list_versions(bucket, opts).await.unwrap();
         for v in page.versions {
-            b.delete(bucket, &v.meta.key, v.meta.version_id.as_deref().or(Some("null")))
-                .await
-                .unwrap();
+            b.delete(bucket, &v.meta.key, v.meta.version_id.as_deref().or(Some("null"))).await.unwrap();
         }
     } else {
         loop {
-            let page = b
-                .list(
-                    bucket,
-                    ListOptions {
-                        max_keys: 1000,
-                        ..Default::default()
-                    },
-                )
-                .await
-                .unwrap();
+            let page = b.list(bucket, ListOptions { max_keys: 1000, ..Default::default() }).await.unwrap();
             for o in &page.objects {
                 b.delete(bucket, &o.key, None).await.unwrap();
             }
@@ -156,77 +135,35 @@ pub(super) async fn drop_bucket(b: &dyn Backend, bucket: &str, versioned: bool) 
 
 async fn buckets(b: &dyn Backend, bucket: &str, caps: Caps) {
     let missing = format!("{bucket}-missing");
-    assert!(
-        matches!(b.head_bucket(&missing).await, Err(BackendError::NoSuchBucket)),
-        "head missing bucket"
-    );
-    assert!(
-        matches!(b.delete_bucket(&missing).await, Err(BackendError::NoSuchBucket)),
-        "delete missing bucket"
-    );
+    assert!(matches!(b.head_bucket(&missing).await, Err(BackendError::NoSuchBucket)), "head missing bucket");
+    assert!(matches!(b.delete_bucket(&missing).await, Err(BackendError::NoSuchBucket)), "delete missing bucket");
     if caps.strict_buckets {
         let r = b.put(&missing, "k", body(b"x", 1), 1, PutOptions::default()).await;
-        assert!(
-            matches!(r, Err(BackendError::NoSuchBucket)),
-            "put into missing bucket: {r:?}"
-        );
+        assert!(matches!(r, Err(BackendError::NoSuchBucket)), "put into missing bucket: {r:?}");
         let r = b.get(&missing, "k", GetOptions::default()).await;
-        assert!(
-            matches!(r, Err(BackendError::NoSuchBucket)),
-            "get from missing bucket: {r:?}"
-        );
+        assert!(matches!(r, Err(BackendError::NoSuchBucket)), "get from missing bucket: {r:?}");
     }
-    let r = b
-        .list(
-            &missing,
-            ListOptions {
-                max_keys: 10,
-                ..Default::default()
-            },
-        )
-        .await;
-    assert!(
-        matches!(r, Err(BackendError::NoSuchBucket)),
-        "list missing bucket: {r:?}"
-    );
+    let r = b.list(&missing, ListOptions { max_keys: 10, ..Default::default() }).await;
+    assert!(matches!(r, Err(BackendError::NoSuchBucket)), "list missing bucket: {r:?}");
 
     let before = time::OffsetDateTime::now_utc() - time::Duration::minutes(5);
     fresh_bucket(b, bucket).await;
     b.head_bucket(bucket).await.unwrap();
     let r = b.create_bucket(bucket).await;
-    assert!(
-        matches!(r, Err(BackendError::BucketAlreadyExists)),
-        "create existing bucket: {r:?}"
-    );
+    assert!(matches!(r, Err(BackendError::BucketAlreadyExists)), "create existing bucket: {r:?}");
     let listed = b.list_buckets().await.unwrap();
-    let me = listed
-        .iter()
-        .find(|i| i.name == bucket)
-        .unwrap_or_else(|| panic!("{bucket} not in {listed:?}"));
-    assert!(
-        me.created > before,
-        "bucket creation time {:?} is not recent",
-        me.created
-    );
+    let me = listed.iter().find(|i| i.name == bucket).unwrap_or_else(|| panic!("{bucket} not in {listed:?}"));
+    assert!(me.created > before, "bucket creation time {:?} is not recent", me.created);
 
     if caps.strict_buckets {
         put(b, bucket, "k", b"data", PutOptions::default()).await;
         let r = b.delete_bucket(bucket).await;
-        assert!(
-            matches!(r, Err(BackendError::BucketNotEmpty)),
-            "delete non-empty bucket: {r:?}"
-        );
+        assert!(matches!(r, Err(BackendError::BucketNotEmpty)), "delete non-empty bucket: {r:?}");
         b.delete(bucket, "k", None).await.unwrap();
     }
     b.delete_bucket(bucket).await.unwrap();
-    assert!(
-        matches!(b.head_bucket(bucket).await, Err(BackendError::NoSuchBucket)),
-        "bucket gone after delete"
-    );
-    assert!(
-        !b.list_buckets().await.unwrap().iter().any(|i| i.name == bucket),
-        "deleted bucket still listed"
-    );
+    assert!(matches!(b.head_bucket(bucket).await, Err(BackendError::NoSuchBucket)), "bucket gone after delete");
+    assert!(!b.list_buckets().await.unwrap().iter().any(|i| i.name == bucket), "deleted bucket still listed");
 }
 
 async fn objects(b: &dyn Backend, bucket: &str) {
@@ -243,15 +180,8 @@ async fn objects(b: &dyn Backend, bucket: &str) {
         cache_control: Some("no-cache".into()),
         expires: Some("Wed, 21 Oct 2037 07:28:00 GMT".into()),
     };
-    let opts = PutOptions {
-        metadata: metadata.clone(),
-        headers: headers.clone(),
-        if_none_match_any: false,
-    };
-    let r = b
-        .put(bucket, "big", body(&data, 65536 + 3), data.len() as u64, opts)
-        .await
-        .unwrap();
+    let opts = PutOptions { metadata: metadata.clone(), headers: headers.clone(), if_none_match_any: false };
+    let r = b.put(bucket, "big", body(&data, 65536 + 3), data.len() as u64, opts).await.unwrap();
     assert_eq!(r.etag, md5_hex(&data), "etag is the MD5 of the stored bytes");
 
     let head = b.head(bucket, "big", None).await.unwrap();
@@ -261,19 +191,10 @@ async fn objects(b: &dyn Backend, bucket: &str) {
     assert_eq!(head.metadata, metadata, "user metadata round-trips");
     assert_eq!(head.headers, headers, "content headers round-trip");
     let age = time::OffsetDateTime::now_utc() - head.meta.last_modified;
-    assert!(
-        age.whole_seconds().abs() < 300,
-        "last_modified {:?} is not now",
-        head.meta.last_modified
-    );
+    assert!(age.whole_seconds().abs() < 300, "last_modified {:?} is not now", head.meta.last_modified);
 
     let (got, bytes) = read(b, bucket, "big", GetOptions::default()).await;
-    assert!(
-        bytes == data,
-        "whole body round-trips ({} vs {} bytes)",
-        bytes.len(),
-        data.len()
-    );
+    assert!(bytes == data, "whole body round-trips ({} vs {} bytes)", bytes.len(), data.len());
     assert_eq!(got.range, 0..data.len() as u64);
     assert_eq!(got.head.metadata, metadata);
 
@@ -290,9 +211,7 @@ async fn objects(b: &dyn Backend, bucket: &str) {
     assert!(matches!(r, Err(BackendError::NoSuchKey)), "head missing key: {r:?}");
     let r = b.get(bucket, "nope", GetOptions::default()).await;
     assert!(matches!(r, Err(BackendError::NoSuchKey)), "get missing key: {r:?}");
-    b.delete(bucket, "nope", None)
-        .await
-        .unwrap_or_else(|e| panic!("delete missing key must be Ok: {e:?}"));
+    b.delete(bucket, "nope", None).await.unwrap_or_else(|e| panic!("delete missing key must be Ok: {e:?}"));
     b.delete(bucket, "small", None).await.unwrap();
     let r = b.get(bucket, "small", GetOptions::default()).await;
     assert!(matches!(r, Err(BackendError::NoSuchKey)), "get deleted key: {r:?}");

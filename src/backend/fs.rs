@@ -79,20 +79,14 @@ fn check_version(version_id: Option<&str>) -> Result<()> {
 
 /// Runs blocking filesystem work off the async runtime.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| BackendError::Other {
-        backend: "fs",
-        message: format!("blocking task failed: {e}"),
-    })?
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| BackendError::Other { backend: "fs", message: format!("blocking task failed: {e}") })?
 }
 
 /// Fsyncs a directory so a rename or unlink in it survives a crash.
 async fn sync_dir(dir: &Path) -> Result<()> {
-    tokio::fs::File::open(dir)
-        .await
-        .map_err(io_err)?
-        .sync_all()
-        .await
-        .map_err(io_err)
+    tokio::fs::File::open(dir).await.map_err(io_err)?.sync_all().await.map_err(io_err)
 }
 
 impl FsBackend {
@@ -149,16 +143,9 @@ impl FsBackend {
         let now = OffsetDateTime::now_utc();
         let unique = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
         let tmp_name = format!(".tmp-{}-{}-{unique}", std::process::id(), now.unix_timestamp_nanos());
-        let mut guard = TempFile {
-            path: dir.join(tmp_name),
-            armed: false,
-        };
-        let file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&guard.path)
-            .await
-            .map_err(io_err)?;
+        let mut guard = TempFile { path: dir.join(tmp_name), armed: false };
+        let file =
+            tokio::fs::OpenOptions::new().write(true).create_new(true).open(&guard.path).await.map_err(io_err)?;
         guard.armed = true;
 
         let h = opts.headers;
@@ -194,9 +181,7 @@ impl FsBackend {
         w.flush().await.map_err(io_err)?;
         let mut file = w.into_inner();
         let digest = md5.finalize();
-        file.seek(io::SeekFrom::Start(format::MD5_OFFSET))
-            .await
-            .map_err(io_err)?;
+        file.seek(io::SeekFrom::Start(format::MD5_OFFSET)).await.map_err(io_err)?;
         file.write_all(&digest).await.map_err(io_err)?;
         file.sync_all().await.map_err(io_err)?;
         drop(file);
@@ -215,11 +200,7 @@ impl FsBackend {
         }
         drop(guard);
         sync_dir(&dir).await?;
-        Ok(PutResult {
-            etag: hex::encode(digest),
-            version_id: None,
-            last_modified: Some(whole_seconds(now)),
-        })
+        Ok(PutResult { etag: hex::encode(digest), version_id: None, last_modified: Some(whole_seconds(now)) })
     }
 
     /// Reads every object header in a bucket, sorted by key. Bodies are not read.
@@ -301,9 +282,7 @@ impl Backend for FsBackend {
             Err(e) => return Err(io_err(e)),
         }
         let created = OffsetDateTime::now_utc().unix_timestamp().to_string();
-        tokio::fs::write(dir.join(BUCKET_MARKER), created)
-            .await
-            .map_err(io_err)?;
+        tokio::fs::write(dir.join(BUCKET_MARKER), created).await.map_err(io_err)?;
         sync_dir(&self.root).await
     }
 
@@ -317,12 +296,7 @@ impl Backend for FsBackend {
         let check = dir.clone();
         let has_objects = blocking(move || {
             for entry in std::fs::read_dir(&check).map_err(io_err)? {
-                if entry
-                    .map_err(io_err)?
-                    .file_name()
-                    .to_str()
-                    .is_some_and(is_object_file_name)
-                {
+                if entry.map_err(io_err)?.file_name().to_str().is_some_and(is_object_file_name) {
                     return Ok(true);
                 }
             }
@@ -362,9 +336,7 @@ impl Backend for FsBackend {
         let offset = parsed.body_offset;
         let head = parsed.head();
         let mut file = tokio::fs::File::from_std(file);
-        file.seek(io::SeekFrom::Start(offset + range.start))
-            .await
-            .map_err(io_err)?;
+        file.seek(io::SeekFrom::Start(offset + range.start)).await.map_err(io_err)?;
         let reader = tokio::io::AsyncReadExt::take(file, range.end.saturating_sub(range.start));
         let body: ByteStream = Box::pin(tokio_util::io::ReaderStream::with_capacity(reader, READ_CHUNK));
         Ok(GetResult { head, range, body })
@@ -388,9 +360,7 @@ impl Backend for FsBackend {
         check_version(src_version)?;
         let (file, parsed) = self.open(src_bucket, src_key).await?;
         let mut file = tokio::fs::File::from_std(file);
-        file.seek(io::SeekFrom::Start(parsed.body_offset))
-            .await
-            .map_err(io_err)?;
+        file.seek(io::SeekFrom::Start(parsed.body_offset)).await.map_err(io_err)?;
         let size = parsed.header.size;
         let reader = tokio::io::AsyncReadExt::take(file, size);
         let body: ByteStream = Box::pin(tokio_util::io::ReaderStream::with_capacity(reader, READ_CHUNK));
@@ -445,11 +415,7 @@ impl Backend for FsBackend {
             versions: page
                 .items
                 .into_iter()
-                .map(|(_, meta)| VersionEntry {
-                    meta,
-                    is_latest: true,
-                    is_delete_marker: false,
-                })
+                .map(|(_, meta)| VersionEntry { meta, is_latest: true, is_delete_marker: false })
                 .collect(),
             common_prefixes: page.common_prefixes,
             is_truncated: page.is_truncated,

@@ -49,12 +49,7 @@ pub(crate) fn decode_token(token: &str) -> Result<String> {
 /// `String` order, which is S3's UTF-8 binary order). Common prefixes count towards `max_keys`
 /// like keys do. `max_keys == 0` yields an empty, untruncated page.
 pub(crate) fn paginate<T>(entries: impl IntoIterator<Item = (String, T)>, spec: &PageSpec<'_>) -> Paged<T> {
-    let mut page = Paged {
-        items: Vec::new(),
-        common_prefixes: Vec::new(),
-        is_truncated: false,
-        last: None,
-    };
+    let mut page = Paged { items: Vec::new(), common_prefixes: Vec::new(), is_truncated: false, last: None };
     if spec.max_keys == 0 {
         return page;
     }
@@ -119,11 +114,7 @@ mod tests {
     #[test]
     fn delimiter_rolls_up_and_pages_do_not_repeat_prefixes() {
         let all = keys(&["a", "a/b", "a/b/c", "a/c", "b", "c/d"]);
-        let mut spec = PageSpec {
-            delimiter: Some("/"),
-            max_keys: 2,
-            ..Default::default()
-        };
+        let mut spec = PageSpec { delimiter: Some("/"), max_keys: 2, ..Default::default() };
         let p1 = paginate(all.clone(), &spec);
         assert_eq!(names(&p1), ["a"]);
         assert_eq!(p1.common_prefixes, ["a/"]);
@@ -139,33 +130,18 @@ mod tests {
     #[test]
     fn prefix_and_start_after() {
         let all = keys(&["a", "a/b", "a/b/c", "a/c", "b"]);
-        let spec = PageSpec {
-            prefix: "a/",
-            delimiter: Some("/"),
-            max_keys: 10,
-            ..Default::default()
-        };
+        let spec = PageSpec { prefix: "a/", delimiter: Some("/"), max_keys: 10, ..Default::default() };
         let p = paginate(all.clone(), &spec);
         assert_eq!(names(&p), ["a/b", "a/c"]);
         assert_eq!(p.common_prefixes, ["a/b/"]);
-        let spec = PageSpec {
-            start_after: Some("a/b"),
-            max_keys: 10,
-            ..Default::default()
-        };
+        let spec = PageSpec { start_after: Some("a/b"), max_keys: 10, ..Default::default() };
         assert_eq!(names(&paginate(all, &spec)), ["a/b/c", "a/c", "b"]);
     }
 
     #[test]
     fn exact_page_boundary_is_not_truncated() {
         let all = keys(&["x", "y"]);
-        let p = paginate(
-            all,
-            &PageSpec {
-                max_keys: 2,
-                ..Default::default()
-            },
-        );
+        let p = paginate(all, &PageSpec { max_keys: 2, ..Default::default() });
         assert_eq!(names(&p), ["x", "y"]);
         assert!(!p.is_truncated);
     }

@@ -94,9 +94,9 @@ impl MemoryBackend {
         let versions = b.objects.get(key);
         let v = match version_id {
             None => versions.and_then(|vs| vs.last()).ok_or(BackendError::NoSuchKey)?,
-            Some(want) => versions
-                .and_then(|vs| vs.iter().find(|v| v.matches(want)))
-                .ok_or(BackendError::NoSuchVersion)?,
+            Some(want) => {
+                versions.and_then(|vs| vs.iter().find(|v| v.matches(want))).ok_or(BackendError::NoSuchVersion)?
+            }
         };
         let head = v.head(key).ok_or(BackendError::NoSuchKey)?;
         let data = v.stored.as_ref().map(|s| s.data.clone()).unwrap_or_default();
@@ -122,22 +122,9 @@ impl MemoryBackend {
                 None
             }
         };
-        let stored = Stored {
-            data,
-            etag: etag.clone(),
-            metadata: opts.metadata,
-            headers: opts.headers,
-        };
-        versions.push(Version {
-            version_id: version_id.clone(),
-            last_modified: now,
-            stored: Some(stored),
-        });
-        Ok(PutResult {
-            etag,
-            version_id,
-            last_modified: Some(now),
-        })
+        let stored = Stored { data, etag: etag.clone(), metadata: opts.metadata, headers: opts.headers };
+        versions.push(Version { version_id: version_id.clone(), last_modified: now, stored: Some(stored) });
+        Ok(PutResult { etag, version_id, last_modified: Some(now) })
     }
 }
 
@@ -149,14 +136,7 @@ impl Backend for MemoryBackend {
 
     async fn list_buckets(&self) -> Result<Vec<BucketInfo>> {
         let st = self.lock();
-        Ok(st
-            .buckets
-            .iter()
-            .map(|(n, b)| BucketInfo {
-                name: n.clone(),
-                created: b.created,
-            })
-            .collect())
+        Ok(st.buckets.iter().map(|(n, b)| BucketInfo { name: n.clone(), created: b.created }).collect())
     }
 
     async fn create_bucket(&self, bucket: &str) -> Result<()> {
@@ -174,11 +154,7 @@ impl Backend for MemoryBackend {
     }
 
     async fn head_bucket(&self, bucket: &str) -> Result<()> {
-        self.lock()
-            .buckets
-            .get(bucket)
-            .map(|_| ())
-            .ok_or(BackendError::NoSuchBucket)
+        self.lock().buckets.get(bucket).map(|_| ()).ok_or(BackendError::NoSuchBucket)
     }
 
     async fn delete_bucket(&self, bucket: &str) -> Result<()> {
@@ -192,21 +168,13 @@ impl Backend for MemoryBackend {
     }
 
     async fn get_versioning(&self, bucket: &str) -> Result<Versioning> {
-        self.lock()
-            .buckets
-            .get(bucket)
-            .map(|b| b.versioning)
-            .ok_or(BackendError::NoSuchBucket)
+        self.lock().buckets.get(bucket).map(|b| b.versioning).ok_or(BackendError::NoSuchBucket)
     }
 
     async fn put_versioning(&self, bucket: &str, enabled: bool) -> Result<()> {
         let mut st = self.lock();
         let b = st.buckets.get_mut(bucket).ok_or(BackendError::NoSuchBucket)?;
-        b.versioning = if enabled {
-            Versioning::Enabled
-        } else {
-            Versioning::Suspended
-        };
+        b.versioning = if enabled { Versioning::Enabled } else { Versioning::Suspended };
         Ok(())
     }
 
@@ -243,15 +211,11 @@ impl Backend for MemoryBackend {
             let chunk = chunk.map_err(|e| BackendError::InvalidRequest(format!("body stream failed: {e}")))?;
             buf.extend_from_slice(&chunk);
             if buf.len() as u64 > len {
-                return Err(BackendError::InvalidRequest(
-                    "body longer than its declared length".into(),
-                ));
+                return Err(BackendError::InvalidRequest("body longer than its declared length".into()));
             }
         }
         if buf.len() as u64 != len {
-            return Err(BackendError::InvalidRequest(
-                "body shorter than its declared length".into(),
-            ));
+            return Err(BackendError::InvalidRequest("body shorter than its declared length".into()));
         }
         self.store(bucket, key, buf.freeze(), opts)
     }
@@ -280,15 +244,9 @@ impl Backend for MemoryBackend {
             (Some(want), _) => match versions.iter().position(|v| v.matches(want)) {
                 Some(i) => {
                     let removed = versions.remove(i);
-                    DeleteResult {
-                        version_id: Some(want.to_owned()),
-                        delete_marker: removed.stored.is_none(),
-                    }
+                    DeleteResult { version_id: Some(want.to_owned()), delete_marker: removed.stored.is_none() }
                 }
-                None => DeleteResult {
-                    version_id: Some(want.to_owned()),
-                    delete_marker: false,
-                },
+                None => DeleteResult { version_id: Some(want.to_owned()), delete_marker: false },
             },
             (None, Versioning::Unversioned) => {
                 versions.clear();
@@ -300,15 +258,8 @@ impl Backend for MemoryBackend {
                     versions.retain(|v| v.version_id.is_some());
                 }
                 let now = OffsetDateTime::now_utc();
-                versions.push(Version {
-                    version_id: marker_id.clone(),
-                    last_modified: now,
-                    stored: None,
-                });
-                DeleteResult {
-                    version_id: marker_id,
-                    delete_marker: true,
-                }
+                versions.push(Version { version_id: marker_id.clone(), last_modified: now, stored: None });
+                DeleteResult { version_id: marker_id, delete_marker: true }
             }
         };
         if versions.is_empty() {
@@ -368,11 +319,7 @@ impl Backend for MemoryBackend {
                         version_id: v.version_id.clone(),
                     },
                 };
-                versions.push(VersionEntry {
-                    meta,
-                    is_latest,
-                    is_delete_marker: v.stored.is_none(),
-                });
+                versions.push(VersionEntry { meta, is_latest, is_delete_marker: v.stored.is_none() });
             }
         }
         Ok(VersionPage {
@@ -405,9 +352,6 @@ mod tests {
             },
         )
         .await;
-        assert!(
-            b.list_buckets().await.unwrap().is_empty(),
-            "the suite cleans up its buckets"
-        );
+        assert!(b.list_buckets().await.unwrap().is_empty(), "the suite cleans up its buckets");
     }
 }

@@ -126,10 +126,7 @@ pub struct GetResult {
 
 impl Debug for GetResult {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GetResult")
-            .field("head", &self.head)
-            .field("range", &self.range)
-            .finish_non_exhaustive()
+        f.debug_struct("GetResult").field("head", &self.head).field("range", &self.range).finish_non_exhaustive()
     }
 }
 

@@ -69,9 +69,7 @@ pub struct S3Backend {
 
 impl fmt::Debug for S3Backend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("S3Backend")
-            .field("region", &self.region)
-            .finish_non_exhaustive()
+        f.debug_struct("S3Backend").field("region", &self.region).finish_non_exhaustive()
     }
 }
 
@@ -90,15 +88,9 @@ impl S3Backend {
             None,
             "blobseal-config",
         );
-        let timeouts = TimeoutConfig::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .read_timeout(READ_TIMEOUT)
-            .build();
+        let timeouts = TimeoutConfig::builder().connect_timeout(CONNECT_TIMEOUT).read_timeout(READ_TIMEOUT).build();
         // Our upload body waits on the client's upload; a slow client is not a stalled backend.
-        let stall = StalledStreamProtectionConfig::enabled()
-            .upload_enabled(false)
-            .download_enabled(true)
-            .build();
+        let stall = StalledStreamProtectionConfig::enabled().upload_enabled(false).download_enabled(true).build();
         let mut b = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(settings.region.clone()))
@@ -107,15 +99,11 @@ impl S3Backend {
             .timeout_config(timeouts)
             .stalled_stream_protection(stall)
             .retry_config(
-                RetryConfig::standard()
-                    .with_max_attempts(2)
-                    .with_initial_backoff(Duration::from_millis(200)),
+                RetryConfig::standard().with_max_attempts(2).with_initial_backoff(Duration::from_millis(200)),
             );
         if let Some(endpoint) = &settings.endpoint {
             if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
-                return Err(BackendError::InvalidRequest(format!(
-                    "S3 endpoint {endpoint:?} is not an http(s) URL"
-                )));
+                return Err(BackendError::InvalidRequest(format!("S3 endpoint {endpoint:?} is not an http(s) URL")));
             }
             // Non-AWS servers do not store the SDK's default CRC checksums (FACTS.md).
             b = b
@@ -123,10 +111,7 @@ impl S3Backend {
                 .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
                 .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
         }
-        Ok(Self {
-            client: aws_sdk_s3::Client::from_conf(b.build()),
-            region: settings.region,
-        })
+        Ok(Self { client: aws_sdk_s3::Client::from_conf(b.build()), region: settings.region })
     }
 }
 
@@ -137,21 +122,11 @@ impl Backend for S3Backend {
     }
 
     async fn list_buckets(&self) -> Result<Vec<BucketInfo>> {
-        let out = self
-            .client
-            .list_buckets()
-            .send()
-            .await
-            .map_err(|e| map_err(e, BackendError::NoSuchBucket))?;
+        let out = self.client.list_buckets().send().await.map_err(|e| map_err(e, BackendError::NoSuchBucket))?;
         Ok(out
             .buckets()
             .iter()
-            .filter_map(|b| {
-                Some(BucketInfo {
-                    name: b.name()?.to_owned(),
-                    created: to_time(b.creation_date()),
-                })
-            })
+            .filter_map(|b| Some(BucketInfo { name: b.name()?.to_owned(), created: to_time(b.creation_date()) }))
             .collect())
     }
 
@@ -176,22 +151,12 @@ impl Backend for S3Backend {
     }
 
     async fn head_bucket(&self, bucket: &str) -> Result<()> {
-        self.client
-            .head_bucket()
-            .bucket(bucket)
-            .send()
-            .await
-            .map_err(|e| map_err(e, BackendError::NoSuchBucket))?;
+        self.client.head_bucket().bucket(bucket).send().await.map_err(|e| map_err(e, BackendError::NoSuchBucket))?;
         Ok(())
     }
 
     async fn delete_bucket(&self, bucket: &str) -> Result<()> {
-        self.client
-            .delete_bucket()
-            .bucket(bucket)
-            .send()
-            .await
-            .map_err(|e| map_err(e, BackendError::NoSuchBucket))?;
+        self.client.delete_bucket().bucket(bucket).send().await.map_err(|e| map_err(e, BackendError::NoSuchBucket))?;
         Ok(())
     }
 
@@ -214,11 +179,7 @@ impl Backend for S3Backend {
     }
 
     async fn put_versioning(&self, bucket: &str, enabled: bool) -> Result<()> {
-        let status = if enabled {
-            BucketVersioningStatus::Enabled
-        } else {
-            BucketVersioningStatus::Suspended
-        };
+        let status = if enabled { BucketVersioningStatus::Enabled } else { BucketVersioningStatus::Suspended };
         self.client
             .put_bucket_versioning()
             .bucket(bucket)
@@ -230,11 +191,7 @@ impl Backend for S3Backend {
     }
 
     async fn head(&self, bucket: &str, key: &str, version_id: Option<&str>) -> Result<ObjectHead> {
-        let not_found = if version_id.is_some() {
-            BackendError::NoSuchVersion
-        } else {
-            BackendError::NoSuchKey
-        };
+        let not_found = if version_id.is_some() { BackendError::NoSuchVersion } else { BackendError::NoSuchKey };
         let out = self
             .client
             .head_object()
@@ -271,11 +228,7 @@ impl Backend for S3Backend {
             Some(r) if r.end == u64::MAX => Some(format!("bytes={}-", r.start)),
             Some(r) => Some(format!("bytes={}-{}", r.start, r.end - 1)),
         };
-        let not_found = if opts.version_id.is_some() {
-            BackendError::NoSuchVersion
-        } else {
-            BackendError::NoSuchKey
-        };
+        let not_found = if opts.version_id.is_some() { BackendError::NoSuchVersion } else { BackendError::NoSuchKey };
         let out = self
             .client
             .get_object()
@@ -290,10 +243,7 @@ impl Backend for S3Backend {
         let (range, total) = match out.content_range().and_then(parse_content_range) {
             Some(r) => r,
             None if opts.range.as_ref().is_some_and(|r| r.start > 0) => {
-                return Err(BackendError::Other {
-                    backend: "s3",
-                    message: "ranged GET without Content-Range".into(),
-                })
+                return Err(BackendError::Other { backend: "s3", message: "ranged GET without Content-Range".into() })
             }
             None => (0..length, length),
         };
@@ -315,21 +265,13 @@ impl Backend for S3Backend {
                 expires: out.expires_string().map(str::to_owned),
             },
         };
-        Ok(GetResult {
-            head,
-            range,
-            body: download(out.body),
-        })
+        Ok(GetResult { head, range, body: download(out.body) })
     }
 
     async fn put(&self, bucket: &str, key: &str, body: ByteStream, len: u64, opts: PutOptions) -> Result<PutResult> {
         let content_length = i64::try_from(len).map_err(|_| BackendError::InvalidRequest("body too large".into()))?;
         let failed = Arc::new(AtomicBool::new(false));
-        let upload = UploadBody {
-            inner: Mutex::new(body),
-            remaining: len,
-            failed: failed.clone(),
-        };
+        let upload = UploadBody { inner: Mutex::new(body), remaining: len, failed: failed.clone() };
         let h = opts.headers;
         let out = self
             .client
@@ -350,15 +292,13 @@ impl Backend for S3Backend {
             .await;
         match out {
             // Whatever the SDK made of it, a broken body is the caller's stream failing.
-            Err(_) if failed.load(Ordering::SeqCst) => Err(BackendError::InvalidRequest(
-                "body stream failed or had the wrong length".into(),
-            )),
+            Err(_) if failed.load(Ordering::SeqCst) => {
+                Err(BackendError::InvalidRequest("body stream failed or had the wrong length".into()))
+            }
             Err(e) => Err(map_err(e, BackendError::NoSuchBucket)),
-            Ok(out) => Ok(PutResult {
-                etag: etag(out.e_tag()),
-                version_id: version(out.version_id()),
-                last_modified: None,
-            }),
+            Ok(out) => {
+                Ok(PutResult { etag: etag(out.e_tag()), version_id: version(out.version_id()), last_modified: None })
+            }
         }
     }
 
@@ -372,11 +312,7 @@ impl Backend for S3Backend {
         opts: PutOptions,
     ) -> Result<PutResult> {
         let h = opts.headers;
-        let not_found = if src_version.is_some() {
-            BackendError::NoSuchVersion
-        } else {
-            BackendError::NoSuchKey
-        };
+        let not_found = if src_version.is_some() { BackendError::NoSuchVersion } else { BackendError::NoSuchKey };
         let out = self
             .client
             .copy_object()
@@ -413,10 +349,7 @@ impl Backend for S3Backend {
             .send()
             .await
             .map_err(|e| map_err(e, BackendError::NoSuchBucket))?;
-        Ok(DeleteResult {
-            version_id: version(out.version_id()),
-            delete_marker: out.delete_marker().unwrap_or(false),
-        })
+        Ok(DeleteResult { version_id: version(out.version_id()), delete_marker: out.delete_marker().unwrap_or(false) })
     }
 
     async fn list(&self, bucket: &str, opts: ListOptions) -> Result<ListPage> {
@@ -448,11 +381,7 @@ impl Backend for S3Backend {
             .collect();
         Ok(ListPage {
             objects,
-            common_prefixes: out
-                .common_prefixes()
-                .iter()
-                .filter_map(|p| p.prefix().map(str::to_owned))
-                .collect(),
+            common_prefixes: out.common_prefixes().iter().filter_map(|p| p.prefix().map(str::to_owned)).collect(),
             is_truncated: out.is_truncated().unwrap_or(false),
             next_token: out.next_continuation_token().map(str::to_owned),
         })
@@ -484,11 +413,7 @@ impl Backend for S3Backend {
                 last_modified: to_time(v.last_modified()),
                 version_id: version(v.version_id()),
             };
-            let entry = VersionEntry {
-                meta,
-                is_latest: v.is_latest().unwrap_or(false),
-                is_delete_marker: false,
-            };
+            let entry = VersionEntry { meta, is_latest: v.is_latest().unwrap_or(false), is_delete_marker: false };
             entries.push((entry, v.last_modified().copied()));
         }
         for m in out.delete_markers() {
@@ -500,11 +425,7 @@ impl Backend for S3Backend {
                 last_modified: to_time(m.last_modified()),
                 version_id: version(m.version_id()),
             };
-            let entry = VersionEntry {
-                meta,
-                is_latest: m.is_latest().unwrap_or(false),
-                is_delete_marker: true,
-            };
+            let entry = VersionEntry { meta, is_latest: m.is_latest().unwrap_or(false), is_delete_marker: true };
             entries.push((entry, m.last_modified().copied()));
         }
         entries.sort_by(|(a, at), (b, bt)| {
@@ -513,11 +434,7 @@ impl Backend for S3Backend {
         });
         Ok(VersionPage {
             versions: entries.into_iter().map(|(e, _)| e).collect(),
-            common_prefixes: out
-                .common_prefixes()
-                .iter()
-                .filter_map(|p| p.prefix().map(str::to_owned))
-                .collect(),
+            common_prefixes: out.common_prefixes().iter().filter_map(|p| p.prefix().map(str::to_owned)).collect(),
             is_truncated: out.is_truncated().unwrap_or(false),
             next_key_marker: out.next_key_marker().map(str::to_owned),
             next_version_id_marker: out.next_version_id_marker().map(str::to_owned),

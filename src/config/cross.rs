@@ -20,19 +20,9 @@ pub(super) fn check(
     tenants: &[VTenant],
     routes: &[VRoute],
 ) -> Vec<BucketRoute> {
-    unique(
-        cx,
-        "backend name",
-        backends.iter().map(|b| (b.name.as_str(), b.name_at)),
-    );
+    unique(cx, "backend name", backends.iter().map(|b| (b.name.as_str(), b.name_at)));
     unique(cx, "tenant name", tenants.iter().map(|t| (t.name.as_str(), t.name_at)));
-    unique(
-        cx,
-        "access key id",
-        tenants
-            .iter()
-            .flat_map(|t| t.keys.iter().map(|(k, at)| (k.id.as_str(), *at))),
-    );
+    unique(cx, "access key id", tenants.iter().flat_map(|t| t.keys.iter().map(|(k, at)| (k.id.as_str(), *at))));
 
     // Listed in file order, once each, for "unknown backend" messages.
     let mut backend_names: Vec<&str> = Vec::new();
@@ -44,10 +34,7 @@ pub(super) fn check(
     let known_backend = |cx: &mut Ctx<'_>, name: &str, at: Location| {
         let known = backend_names.contains(&name);
         if !known {
-            cx.error(
-                at,
-                format!("unknown backend {name:?} (defined: {})", backend_names.join(", ")),
-            );
+            cx.error(at, format!("unknown backend {name:?} (defined: {})", backend_names.join(", ")));
         }
         known
     };
@@ -81,10 +68,7 @@ pub(super) fn check(
         if let Some(first) = seen_bucket.insert((&r.tenant.value, &r.bucket.value), r.bucket.referenced.line()) {
             cx.error(
                 r.bucket.referenced,
-                format!(
-                    "duplicate route for bucket {:?} (first at line {first})",
-                    r.bucket.value
-                ),
+                format!("duplicate route for bucket {:?} (first at line {first})", r.bucket.value),
             );
         }
         let (Some(ti), true) = (tenant, backend_ok) else {
@@ -109,10 +93,7 @@ pub(super) fn check(
         if let Some(first) = seen_target.insert((&r.backend.value, target.clone()), at.line()) {
             cx.error(
                 at,
-                format!(
-                    "backend bucket {target:?} on backend {:?} is already routed (line {first})",
-                    r.backend.value
-                ),
+                format!("backend bucket {target:?} on backend {:?} is already routed (line {first})", r.backend.value),
             );
         }
         resolved.push((bucket_route(r, target), at));

@@ -54,21 +54,13 @@ pub fn embedded(env: &dyn Fn(&str) -> Option<String>) -> Result<(Settings, Optio
         .parse()
         .map_err(|_| ConfigError::Environment(format!("BLOBSEAL_LISTEN={listen_text:?} is not an IP:PORT address")))?;
     let data = PathBuf::from(var("BLOBSEAL_DATA_DIR").unwrap_or_else(|| DEFAULT_DATA_DIR.to_owned()));
-    create_private_dir(&data).map_err(|source| ConfigError::DataDir {
-        context: format!("cannot create {}", data.display()),
-        source,
-    })?;
+    create_private_dir(&data)
+        .map_err(|source| ConfigError::DataDir { context: format!("cannot create {}", data.display()), source })?;
 
     let (key, generated) = match (var("BLOBSEAL_ACCESS_KEY_ID"), var("BLOBSEAL_SECRET_ACCESS_KEY")) {
         (Some(id), Some(secret)) => {
             tracing::info!(access_key_id = %id, "using credentials from BLOBSEAL_ACCESS_KEY_ID/BLOBSEAL_SECRET_ACCESS_KEY");
-            (
-                AccessKey {
-                    id,
-                    secret: Secret::new(secret),
-                },
-                None,
-            )
+            (AccessKey { id, secret: Secret::new(secret) }, None)
         }
         (Some(_), None) => {
             return Err(ConfigError::Environment(
@@ -95,14 +87,10 @@ pub fn embedded(env: &dyn Fn(&str) -> Option<String>) -> Result<(Settings, Optio
         }],
         backends: vec![BackendSettings {
             name: DEFAULT_BACKEND.to_owned(),
-            kind: BackendKind::Fs {
-                root: data.join("objects"),
-            },
+            kind: BackendKind::Fs { root: data.join("objects") },
         }],
         buckets: Vec::new(),
-        key_provider: KeyProviderSettings::Local {
-            keyring: data.join("keyring.json"),
-        },
+        key_provider: KeyProviderSettings::Local { keyring: data.join("keyring.json") },
         source: format!("embedded default (data dir {})", data.display()),
     };
     Ok((settings, generated))
@@ -126,34 +114,22 @@ fn load_or_generate(file: &Path) -> Result<(AccessKey, Option<GeneratedCredentia
             parsed.secret_access_key.zeroize();
             return Err(ConfigError::DataDir {
                 context: format!("cannot use {}", file.display()),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    "unsupported format or empty credentials",
-                ),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, "unsupported format or empty credentials"),
             });
         }
         tracing::info!(access_key_id = %parsed.access_key_id, file = %file.display(), "using saved credentials");
-        let key = AccessKey {
-            id: parsed.access_key_id,
-            secret: Secret::new(parsed.secret_access_key),
-        };
+        let key = AccessKey { id: parsed.access_key_id, secret: Secret::new(parsed.secret_access_key) };
         return Ok((key, None));
     }
 
     let id =
         random_string(ACCESS_KEY_ID_LEN, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789").map_err(io_err("cannot generate"))?;
     let secret = Secret::new(
-        random_string(
-            SECRET_LEN,
-            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
-        )
-        .map_err(io_err("cannot generate"))?,
+        random_string(SECRET_LEN, b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+            .map_err(io_err("cannot generate"))?,
     );
-    let on_disk = CredentialsFile {
-        format: 1,
-        access_key_id: id.clone(),
-        secret_access_key: secret.expose().to_owned(),
-    };
+    let on_disk =
+        CredentialsFile { format: 1, access_key_id: id.clone(), secret_access_key: secret.expose().to_owned() };
     let json = serde_json::to_vec_pretty(&on_disk).map(Zeroizing::new);
     let mut on_disk = on_disk;
     on_disk.secret_access_key.zeroize();
@@ -162,11 +138,8 @@ fn load_or_generate(file: &Path) -> Result<(AccessKey, Option<GeneratedCredentia
         source: std::io::Error::other(e.to_string()),
     })?;
     write_private_atomic(file, &json).map_err(io_err("cannot write"))?;
-    let generated = GeneratedCredentials {
-        access_key_id: id.clone(),
-        secret_access_key: secret.clone(),
-        file: file.to_owned(),
-    };
+    let generated =
+        GeneratedCredentials { access_key_id: id.clone(), secret_access_key: secret.clone(), file: file.to_owned() };
     Ok((AccessKey { id, secret }, Some(generated)))
 }
 
@@ -207,58 +180,35 @@ mod tests {
     fn generates_once_then_reuses() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
-        let env = env_of(&[
-            ("BLOBSEAL_DATA_DIR", data.to_str().unwrap()),
-            ("BLOBSEAL_LISTEN", "127.0.0.1:19000"),
-        ]);
+        let env = env_of(&[("BLOBSEAL_DATA_DIR", data.to_str().unwrap()), ("BLOBSEAL_LISTEN", "127.0.0.1:19000")]);
         let (s, gen) = embedded(&env).unwrap();
         let gen = gen.expect("first start generates credentials");
         assert_eq!(gen.access_key_id.len(), 20);
-        assert!(gen
-            .access_key_id
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()));
+        assert!(gen.access_key_id.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()));
         assert_eq!(gen.secret_access_key.expose().len(), 40);
         assert_eq!(std::fs::metadata(&data).unwrap().permissions().mode() & 0o777, 0o700);
-        assert_eq!(
-            std::fs::metadata(&gen.file).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(std::fs::metadata(&gen.file).unwrap().permissions().mode() & 0o777, 0o600);
         assert_eq!(s.listen, "127.0.0.1:19000".parse::<SocketAddr>().unwrap());
         assert_eq!(s.tenants.len(), 1);
         assert_eq!(s.tenants[0].name, "default");
         assert_eq!(s.tenants[0].bucket_prefix, "");
         assert_eq!(s.tenants[0].access_keys[0].id, gen.access_key_id);
         assert!(matches!(&s.backends[0].kind, BackendKind::Fs { root } if *root == data.join("objects")));
-        assert_eq!(
-            s.key_provider,
-            KeyProviderSettings::Local {
-                keyring: data.join("keyring.json")
-            }
-        );
-        assert!(
-            !format!("{s:?}").contains(gen.secret_access_key.expose()),
-            "Debug leaks the secret"
-        );
+        assert_eq!(s.key_provider, KeyProviderSettings::Local { keyring: data.join("keyring.json") });
+        assert!(!format!("{s:?}").contains(gen.secret_access_key.expose()), "Debug leaks the secret");
 
         let (s2, gen2) = embedded(&env).unwrap();
         assert!(gen2.is_none(), "second start must not generate again");
         assert_eq!(s2.tenants[0].access_keys[0].id, gen.access_key_id);
-        assert_eq!(
-            s2.tenants[0].access_keys[0].secret.expose(),
-            gen.secret_access_key.expose()
-        );
+        assert_eq!(s2.tenants[0].access_keys[0].secret.expose(), gen.secret_access_key.expose());
     }
 
     #[test]
     fn credentials_from_env_pair_and_half_pair_errors() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().to_str().unwrap();
-        let env = env_of(&[
-            ("BLOBSEAL_DATA_DIR", d),
-            ("BLOBSEAL_ACCESS_KEY_ID", "AK"),
-            ("BLOBSEAL_SECRET_ACCESS_KEY", "SK"),
-        ]);
+        let env =
+            env_of(&[("BLOBSEAL_DATA_DIR", d), ("BLOBSEAL_ACCESS_KEY_ID", "AK"), ("BLOBSEAL_SECRET_ACCESS_KEY", "SK")]);
         let (s, gen) = embedded(&env).unwrap();
         assert!(gen.is_none());
         assert_eq!(s.tenants[0].access_keys[0].secret.expose(), "SK");
@@ -267,11 +217,7 @@ mod tests {
 
         let err = embedded(&env_of(&[("BLOBSEAL_DATA_DIR", d), ("BLOBSEAL_ACCESS_KEY_ID", "AK")])).unwrap_err();
         assert!(err.to_string().contains("BLOBSEAL_SECRET_ACCESS_KEY is not"), "{err}");
-        let err = embedded(&env_of(&[
-            ("BLOBSEAL_DATA_DIR", d),
-            ("BLOBSEAL_SECRET_ACCESS_KEY", "S"),
-        ]))
-        .unwrap_err();
+        let err = embedded(&env_of(&[("BLOBSEAL_DATA_DIR", d), ("BLOBSEAL_SECRET_ACCESS_KEY", "S")])).unwrap_err();
         assert!(err.to_string().contains("BLOBSEAL_ACCESS_KEY_ID is not"), "{err}");
         let err = embedded(&env_of(&[("BLOBSEAL_DATA_DIR", d), ("BLOBSEAL_LISTEN", "nope")])).unwrap_err();
         assert!(err.to_string().contains("BLOBSEAL_LISTEN"), "{err}");

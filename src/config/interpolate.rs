@@ -97,10 +97,7 @@ mod tests {
         assert_eq!(interpolate("${EMPTY:-fallback}", &env).unwrap(), "fallback");
         assert_eq!(interpolate("${EMPTY}", &env).unwrap(), "");
         assert_eq!(interpolate("${X:-}", &env).unwrap(), "");
-        assert_eq!(
-            interpolate("cost $$5 and $x and $", &env).unwrap(),
-            "cost $5 and $x and $"
-        );
+        assert_eq!(interpolate("cost $$5 and $x and $", &env).unwrap(), "cost $5 and $x and $");
         assert_eq!(interpolate("$${HOST}", &env).unwrap(), "${HOST}");
         // A value is inserted verbatim: no recursive expansion, no structure.
         assert_eq!(interpolate("${TRICKY}", &env).unwrap(), "a: b\n- c ${HOST}");
@@ -109,17 +106,11 @@ mod tests {
 
     #[test]
     fn reports_unset_unterminated_and_bad_names() {
-        assert_eq!(
-            interpolate("x ${NOPE} y", &env),
-            Err(InterpolateError::Unset("NOPE".into()))
-        );
+        assert_eq!(interpolate("x ${NOPE} y", &env), Err(InterpolateError::Unset("NOPE".into())));
         assert_eq!(interpolate("${HOST", &env), Err(InterpolateError::Unterminated));
         assert_eq!(interpolate("${}", &env), Err(InterpolateError::BadName(String::new())));
         assert_eq!(interpolate("${1A}", &env), Err(InterpolateError::BadName("1A".into())));
-        assert_eq!(
-            interpolate("${A-B}", &env),
-            Err(InterpolateError::BadName("A-B".into()))
-        );
+        assert_eq!(interpolate("${A-B}", &env), Err(InterpolateError::BadName("A-B".into())));
         let msg = InterpolateError::Unset("NOPE".into()).to_string();
         assert!(msg.contains("NOPE") && msg.contains("${NOPE:-default}"), "{msg}");
     }

@@ -171,10 +171,7 @@ fn lines(diags: &[Diagnostic]) -> String {
 /// and all semantic problems found are returned together, not just the first.
 pub fn load_file(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: name.clone(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: name.clone(), source })?;
     parse_str(&text, &name, env)
 }
 
@@ -200,13 +197,7 @@ impl Settings {
         for b in &self.backends {
             let detail = match &b.kind {
                 BackendKind::Fs { root } => format!("fs at {}", root.display()),
-                BackendKind::S3 {
-                    endpoint,
-                    region,
-                    access_key_id,
-                    force_path_style,
-                    ..
-                } => format!(
+                BackendKind::S3 { endpoint, region, access_key_id, force_path_style, .. } => format!(
                     "s3 region {region}, endpoint {}, key id {access_key_id}{}",
                     endpoint.as_deref().unwrap_or("(AWS default)"),
                     if *force_path_style { ", path-style" } else { "" }
@@ -227,10 +218,7 @@ impl Settings {
         }
         out.push_str(&format!("bucket routes ({}):\n", self.buckets.len()));
         for r in &self.buckets {
-            out.push_str(&format!(
-                "  {}/{} -> {}/{}\n",
-                r.tenant, r.bucket, r.backend, r.backend_bucket
-            ));
+            out.push_str(&format!("  {}/{} -> {}/{}\n", r.tenant, r.bucket, r.backend, r.backend_bucket));
         }
         out
     }

@@ -10,12 +10,7 @@ fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
 }
 
 fn std_env() -> impl Fn(&str) -> Option<String> {
-    env_of(&[
-        ("ACME_SECRET", "acme-secret-value"),
-        ("S3_ID", "AKIDS3"),
-        ("S3_SECRET", "s3-secret"),
-        ("PORT", "9100"),
-    ])
+    env_of(&[("ACME_SECRET", "acme-secret-value"), ("S3_ID", "AKIDS3"), ("S3_SECRET", "s3-secret"), ("PORT", "9100")])
 }
 
 /// A valid two-backend, two-tenant document; tests derive broken variants from it by line.
@@ -88,13 +83,7 @@ fn good_config_validates() {
     assert_eq!(s.source, "c.yaml");
     assert_eq!(s.backends.len(), 2);
     match &s.backends[0].kind {
-        BackendKind::S3 {
-            endpoint,
-            region,
-            access_key_id,
-            secret_access_key,
-            force_path_style,
-        } => {
+        BackendKind::S3 { endpoint, region, access_key_id, secret_access_key, force_path_style } => {
             assert_eq!(endpoint.as_deref(), Some("http://127.0.0.1:5000"));
             assert_eq!(region, "eu-central-1");
             assert_eq!(access_key_id, "AKIDS3");
@@ -135,22 +124,14 @@ fn good_config_validates() {
 fn listen_and_domain_errors() {
     one_error(&edit(1, "listen: localhost"), "1:9", "invalid listen address");
     one_error(&edit(1, "listen: ${NOPE}"), "1:9", "NOPE is not set");
-    one_error(
-        &edit(2, "virtual_host_domain: S3.Example"),
-        "2:22",
-        "virtual_host_domain",
-    );
+    one_error(&edit(2, "virtual_host_domain: S3.Example"), "2:22", "virtual_host_domain");
     let s = parse_str(&edit(1, ""), "c.yaml", &std_env()).unwrap();
     assert_eq!(s.listen.to_string(), "127.0.0.1:9000");
 }
 
 #[test]
 fn key_provider_errors() {
-    one_error(
-        &edit(3, "key_provider: { kind: kms, keyring: x }"),
-        "3:23",
-        "unknown key provider kind",
-    );
+    one_error(&edit(3, "key_provider: { kind: kms, keyring: x }"), "3:23", "unknown key provider kind");
     one_error(&edit(3, "key_provider: { kind: local }"), "3:15", "keyring");
 }
 
@@ -161,60 +142,24 @@ fn backend_errors() {
     one_error(&edit(8, "    region: EU"), "8:13", "invalid region");
     one_error(&edit(7, "    endpoint: ftp://x"), "7:15", "invalid endpoint");
     one_error(&edit(15, ""), "13:5", "fs backend needs `path");
-    one_error(
-        &edit(15, "    path: x\n    region: us-east-1"),
-        "16:13",
-        "only valid for s3",
-    );
-    one_error(
-        &edit(7, "    path: y\n    endpoint: http://127.0.0.1:5000"),
-        "7:11",
-        "only valid for fs",
-    );
+    one_error(&edit(15, "    path: x\n    region: us-east-1"), "16:13", "only valid for s3");
+    one_error(&edit(7, "    path: y\n    endpoint: http://127.0.0.1:5000"), "7:11", "only valid for fs");
     let errs = errors(&edit(13, "  - name: eu-store"));
-    assert!(
-        errs[0].starts_with("c.yaml:13:11: duplicate backend name \"eu-store\" (first at line 5)"),
-        "{errs:#?}"
-    );
-    assert!(
-        errs[1].starts_with("c.yaml:31:46: unknown backend \"local\" (defined: eu-store)"),
-        "{errs:#?}"
-    );
+    assert!(errs[0].starts_with("c.yaml:13:11: duplicate backend name \"eu-store\" (first at line 5)"), "{errs:#?}");
+    assert!(errs[1].starts_with("c.yaml:31:46: unknown backend \"local\" (defined: eu-store)"), "{errs:#?}");
     let errs = errors(&edit(13, "  - name: bad:name"));
-    assert!(
-        errs[0].starts_with("c.yaml:13:11: invalid backend name \"bad:name\""),
-        "{errs:#?}"
-    );
+    assert!(errs[0].starts_with("c.yaml:13:11: invalid backend name \"bad:name\""), "{errs:#?}");
 }
 
 #[test]
 fn credential_errors() {
-    one_error(
-        &edit(11, "      access_key_id_env: MISSING_ID"),
-        "11:26",
-        "MISSING_ID (access_key_id_env) is not set",
-    );
-    one_error(
-        &edit(11, "      access_key_id: LITERALID\n      access_key_id_env: S3_ID"),
-        "12:26",
-        "exactly one",
-    );
+    one_error(&edit(11, "      access_key_id_env: MISSING_ID"), "11:26", "MISSING_ID (access_key_id_env) is not set");
+    one_error(&edit(11, "      access_key_id: LITERALID\n      access_key_id_env: S3_ID"), "12:26", "exactly one");
     one_error(&edit(11, ""), "11:7", "missing access_key_id");
     one_error(&edit(12, ""), "11:7", "missing secret");
-    one_error(
-        &edit(12, "      secret_access_key: inline"),
-        "12:7",
-        "unknown field `secret_access_key`",
-    );
-    one_error(
-        &edit(12, "      secret_access_key_file: /nonexistent/secret"),
-        "12:31",
-        "cannot read secret file",
-    );
-    let errs = errors_env(
-        GOOD,
-        &env_of(&[("ACME_SECRET", ""), ("S3_ID", "a"), ("S3_SECRET", "b"), ("PORT", "1")]),
-    );
+    one_error(&edit(12, "      secret_access_key: inline"), "12:7", "unknown field `secret_access_key`");
+    one_error(&edit(12, "      secret_access_key_file: /nonexistent/secret"), "12:31", "cannot read secret file");
+    let errs = errors_env(GOOD, &env_of(&[("ACME_SECRET", ""), ("S3_ID", "a"), ("S3_SECRET", "b"), ("PORT", "1")]));
     assert_eq!(errs.len(), 2, "{errs:#?}");
     assert!(
         errs[0].starts_with("c.yaml:22:21: ") && errs[0].contains("ACME_SECRET (secret_env) is empty"),
@@ -246,30 +191,14 @@ fn tenant_errors() {
     // The renamed tenant's routes now name an unknown tenant too: both are reported.
     let errs = errors(&edit(23, "  - name: acme"));
     assert_eq!(errs.len(), 2, "{errs:#?}");
-    assert!(
-        errs[0].starts_with("c.yaml:23:11: duplicate tenant name \"acme\" (first at line 17)"),
-        "{errs:#?}"
-    );
-    assert!(
-        errs[1].starts_with("c.yaml:31:15: unknown tenant \"globex\" (defined: acme)"),
-        "{errs:#?}"
-    );
-    one_error(
-        &edit(27, "      - id: ACMEKEY1"),
-        "27:13",
-        "duplicate access key id \"ACMEKEY1\" (first at line 21)",
-    );
+    assert!(errs[0].starts_with("c.yaml:23:11: duplicate tenant name \"acme\" (first at line 17)"), "{errs:#?}");
+    assert!(errs[1].starts_with("c.yaml:31:15: unknown tenant \"globex\" (defined: acme)"), "{errs:#?}");
+    one_error(&edit(27, "      - id: ACMEKEY1"), "27:13", "duplicate access key id \"ACMEKEY1\" (first at line 21)");
     one_error(&edit(22, "        secret: inline"), "22:9", "unknown field `secret`");
-    one_error(
-        &edit(22, "        secret_env: ACME_SECRET\n        secret_file: /x"),
-        "23:22",
-        "exactly one",
-    );
+    one_error(&edit(22, "        secret_env: ACME_SECRET\n        secret_file: /x"), "23:22", "exactly one");
     one_error(&edit(22, ""), "21:9", "missing secret");
-    let no_keys = GOOD.replace(
-        "access_keys:\n      - id: ACMEKEY1\n        secret_env: ACME_SECRET\n",
-        "access_keys: []\n",
-    );
+    let no_keys =
+        GOOD.replace("access_keys:\n      - id: ACMEKEY1\n        secret_env: ACME_SECRET\n", "access_keys: []\n");
     one_error(&no_keys, "20:18", "at least one access key");
     one_error(&edit(19, "    bucket_prefix: Acme_"), "19:20", "invalid bucket_prefix");
 }
@@ -294,21 +223,9 @@ fn shared_prefix_ok_on_separate_backends() {
 #[test]
 fn route_errors() {
     let r = |s: &str| edit(30, s);
-    one_error(
-        &r("  - { tenant: nobody, bucket: calls, backend: eu-store }"),
-        "30:15",
-        "unknown tenant \"nobody\"",
-    );
-    one_error(
-        &r("  - { tenant: acme, bucket: calls, backend: nope }"),
-        "30:45",
-        "unknown backend \"nope\"",
-    );
-    one_error(
-        &r("  - { tenant: acme, bucket: Calls, backend: eu-store }"),
-        "30:29",
-        "invalid bucket",
-    );
+    one_error(&r("  - { tenant: nobody, bucket: calls, backend: eu-store }"), "30:15", "unknown tenant \"nobody\"");
+    one_error(&r("  - { tenant: acme, bucket: calls, backend: nope }"), "30:45", "unknown backend \"nope\"");
+    one_error(&r("  - { tenant: acme, bucket: Calls, backend: eu-store }"), "30:29", "invalid bucket");
     one_error(
         &edit(31, "  - { tenant: acme, bucket: calls, backend: local }"),
         "31:29",
@@ -320,10 +237,7 @@ fn route_errors() {
         "lies in tenant \"acme\"'s bucket_prefix",
     );
     one_error(
-        &edit(
-            31,
-            "  - { tenant: acme, bucket: other, backend: eu-store, backend_bucket: acme-calls-prod }",
-        ),
+        &edit(31, "  - { tenant: acme, bucket: other, backend: eu-store, backend_bucket: acme-calls-prod }"),
         "31:71",
         "already routed",
     );
@@ -341,27 +255,13 @@ fn many_errors_are_all_reported_in_order() {
     let errs = errors(&text);
     assert_eq!(errs.len(), 3, "{errs:#?}");
     assert!(errs[0].starts_with("c.yaml:1:9: "), "{errs:#?}");
-    assert!(
-        errs[1].starts_with("c.yaml:8:13: ") && errs[1].contains("UNSET_REGION"),
-        "{errs:#?}"
-    );
-    assert!(
-        errs[2].starts_with("c.yaml:24:22: ") && errs[2].contains("mars"),
-        "{errs:#?}"
-    );
+    assert!(errs[1].starts_with("c.yaml:8:13: ") && errs[1].contains("UNSET_REGION"), "{errs:#?}");
+    assert!(errs[2].starts_with("c.yaml:24:22: ") && errs[2].contains("mars"), "{errs:#?}");
 }
 
 #[test]
 fn syntax_error_has_position() {
-    one_error(
-        &edit(5, "  - name: eu-store\n   kind: s3"),
-        "5:5",
-        "missing field `kind`",
-    );
+    one_error(&edit(5, "  - name: eu-store\n   kind: s3"), "5:5", "missing field `kind`");
     // A key dedented out of its list item ends the item early; serde-saphyr reports the item.
-    one_error(
-        &edit(19, "  bucket_prefix: acme-"),
-        "18:5",
-        "missing field `access_keys`",
-    );
+    one_error(&edit(19, "  bucket_prefix: acme-"), "18:5", "missing field `access_keys`");
 }

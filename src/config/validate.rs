@@ -97,20 +97,13 @@ pub(super) fn validate(
     file: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Settings, ConfigError> {
-    let mut cx = Ctx {
-        file,
-        env,
-        diags: Vec::new(),
-    };
+    let mut cx = Ctx { file, env, diags: Vec::new() };
     let listen = match &raw.listen {
         None => DEFAULT_LISTEN.parse::<SocketAddr>().ok(),
         Some(s) => cx.text(s).and_then(|v| match v.parse::<SocketAddr>() {
             Ok(addr) => Some(addr),
             Err(_) => {
-                cx.error(
-                    s.referenced,
-                    format!("invalid listen address {v:?}: expected IP:PORT, e.g. 127.0.0.1:9000"),
-                );
+                cx.error(s.referenced, format!("invalid listen address {v:?}: expected IP:PORT, e.g. 127.0.0.1:9000"));
                 None
             }
         }),
@@ -119,12 +112,7 @@ pub(super) fn validate(
     let domain = match &raw.virtual_host_domain {
         None => Some(None),
         Some(s) => cx
-            .checked(
-                s,
-                "virtual_host_domain",
-                is_domain,
-                "expected a lowercase DNS name such as s3.example.com",
-            )
+            .checked(s, "virtual_host_domain", is_domain, "expected a lowercase DNS name such as s3.example.com")
             .map(Some),
     };
     let key_provider = key_provider(&mut cx, &raw.key_provider);
@@ -170,10 +158,7 @@ fn into_tenant(t: VTenant) -> TenantSettings {
 fn key_provider(cx: &mut Ctx<'_>, raw: &Spanned<RawKeyProvider>) -> Option<KeyProviderSettings> {
     let kind = cx.text(&raw.value.kind)?;
     if kind != "local" {
-        cx.error(
-            raw.value.kind.referenced,
-            format!("unknown key provider kind {kind:?} (supported: local)"),
-        );
+        cx.error(raw.value.kind.referenced, format!("unknown key provider kind {kind:?} (supported: local)"));
         return None;
     }
     let Some(keyring) = &raw.value.keyring else {
@@ -181,9 +166,7 @@ fn key_provider(cx: &mut Ctx<'_>, raw: &Spanned<RawKeyProvider>) -> Option<KeyPr
         return None;
     };
     let path = cx.checked(keyring, "keyring path", |p| !p.is_empty(), "must not be empty")?;
-    Some(KeyProviderSettings::Local {
-        keyring: PathBuf::from(path),
-    })
+    Some(KeyProviderSettings::Local { keyring: PathBuf::from(path) })
 }
 
 fn backend(cx: &mut Ctx<'_>, raw: &Spanned<RawBackend>) -> Option<VBackend> {
@@ -193,19 +176,13 @@ fn backend(cx: &mut Ctx<'_>, raw: &Spanned<RawBackend>) -> Option<VBackend> {
         "fs" => fs_backend(cx, raw),
         "s3" => s3_backend(cx, raw),
         other => {
-            cx.error(
-                b.kind.referenced,
-                format!("unknown backend kind {other:?} (supported: fs, s3)"),
-            );
+            cx.error(b.kind.referenced, format!("unknown backend kind {other:?} (supported: fs, s3)"));
             None
         }
     };
     let name = name?;
     Some(VBackend {
-        settings: kind.map(|kind| BackendSettings {
-            name: name.clone(),
-            kind,
-        }),
+        settings: kind.map(|kind| BackendSettings { name: name.clone(), kind }),
         name,
         name_at: b.name.referenced,
     })
@@ -231,9 +208,7 @@ fn fs_backend(cx: &mut Ctx<'_>, raw: &Spanned<RawBackend>) -> Option<BackendKind
         return None;
     };
     let root = cx.checked(path, "path", |p| !p.is_empty(), "must not be empty")?;
-    ok.then(|| BackendKind::Fs {
-        root: PathBuf::from(root),
-    })
+    ok.then(|| BackendKind::Fs { root: PathBuf::from(root) })
 }
 
 fn s3_backend(cx: &mut Ctx<'_>, raw: &Spanned<RawBackend>) -> Option<BackendKind> {
@@ -245,9 +220,7 @@ fn s3_backend(cx: &mut Ctx<'_>, raw: &Spanned<RawBackend>) -> Option<BackendKind
     }
     let endpoint = match &b.endpoint {
         None => Some(None),
-        Some(s) => cx
-            .checked(s, "endpoint", is_endpoint, "expected http://HOST[:PORT] or https://...")
-            .map(Some),
+        Some(s) => cx.checked(s, "endpoint", is_endpoint, "expected http://HOST[:PORT] or https://...").map(Some),
     };
     let region = match &b.region {
         None => {
@@ -258,23 +231,16 @@ fn s3_backend(cx: &mut Ctx<'_>, raw: &Spanned<RawBackend>) -> Option<BackendKind
     };
     let creds = match &b.credentials {
         None => {
-            cx.error(
-                raw.referenced,
-                "s3 backend needs `credentials:` (access_key_id and secret_access_key_env/_file)",
-            );
+            cx.error(raw.referenced, "s3 backend needs `credentials:` (access_key_id and secret_access_key_env/_file)");
             None
         }
         Some(c) => credentials(cx, c),
     };
     let force_path_style = b.force_path_style.as_ref().is_some_and(|s| s.value);
     match (endpoint, region, creds, ok) {
-        (Some(endpoint), Some(region), Some((access_key_id, secret_access_key)), true) => Some(BackendKind::S3 {
-            endpoint,
-            region,
-            access_key_id,
-            secret_access_key,
-            force_path_style,
-        }),
+        (Some(endpoint), Some(region), Some((access_key_id, secret_access_key)), true) => {
+            Some(BackendKind::S3 { endpoint, region, access_key_id, secret_access_key, force_path_style })
+        }
         _ => None,
     }
 }
@@ -285,10 +251,7 @@ fn credentials(cx: &mut Ctx<'_>, raw: &Spanned<RawCredentials>) -> Option<(Strin
         (Some(lit), None) => cx.checked(lit, "access_key_id", |v| !v.is_empty(), "must not be empty"),
         (None, Some(var)) => env_value(cx, var, "access_key_id_env").map(|v| v.to_string()),
         (Some(_), Some(second)) => {
-            cx.error(
-                second.referenced,
-                "give exactly one of access_key_id or access_key_id_env, not both",
-            );
+            cx.error(second.referenced, "give exactly one of access_key_id or access_key_id_env, not both");
             None
         }
         (None, None) => {
@@ -309,20 +272,11 @@ fn credentials(cx: &mut Ctx<'_>, raw: &Spanned<RawCredentials>) -> Option<(Strin
 fn secret(cx: &mut Ctx<'_>, item: Location, env: (Option<&Str>, &str), file: (Option<&Str>, &str)) -> Option<Secret> {
     match (env.0, file.0) {
         (Some(_), Some(second)) => {
-            cx.error(
-                second.referenced,
-                format!("give exactly one of {} or {}, not both", env.1, file.1),
-            );
+            cx.error(second.referenced, format!("give exactly one of {} or {}, not both", env.1, file.1));
             None
         }
         (None, None) => {
-            cx.error(
-                item,
-                format!(
-                    "missing secret: give {} or {} (inline secrets are not supported)",
-                    env.1, file.1
-                ),
-            );
+            cx.error(item, format!("missing secret: give {} or {} (inline secrets are not supported)", env.1, file.1));
             None
         }
         (Some(var), None) => env_value(cx, var, env.1).map(|v| Secret::new(v.to_string())),
@@ -350,26 +304,17 @@ fn secret(cx: &mut Ctx<'_>, item: Location, env: (Option<&Str>, &str), file: (Op
 fn env_value(cx: &mut Ctx<'_>, var: &Str, field: &str) -> Option<Zeroizing<String>> {
     let name = cx.text(var)?;
     if !is_var_name(&name) {
-        cx.error(
-            var.referenced,
-            format!("{field}: {name:?} is not an environment variable name"),
-        );
+        cx.error(var.referenced, format!("{field}: {name:?} is not an environment variable name"));
         return None;
     }
     match (cx.env)(&name).map(Zeroizing::new) {
         Some(v) if !v.is_empty() => Some(v),
         Some(_) => {
-            cx.error(
-                var.referenced,
-                format!("environment variable {name} ({field}) is empty"),
-            );
+            cx.error(var.referenced, format!("environment variable {name} ({field}) is empty"));
             None
         }
         None => {
-            cx.error(
-                var.referenced,
-                format!("environment variable {name} ({field}) is not set"),
-            );
+            cx.error(var.referenced, format!("environment variable {name} ({field}) is not set"));
             None
         }
     }
@@ -378,10 +323,7 @@ fn env_value(cx: &mut Ctx<'_>, var: &Str, field: &str) -> Option<Zeroizing<Strin
 fn tenant(cx: &mut Ctx<'_>, raw: &Spanned<RawTenant>) -> Option<VTenant> {
     let t = &raw.value;
     let name = cx.checked(&t.name, "tenant name", is_name, NAME_RULE);
-    let default_backend = cx.text(&t.default_backend).map(|value| Spanned {
-        value,
-        ..t.default_backend.clone()
-    });
+    let default_backend = cx.text(&t.default_backend).map(|value| Spanned { value, ..t.default_backend.clone() });
     let (prefix, prefix_at) = match &t.bucket_prefix {
         None => (Some(String::new()), raw.referenced),
         Some(s) => (cx.checked(s, "bucket_prefix", is_prefix, PREFIX_RULE), s.referenced),
@@ -391,12 +333,7 @@ fn tenant(cx: &mut Ctx<'_>, raw: &Spanned<RawTenant>) -> Option<VTenant> {
     }
     let mut keys = Vec::new();
     for k in &t.access_keys.value {
-        let id = cx.checked(
-            &k.value.id,
-            "access key id",
-            is_key_id,
-            "expected 3 to 128 of A-Z a-z 0-9 _ -",
-        );
+        let id = cx.checked(&k.value.id, "access key id", is_key_id, "expected 3 to 128 of A-Z a-z 0-9 _ -");
         let secret = secret(
             cx,
             k.referenced,
@@ -407,36 +344,20 @@ fn tenant(cx: &mut Ctx<'_>, raw: &Spanned<RawTenant>) -> Option<VTenant> {
             keys.push((AccessKey { id, secret }, k.value.id.referenced));
         }
     }
-    Some(VTenant {
-        name: name?,
-        name_at: t.name.referenced,
-        default_backend,
-        prefix,
-        prefix_at,
-        keys,
-    })
+    Some(VTenant { name: name?, name_at: t.name.referenced, default_backend, prefix, prefix_at, keys })
 }
 
 fn route(cx: &mut Ctx<'_>, raw: &Spanned<RawRoute>) -> Option<VRoute> {
     let r = &raw.value;
     let respan = |s: &Str, value: String| Spanned { value, ..s.clone() };
     let tenant = cx.text(&r.tenant).map(|v| respan(&r.tenant, v));
-    let bucket = cx
-        .checked(&r.bucket, "bucket", is_bucket, BUCKET_RULE)
-        .map(|v| respan(&r.bucket, v));
+    let bucket = cx.checked(&r.bucket, "bucket", is_bucket, BUCKET_RULE).map(|v| respan(&r.bucket, v));
     let backend = cx.text(&r.backend).map(|v| respan(&r.backend, v));
     let backend_bucket = match &r.backend_bucket {
         None => Some(None),
-        Some(s) => cx
-            .checked(s, "backend_bucket", is_bucket, BUCKET_RULE)
-            .map(|v| Some(respan(s, v))),
+        Some(s) => cx.checked(s, "backend_bucket", is_bucket, BUCKET_RULE).map(|v| Some(respan(s, v))),
     };
-    Some(VRoute {
-        tenant: tenant?,
-        bucket: bucket?,
-        backend: backend?,
-        backend_bucket: backend_bucket?,
-    })
+    Some(VRoute { tenant: tenant?, bucket: bucket?, backend: backend?, backend_bucket: backend_bucket? })
 }
 
 /// Converts a finished cross-check into a [`BucketRoute`].

@@ -100,12 +100,7 @@ pub(super) fn parse(text: &str, file: &str) -> Result<RawConfig, ConfigError> {
         // Without a position (rare: errors outside any node) point at the start of the file.
         let (line, column) = err.location().map_or((1, 1), |l| (l.line().max(1), l.column().max(1)));
         let message = serde_saphyr::MessageFormatter::format_message(&serde_saphyr::DefaultMessageFormatter, &err);
-        ConfigError::Invalid(vec![Diagnostic {
-            file: file.to_owned(),
-            line,
-            column,
-            message: sanitize(&message),
-        }])
+        ConfigError::Invalid(vec![Diagnostic { file: file.to_owned(), line, column, message: sanitize(&message) }])
     })
 }
 

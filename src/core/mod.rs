@@ -5,4 +5,5 @@ pub mod envelope;
 pub mod error;
 pub mod keys;
 pub mod service;
+pub mod stored;
 pub mod tenant;

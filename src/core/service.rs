@@ -14,20 +14,19 @@ use time::OffsetDateTime;
 
 use crate::backend::{
     BackendError, BucketInfo, ByteStream, ContentHeaders, GetOptions, ListOptions, ListVersionsOptions, ObjectHead,
-    PutOptions, Versioning,
+    Versioning,
 };
 use crate::core::envelope::{
-    ciphertext_len, fetch_window, metadata_digest, open_stream, plaintext_len, plan_range, seal_stream, Envelope,
-    ObjectIdentity, ObjectKeys,
+    ciphertext_len, fetch_window, open_stream, plaintext_len, plan_range, seal_stream, Envelope, ObjectIdentity,
+    ObjectKeys,
 };
 use crate::core::error::{CoreError, CoreResult};
 use crate::core::keys::{DataKey, KeyError, KeyProvider, WrappedKey};
+use crate::core::stored::{
+    backend_put_options, client_etag, digest_of, listed_size, stored_headers, stored_metadata, user_metadata,
+    ENVELOPE_META, RESERVED_META_PREFIX,
+};
 use crate::core::tenant::{Placement, Tenant, TenantDirectory};
-
-/// User-metadata name under which the envelope header travels with each object (base64).
-pub const ENVELOPE_META: &str = "blobseal-envelope";
-/// Metadata names under this prefix are blobseal's own; clients may not set them.
-pub const RESERVED_META_PREFIX: &str = "blobseal-";
 
 /// A plaintext byte range as a client asked for it (HTTP `Range: bytes=...`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,97 +146,6 @@ pub struct BlobService {
     regions: BTreeMap<String, String>,
 }
 
-/// The ETag a client sees for a stored object: the backend's ETag, marked as not being an MD5 of
-/// the plaintext. Single-part objects get a `-1` suffix so tools that compare a bare 32-hex ETag with
-/// the file's MD5 (rclone, the AWS CLI) treat it as opaque instead of reporting corruption; LIST can
-/// compute it without reading the object. See `docs/FORMAT.md`.
-pub fn client_etag(backend_etag: &str) -> String {
-    let bare = backend_etag.trim_matches('"');
-    if bare.contains('-') {
-        bare.to_owned()
-    } else {
-        format!("{bare}-1")
-    }
-}
-
-/// Plaintext size of a stored object of `stored` bytes; objects that are not blobseal's keep their size.
-fn listed_size(stored: u64) -> u64 {
-    plaintext_len(stored).unwrap_or(stored)
-}
-
-fn user_metadata(all: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-    all.iter()
-        .filter(|(k, _)| !k.starts_with(RESERVED_META_PREFIX))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
-}
-
-/// Prefix of the metadata entries that carry the client's entity headers (`Content-Type` etc.).
-/// They are not given to the backend as headers: the stored body is ciphertext, so a backend must
-/// not see it as, say, gzip-encoded text or a form to parse; and this way they are authenticated.
-const HEADER_META_PREFIX: &str = "blobseal-h-";
-
-/// What the backend stores as the object's Content-Type.
-const STORED_CONTENT_TYPE: &str = "application/octet-stream";
-
-fn header_fields(h: &ContentHeaders) -> [(&'static str, &Option<String>); 6] {
-    [
-        ("content-type", &h.content_type),
-        ("content-encoding", &h.content_encoding),
-        ("content-disposition", &h.content_disposition),
-        ("content-language", &h.content_language),
-        ("cache-control", &h.cache_control),
-        ("expires", &h.expires),
-    ]
-}
-
-/// The metadata stored with an object (without its envelope): user metadata plus entity headers.
-fn stored_metadata(user: BTreeMap<String, String>, headers: &ContentHeaders) -> BTreeMap<String, String> {
-    let mut out = user;
-    for (name, value) in header_fields(headers) {
-        if let Some(v) = value {
-            out.insert(format!("{HEADER_META_PREFIX}{name}"), v.clone());
-        }
-    }
-    out
-}
-
-/// The client's entity headers, from stored metadata.
-fn stored_headers(all: &BTreeMap<String, String>) -> ContentHeaders {
-    let get = |name: &str| all.get(&format!("{HEADER_META_PREFIX}{name}")).cloned();
-    ContentHeaders {
-        content_type: get("content-type"),
-        content_encoding: get("content-encoding"),
-        content_disposition: get("content-disposition"),
-        content_language: get("content-language"),
-        cache_control: get("cache-control"),
-        expires: get("expires"),
-    }
-}
-
-/// Digest over every stored metadata entry except the envelope itself.
-fn digest_of(stored: &BTreeMap<String, String>) -> [u8; 32] {
-    metadata_digest(
-        stored
-            .iter()
-            .filter(|(k, _)| k.as_str() != ENVELOPE_META)
-            .map(|(k, v)| (k.as_str(), v.as_str())),
-    )
-}
-
-/// Backend options for a sealed object: its metadata (with envelope) and a neutral content type.
-fn backend_put_options(mut stored: BTreeMap<String, String>, envelope: String, if_none_match_any: bool) -> PutOptions {
-    stored.insert(ENVELOPE_META.to_owned(), envelope);
-    PutOptions {
-        metadata: stored,
-        headers: ContentHeaders {
-            content_type: Some(STORED_CONTENT_TYPE.to_owned()),
-            ..ContentHeaders::default()
-        },
-        if_none_match_any,
-    }
-}
-
 fn key_error(e: KeyError) -> CoreError {
     match e {
         // A wrapped key that does not open for this identity is tampered or moved ciphertext.
@@ -259,11 +167,7 @@ pub fn resolve_range(range: RangeRequest, size: u64) -> CoreResult<Range<u64>> {
 
 impl BlobService {
     pub fn new(directory: TenantDirectory, keys: Arc<dyn KeyProvider>, regions: BTreeMap<String, String>) -> Self {
-        Self {
-            directory,
-            keys,
-            regions,
-        }
+        Self { directory, keys, regions }
     }
 
     pub fn directory(&self) -> &TenantDirectory {
@@ -284,34 +188,18 @@ impl BlobService {
     /// The tenant's buckets, by client name, sorted.
     pub async fn list_buckets(&self, tenant: &Tenant) -> CoreResult<Vec<BucketInfo>> {
         let mut out: BTreeMap<String, BucketInfo> = BTreeMap::new();
-        let default = self.place(tenant, "x").map(|p| p.backend)?;
+        let default = self.directory.default_backend(tenant)?;
         for b in default.list_buckets().await? {
             if let Some(name) = self.directory.client_bucket_name(tenant, &b.name) {
-                out.insert(
-                    name.clone(),
-                    BucketInfo {
-                        name,
-                        created: b.created,
-                    },
-                );
+                out.insert(name.clone(), BucketInfo { name, created: b.created });
             }
         }
         let routes: Vec<_> = self.directory.routes_of(tenant).cloned().collect();
         for route in routes {
             let placement = self.place(tenant, &route.bucket)?;
-            match placement.backend.list_buckets().await {
-                Ok(list) => {
-                    if let Some(b) = list.into_iter().find(|b| b.name == placement.bucket) {
-                        out.insert(
-                            route.bucket.clone(),
-                            BucketInfo {
-                                name: route.bucket.clone(),
-                                created: b.created,
-                            },
-                        );
-                    }
-                }
-                Err(e) => return Err(e.into()),
+            let list = placement.backend.list_buckets().await?;
+            if let Some(b) = list.into_iter().find(|b| b.name == placement.bucket) {
+                out.insert(route.bucket.clone(), BucketInfo { name: route.bucket.clone(), created: b.created });
             }
         }
         Ok(out.into_values().collect())
@@ -352,10 +240,7 @@ impl BlobService {
     // ---- envelopes -----------------------------------------------------------------------------
 
     fn check_client_metadata(metadata: &BTreeMap<String, String>) -> CoreResult<()> {
-        match metadata
-            .keys()
-            .find(|k| k.to_ascii_lowercase().starts_with(RESERVED_META_PREFIX))
-        {
+        match metadata.keys().find(|k| k.to_ascii_lowercase().starts_with(RESERVED_META_PREFIX)) {
             Some(k) => Err(CoreError::InvalidRequest(format!(
                 "metadata name x-amz-meta-{k} is reserved (prefix x-amz-meta-{RESERVED_META_PREFIX})"
             ))),
@@ -389,23 +274,14 @@ impl BlobService {
             .map_err(|_| CoreError::Integrity("envelope is not valid base64".into()))?;
         let envelope = Envelope::decode(&bytes)?;
         if digest_of(&head.metadata) != envelope.meta_digest {
-            return Err(CoreError::Integrity(
-                "object metadata does not match its envelope".into(),
-            ));
+            return Err(CoreError::Integrity("object metadata does not match its envelope".into()));
         }
         if ciphertext_len(envelope.plaintext_len) != head.meta.size {
             return Err(CoreError::Integrity("stored size does not match the envelope".into()));
         }
         let aad = envelope.wrap_aad(id);
-        let wrapped = WrappedKey {
-            kek_id: envelope.kek_id.clone(),
-            blob: envelope.wrapped_dek.clone(),
-        };
-        let dek = self
-            .keys
-            .unwrap(&tenant.name, &wrapped, &aad)
-            .await
-            .map_err(key_error)?;
+        let wrapped = WrappedKey { kek_id: envelope.kek_id.clone(), blob: envelope.wrapped_dek.clone() };
+        let dek = self.keys.unwrap(&tenant.name, &wrapped, &aad).await.map_err(key_error)?;
         let keys = ObjectKeys::derive(&dek, &envelope.salt)?;
         keys.verify_commitment(&envelope.commitment)?;
         Ok(Opened { envelope, keys, dek })
@@ -438,11 +314,7 @@ impl BlobService {
     ) -> CoreResult<PutOutcome> {
         Self::check_client_metadata(&req.metadata)?;
         let p = self.place(tenant, bucket)?;
-        let id = ObjectIdentity {
-            tenant: &tenant.name,
-            bucket,
-            key,
-        };
+        let id = ObjectIdentity { tenant: &tenant.name, bucket, key };
         let stored = stored_metadata(req.metadata, &req.headers);
         let dek = DataKey::generate().map_err(key_error)?;
         let mut salt = [0u8; 32];
@@ -460,11 +332,7 @@ impl BlobService {
         let opts = backend_put_options(stored, encoded, req.if_none_match_any);
         let sealed = seal_stream(keys, len, body);
         let res = p.backend.put(&p.bucket, key, sealed, ciphertext_len(len), opts).await?;
-        Ok(PutOutcome {
-            etag: client_etag(&res.etag),
-            version_id: res.version_id,
-            last_modified: res.last_modified,
-        })
+        Ok(PutOutcome { etag: client_etag(&res.etag), version_id: res.version_id, last_modified: res.last_modified })
     }
 
     /// Metadata of an object, authenticated (the data key is unwrapped to prove it).
@@ -477,11 +345,7 @@ impl BlobService {
     ) -> CoreResult<ObjectInfo> {
         let p = self.place(tenant, bucket)?;
         let head = p.backend.head(&p.bucket, key, version_id).await?;
-        let id = ObjectIdentity {
-            tenant: &tenant.name,
-            bucket,
-            key,
-        };
+        let id = ObjectIdentity { tenant: &tenant.name, bucket, key };
         let opened = self.open_envelope(tenant, &id, &head).await?;
         Ok(Self::info_of(key, &head, opened.envelope.plaintext_len))
     }
@@ -498,11 +362,7 @@ impl BlobService {
         range: Option<RangeRequest>,
     ) -> CoreResult<GetOutcome> {
         let p = self.place(tenant, bucket)?;
-        let id = ObjectIdentity {
-            tenant: &tenant.name,
-            bucket,
-            key,
-        };
+        let id = ObjectIdentity { tenant: &tenant.name, bucket, key };
         let version = version_id.map(str::to_owned);
         let window = match range {
             None => None,
@@ -519,14 +379,7 @@ impl BlobService {
         };
         let got = match p
             .backend
-            .get(
-                &p.bucket,
-                key,
-                GetOptions {
-                    range: window.clone(),
-                    version_id: version.clone(),
-                },
-            )
+            .get(&p.bucket, key, GetOptions { range: window.clone(), version_id: version.clone() })
             .await
         {
             Ok(got) => got,
@@ -562,11 +415,7 @@ impl BlobService {
                 item
             })
             .boxed();
-        Ok(GetOutcome {
-            info,
-            range: plain,
-            body,
-        })
+        Ok(GetOutcome { info, range: plain, body })
     }
 
     /// Deletes an object (or one version). Deleting a missing key succeeds, as in S3.
@@ -596,11 +445,7 @@ impl BlobService {
         let sp = self.place(tenant, src.bucket)?;
         let dp = self.place(tenant, bucket)?;
         let head = sp.backend.head(&sp.bucket, src.key, src.version_id).await?;
-        let src_id = ObjectIdentity {
-            tenant: &tenant.name,
-            bucket: src.bucket,
-            key: src.key,
-        };
+        let src_id = ObjectIdentity { tenant: &tenant.name, bucket: src.bucket, key: src.key };
         let opened = self.open_envelope(tenant, &src_id, &head).await?;
         let (metadata, headers) = match replace {
             Some(r) => {
@@ -616,28 +461,15 @@ impl BlobService {
             wrapped_dek: Vec::new(),
             ..opened.envelope
         };
-        let dst_id = ObjectIdentity {
-            tenant: &tenant.name,
-            bucket,
-            key,
-        };
+        let dst_id = ObjectIdentity { tenant: &tenant.name, bucket, key };
         let encoded = self.seal_envelope(tenant, &dst_id, envelope, &opened.dek).await?;
         let opts = backend_put_options(stored, encoded, if_none_match_any);
         let res = if sp.backend_name == dp.backend_name {
-            dp.backend
-                .copy(&sp.bucket, src.key, src.version_id, &dp.bucket, key, opts)
-                .await?
+            dp.backend.copy(&sp.bucket, src.key, src.version_id, &dp.bucket, key, opts).await?
         } else {
             let got = sp
                 .backend
-                .get(
-                    &sp.bucket,
-                    src.key,
-                    GetOptions {
-                        range: None,
-                        version_id: src.version_id.map(str::to_owned),
-                    },
-                )
+                .get(&sp.bucket, src.key, GetOptions { range: None, version_id: src.version_id.map(str::to_owned) })
                 .await?;
             dp.backend.put(&dp.bucket, key, got.body, head.meta.size, opts).await?
         };
@@ -687,11 +519,7 @@ impl BlobService {
                 .into_iter()
                 .map(|v| ListedVersion {
                     object: ListedObject {
-                        size: if v.is_delete_marker {
-                            0
-                        } else {
-                            listed_size(v.meta.size)
-                        },
+                        size: if v.is_delete_marker { 0 } else { listed_size(v.meta.size) },
                         etag: client_etag(&v.meta.etag),
                         key: v.meta.key,
                         last_modified: v.meta.last_modified,
@@ -731,3 +559,7 @@ fn take_bytes(body: ByteStream, limit: u64) -> ByteStream {
     })
     .boxed()
 }
+
+#[cfg(test)]
+#[path = "service_tests.rs"]
+mod tests;

@@ -75,10 +75,7 @@ impl TenantDirectory {
 
     /// The tenant an access key id authenticates as.
     pub fn tenant_for_access_key(&self, access_key_id: &str) -> CoreResult<Arc<Tenant>> {
-        self.by_access_key
-            .get(access_key_id)
-            .cloned()
-            .ok_or(CoreError::UnknownTenant)
+        self.by_access_key.get(access_key_id).cloned().ok_or(CoreError::UnknownTenant)
     }
 
     pub fn tenant(&self, name: &str) -> CoreResult<Arc<Tenant>> {
@@ -89,11 +86,13 @@ impl TenantDirectory {
         self.backends.iter()
     }
 
+    /// The backend holding the buckets `tenant` creates without an explicit route.
+    pub fn default_backend(&self, tenant: &Tenant) -> CoreResult<Arc<dyn Backend>> {
+        self.backend(&tenant.default_backend)
+    }
+
     fn backend(&self, name: &str) -> CoreResult<Arc<dyn Backend>> {
-        self.backends
-            .get(name)
-            .cloned()
-            .ok_or(CoreError::Unreachable("route names an unknown backend"))
+        self.backends.get(name).cloned().ok_or(CoreError::Unreachable("route names an unknown backend"))
     }
 
     /// Where `tenant`'s bucket `bucket` lives. A bucket routed explicitly to another tenant is refused.
@@ -145,10 +144,7 @@ impl TenantDirectory {
             return None;
         }
         // A bucket that is the target of one of this tenant's own routes is listed under the route's name.
-        if self
-            .routes_of(tenant)
-            .any(|r| r.backend == tenant.default_backend && r.backend_bucket == backend_bucket)
-        {
+        if self.routes_of(tenant).any(|r| r.backend == tenant.default_backend && r.backend_bucket == backend_bucket) {
             return None;
         }
         Some(name.to_owned())
@@ -164,19 +160,11 @@ mod tests {
         let mut d = TenantDirectory::new();
         d.add_backend("m", Arc::new(MemoryBackend::new()));
         d.add_tenant(
-            Tenant {
-                name: "a".into(),
-                default_backend: "m".into(),
-                bucket_prefix: "a-".into(),
-            },
+            Tenant { name: "a".into(), default_backend: "m".into(), bucket_prefix: "a-".into() },
             ["AK_A".to_owned()],
         );
         d.add_tenant(
-            Tenant {
-                name: "b".into(),
-                default_backend: "m".into(),
-                bucket_prefix: "b-".into(),
-            },
+            Tenant { name: "b".into(), default_backend: "m".into(), bucket_prefix: "b-".into() },
             ["AK_B".to_owned()],
         );
         d.add_route(Route {
@@ -191,10 +179,7 @@ mod tests {
     #[test]
     fn access_keys_map_to_tenants() {
         let d = dir();
-        assert_eq!(
-            d.tenant_for_access_key("AK_A").map(|t| t.name.clone()).ok(),
-            Some("a".to_owned())
-        );
+        assert_eq!(d.tenant_for_access_key("AK_A").map(|t| t.name.clone()).ok(), Some("a".to_owned()));
         assert!(matches!(d.tenant_for_access_key("nope"), Err(CoreError::UnknownTenant)));
     }
 
@@ -203,10 +188,7 @@ mod tests {
         let d = dir();
         let a = d.tenant("a").ok().unwrap_or_else(|| unreachable!());
         let b = d.tenant("b").ok().unwrap_or_else(|| unreachable!());
-        assert_eq!(
-            d.place(&a, "photos").map(|p| p.bucket).ok(),
-            Some("a-photos".to_owned())
-        );
+        assert_eq!(d.place(&a, "photos").map(|p| p.bucket).ok(), Some("a-photos".to_owned()));
         assert_eq!(d.place(&b, "shared").map(|p| p.bucket).ok(), Some("a-x".to_owned()));
         // a's own default name "x" maps to "a-x", which b claims by route: refused.
         assert!(matches!(d.place(&a, "x"), Err(CoreError::BucketNotOwned(_))));

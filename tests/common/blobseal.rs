@@ -29,10 +29,7 @@ pub struct Options {
 impl fmt::Debug for Options {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names: Vec<&str> = self.env.iter().map(|(k, _)| k.as_str()).collect();
-        f.debug_struct("Options")
-            .field("config_yaml", &self.config_yaml.is_some())
-            .field("env", &names)
-            .finish()
+        f.debug_struct("Options").field("config_yaml", &self.config_yaml.is_some()).field("env", &names).finish()
     }
 }
 
@@ -50,18 +47,13 @@ pub struct Blobseal {
 
 impl fmt::Debug for Blobseal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Blobseal")
-            .field("pid", &self.child.id())
-            .field("addr", &self.addr)
-            .finish()
+        f.debug_struct("Blobseal").field("pid", &self.child.id()).field("addr", &self.addr).finish()
     }
 }
 
 /// The binary under test: `BLOBSEAL_BIN` if set, else the one cargo built for this test run.
 pub fn binary() -> PathBuf {
-    std::env::var_os("BLOBSEAL_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_blobseal")))
+    std::env::var_os("BLOBSEAL_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_blobseal")))
 }
 
 /// A loopback port that was free a moment ago (the OS picked it; someone may take it before we bind).
@@ -108,13 +100,7 @@ impl Blobseal {
         }
         cmd.envs(opts.env.iter().map(|(k, v)| (k, v)));
         let child = cmd.spawn()?;
-        let mut me = Self {
-            child,
-            addr,
-            endpoint: format!("http://{addr}"),
-            workdir,
-            log_path,
-        };
+        let mut me = Self { child, addr, endpoint: format!("http://{addr}"), workdir, log_path };
         me.wait_ready()?;
         Ok(me)
     }
@@ -150,9 +136,7 @@ impl Blobseal {
 
     /// Everything the process logged so far.
     pub fn log(&self) -> String {
-        std::fs::read(&self.log_path)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default()
+        std::fs::read(&self.log_path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
     }
 
     /// The last ~4 KB of the log, for error messages.

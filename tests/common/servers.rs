@@ -32,10 +32,7 @@ pub struct Server {
 
 impl fmt::Debug for Server {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Server")
-            .field("pid", &self.child.id())
-            .field("endpoint", &self.endpoint)
-            .finish()
+        f.debug_struct("Server").field("pid", &self.child.id()).field("endpoint", &self.endpoint).finish()
     }
 }
 
@@ -60,14 +57,8 @@ pub struct MotoServer;
 impl MotoServer {
     /// Starts `moto_server -H 127.0.0.1 -p PORT`.
     pub fn start() -> Server {
-        let bin = find_binary(
-            "BLOBSEAL_MOTO_SERVER",
-            "moto_server",
-            "pip install 'moto[server]>=5.1,<6'",
-        );
-        start(&bin, |port, _dir| {
-            vec!["-H".into(), "127.0.0.1".into(), "-p".into(), port.to_string()]
-        })
+        let bin = find_binary("BLOBSEAL_MOTO_SERVER", "moto_server", "pip install 'moto[server]>=5.1,<6'");
+        start(&bin, |port, _dir| vec!["-H".into(), "127.0.0.1".into(), "-p".into(), port.to_string()])
     }
 }
 
@@ -128,9 +119,7 @@ fn find_binary(env_var: &str, name: &str, install: &str) -> PathBuf {
 /// A port that was free a moment ago (bind :0, read it, release it).
 fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("binding a free port: {e}"));
-    l.local_addr()
-        .unwrap_or_else(|e| panic!("reading the free port: {e}"))
-        .port()
+    l.local_addr().unwrap_or_else(|e| panic!("reading the free port: {e}")).port()
 }
 
 fn start(bin: &Path, args: impl Fn(u16, &Path) -> Vec<String>) -> Server {
@@ -148,31 +137,19 @@ fn start(bin: &Path, args: impl Fn(u16, &Path) -> Vec<String>) -> Server {
         .spawn()
         .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let mut server = Server {
-        child,
-        addr,
-        endpoint: format!("http://{addr}"),
-        dir,
-    };
+    let mut server = Server { child, addr, endpoint: format!("http://{addr}"), dir };
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
         if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
             return server;
         }
         if let Ok(Some(status)) = server.child.try_wait() {
-            panic!(
-                "{} exited with {status} before listening on {addr}:\n{}",
-                bin.display(),
-                server.log()
-            );
+            panic!("{} exited with {status} before listening on {addr}:\n{}", bin.display(), server.log());
         }
         if Instant::now() > deadline {
             let log = server.log();
             drop(server);
-            panic!(
-                "{} did not listen on {addr} within {READY_TIMEOUT:?}:\n{log}",
-                bin.display()
-            );
+            panic!("{} did not listen on {addr} within {READY_TIMEOUT:?}:\n{log}", bin.display());
         }
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -49,13 +49,7 @@ impl Parsed {
         let h = self.header;
         let last_modified = OffsetDateTime::from_unix_timestamp(h.last_modified).unwrap_or(OffsetDateTime::UNIX_EPOCH);
         ObjectHead {
-            meta: ObjectMeta {
-                key: h.key,
-                size: h.size,
-                etag: self.etag,
-                last_modified,
-                version_id: None,
-            },
+            meta: ObjectMeta { key: h.key, size: h.size, etag: self.etag, last_modified, version_id: None },
             metadata: h.metadata,
             headers: ContentHeaders {
                 content_type: h.content_type,
@@ -70,17 +64,11 @@ impl Parsed {
 }
 
 pub(super) fn io_err(e: io::Error) -> BackendError {
-    BackendError::Other {
-        backend: "fs",
-        message: e.to_string(),
-    }
+    BackendError::Other { backend: "fs", message: e.to_string() }
 }
 
 pub(super) fn corrupt(what: &str) -> BackendError {
-    BackendError::Other {
-        backend: "fs",
-        message: format!("corrupt object file: {what}"),
-    }
+    BackendError::Other { backend: "fs", message: format!("corrupt object file: {what}") }
 }
 
 pub(super) fn object_file_name(key: &str) -> String {
@@ -116,14 +104,7 @@ pub(super) fn open_object(path: &Path) -> Result<Option<(std::fs::File, Parsed)>
     if body_offset.checked_add(header.size) != Some(file_len) {
         return Err(corrupt("body length does not match header"));
     }
-    Ok(Some((
-        f,
-        Parsed {
-            header,
-            etag: hex::encode(md5),
-            body_offset,
-        },
-    )))
+    Ok(Some((f, Parsed { header, etag: hex::encode(md5), body_offset })))
 }
 
 /// The fixed prefix (with a zero MD5, patched at [`MD5_OFFSET`] once the body is written) and the

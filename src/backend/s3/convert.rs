@@ -38,10 +38,7 @@ where
         (_, Some("InvalidArgument" | "InvalidRequest" | "InvalidBucketName"), _) => {
             BackendError::InvalidRequest(err.message().unwrap_or("invalid request").to_owned())
         }
-        _ => BackendError::Other {
-            backend: "s3",
-            message: detail(),
-        },
+        _ => BackendError::Other { backend: "s3", message: detail() },
     }
 }
 
@@ -71,8 +68,7 @@ pub(super) fn etag(e: Option<&str>) -> String {
 }
 
 pub(super) fn to_time(t: Option<&DateTime>) -> OffsetDateTime {
-    t.and_then(|t| OffsetDateTime::from_unix_timestamp(t.secs()).ok())
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    t.and_then(|t| OffsetDateTime::from_unix_timestamp(t.secs()).ok()).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 pub(super) fn size(n: Option<i64>) -> u64 {
@@ -91,12 +87,7 @@ pub(super) fn parse_content_range(v: &str) -> Option<(std::ops::Range<u64>, u64)
 /// Percent-encodes a key for `x-amz-copy-source`, keeping `/` as S3 expects.
 pub(super) fn encode_copy_source(bucket: &str, key: &str, version_id: Option<&str>) -> String {
     use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-    const KEEP: &AsciiSet = &NON_ALPHANUMERIC
-        .remove(b'/')
-        .remove(b'-')
-        .remove(b'_')
-        .remove(b'.')
-        .remove(b'~');
+    const KEEP: &AsciiSet = &NON_ALPHANUMERIC.remove(b'/').remove(b'-').remove(b'_').remove(b'.').remove(b'~');
     let mut s = format!("{bucket}/{}", utf8_percent_encode(key, KEEP));
     if let Some(v) = version_id {
         s.push_str("?versionId=");
@@ -114,8 +105,7 @@ pub(super) fn parse_expires(e: Option<&str>) -> Result<Option<DateTime>> {
 }
 
 pub(super) fn metadata(m: Option<&HashMap<String, String>>) -> BTreeMap<String, String> {
-    m.map(|m| m.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect())
-        .unwrap_or_default()
+    m.map(|m| m.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect()).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -126,15 +116,7 @@ mod tests {
     fn content_range_parsing() {
         assert_eq!(parse_content_range("bytes 10-19/100"), Some((10..20, 100)));
         assert_eq!(parse_content_range("bytes 0-0/1"), Some((0..1, 1)));
-        for bad in [
-            "bytes 5-4/10",
-            "bytes 0-10/10",
-            "bytes */10",
-            "items 0-1/2",
-            "bytes 0-1",
-            "bytes a-b/c",
-            "",
-        ] {
+        for bad in ["bytes 5-4/10", "bytes 0-10/10", "bytes */10", "items 0-1/2", "bytes 0-1", "bytes a-b/c", ""] {
             assert_eq!(parse_content_range(bad), None, "{bad:?}");
         }
     }

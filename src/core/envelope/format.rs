@@ -1,10 +1,7 @@
 //! Envelope format v1: size arithmetic, segment nonces, the binary header codec, the AAD that binds a
 //! wrapped data key to its object, and the user-metadata digest. `docs/FORMAT.md` describes the same
 //! bytes for an independent implementation; the two must stay in step.
-#![cfg_attr(
-    not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)
-)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 use aws_lc_rs::digest;
 
@@ -226,14 +223,7 @@ impl Envelope {
         if !r.0.is_empty() {
             return Err(FormatError::TrailingBytes);
         }
-        let env = Envelope {
-            plaintext_len,
-            salt,
-            commitment,
-            meta_digest,
-            kek_id,
-            wrapped_dek,
-        };
+        let env = Envelope { plaintext_len, salt, commitment, meta_digest, kek_id, wrapped_dek };
         env.validate()?;
         Ok(env)
     }
@@ -316,14 +306,7 @@ mod tests {
     #[test]
     fn sizes() {
         let s = SEGMENT_SIZE;
-        let cases = [
-            (0, 16),
-            (1, 17),
-            (s - 1, s + 15),
-            (s, s + 16),
-            (s + 1, s + 33),
-            (3 * s + 17, 3 * s + 81),
-        ];
+        let cases = [(0, 16), (1, 17), (s - 1, s + 15), (s, s + 16), (s + 1, s + 33), (3 * s + 17, 3 * s + 81)];
         for (p, c) in cases {
             assert_eq!(ciphertext_len(p), c, "plain {p}");
             assert_eq!(plaintext_len(c), Some(p), "cipher {c}");
@@ -362,11 +345,7 @@ mod tests {
     fn every_truncation_and_trailing_byte_fail() {
         let bytes = sample().encode().unwrap();
         for cut in 0..bytes.len() {
-            assert_eq!(
-                Envelope::decode(&bytes[..cut]),
-                Err(FormatError::Truncated),
-                "cut {cut}"
-            );
+            assert_eq!(Envelope::decode(&bytes[..cut]), Err(FormatError::Truncated), "cut {cut}");
         }
         let mut long = bytes.clone();
         long.push(0);
@@ -387,76 +366,33 @@ mod tests {
         assert_eq!(with(5, 20), Err(FormatError::BadSegmentSize));
         assert_eq!(with(6, 0xff), Err(FormatError::InvalidField("plaintext_len")));
         assert_eq!(with(111, 0xc3), Err(FormatError::InvalidField("kek_id")));
-        let long_kek = Envelope {
-            kek_id: "k".repeat(256),
-            ..sample()
-        };
+        let long_kek = Envelope { kek_id: "k".repeat(256), ..sample() };
         assert_eq!(long_kek.encode(), Err(FormatError::FieldTooLong));
-        let long_wrap = Envelope {
-            wrapped_dek: vec![1; 65536],
-            ..sample()
-        };
+        let long_wrap = Envelope { wrapped_dek: vec![1; 65536], ..sample() };
         assert_eq!(long_wrap.encode(), Err(FormatError::FieldTooLong));
+        assert_eq!(Envelope { kek_id: String::new(), ..sample() }.encode(), Err(FormatError::InvalidField("kek_id")));
         assert_eq!(
-            Envelope {
-                kek_id: String::new(),
-                ..sample()
-            }
-            .encode(),
-            Err(FormatError::InvalidField("kek_id"))
-        );
-        assert_eq!(
-            Envelope {
-                wrapped_dek: vec![],
-                ..sample()
-            }
-            .encode(),
+            Envelope { wrapped_dek: vec![], ..sample() }.encode(),
             Err(FormatError::InvalidField("wrapped_dek"))
         );
-        let max = Envelope {
-            kek_id: "k".repeat(255),
-            wrapped_dek: vec![1; 65535],
-            ..sample()
-        };
+        let max = Envelope { kek_id: "k".repeat(255), wrapped_dek: vec![1; 65535], ..sample() };
         assert_eq!(Envelope::decode(&max.encode().unwrap()).unwrap(), max);
     }
 
     #[test]
     fn wrap_aad_binds_identity_and_header() {
         let env = sample();
-        let id = ObjectIdentity {
-            tenant: "t",
-            bucket: "b",
-            key: "k",
-        };
+        let id = ObjectIdentity { tenant: "t", bucket: "b", key: "k" };
         let aad = env.wrap_aad(&id);
         let mut expected = b"blobseal/v1/wrap\0\0\0\x01t\0\0\0\x01b\0\0\0\x01k".to_vec();
         expected.extend_from_slice(&env.fixed_header());
         assert_eq!(aad, expected);
         // Length prefixes keep ("ab","c") apart from ("a","bc").
-        let moved = ObjectIdentity {
-            tenant: "t",
-            bucket: "bk",
-            key: "",
-        };
+        let moved = ObjectIdentity { tenant: "t", bucket: "bk", key: "" };
         assert_ne!(env.wrap_aad(&moved), aad);
-        assert_ne!(
-            Envelope {
-                plaintext_len: 1,
-                ..sample()
-            }
-            .wrap_aad(&id),
-            aad
-        );
+        assert_ne!(Envelope { plaintext_len: 1, ..sample() }.wrap_aad(&id), aad);
         // kek id and wrapped blob are not covered: the provider writes them after wrapping.
-        assert_eq!(
-            Envelope {
-                kek_id: "x".into(),
-                ..sample()
-            }
-            .wrap_aad(&id),
-            aad
-        );
+        assert_eq!(Envelope { kek_id: "x".into(), ..sample() }.wrap_aad(&id), aad);
     }
 
     #[test]

@@ -1,10 +1,7 @@
 //! Per-object keys: HKDF-SHA256 from the data key and the object's salt gives the AES-256-GCM segment key
 //! and a key commitment. Checking the commitment before decrypting catches a wrong or swapped data key
 //! before a single plaintext byte is released (GCM alone is not key-committing).
-#![cfg_attr(
-    not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)
-)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 use std::fmt;
 use std::sync::Arc;
@@ -68,10 +65,7 @@ impl ObjectKeys {
     pub fn derive(dek: &DataKey, salt: &[u8; SALT_LEN]) -> Result<Self, FormatError> {
         let (segment_key, commitment) = derive_material(dek, salt)?;
         let unbound = UnboundKey::new(&AES_256_GCM, &segment_key[..]).map_err(|_| FormatError::Crypto)?;
-        Ok(Self(Arc::new(Inner {
-            aead: LessSafeKey::new(unbound),
-            commitment,
-        })))
+        Ok(Self(Arc::new(Inner { aead: LessSafeKey::new(unbound), commitment })))
     }
 
     /// The key commitment to store in the envelope header.
@@ -93,11 +87,8 @@ impl ObjectKeys {
     /// object's last segment. The caller appends the tag to form the stored segment.
     pub fn seal_segment(&self, index: u64, is_final: bool, in_out: &mut [u8]) -> Result<[u8; 16], FormatError> {
         let nonce = Nonce::assume_unique_for_key(segment_nonce(index, is_final));
-        let tag = self
-            .0
-            .aead
-            .seal_in_place_separate_tag(nonce, Aad::empty(), in_out)
-            .map_err(|_| FormatError::Crypto)?;
+        let tag =
+            self.0.aead.seal_in_place_separate_tag(nonce, Aad::empty(), in_out).map_err(|_| FormatError::Crypto)?;
         tag.as_ref().try_into().map_err(|_| FormatError::Crypto)
     }
 
@@ -129,13 +120,8 @@ impl ObjectKeys {
         stored: &[u8],
         out: &mut [u8],
     ) -> Result<(), FormatError> {
-        let cipher_len = stored
-            .len()
-            .checked_sub(TAG_LEN as usize)
-            .ok_or(FormatError::SegmentAuth { index })?;
-        let (ciphertext, tag) = stored
-            .split_at_checked(cipher_len)
-            .ok_or(FormatError::SegmentAuth { index })?;
+        let cipher_len = stored.len().checked_sub(TAG_LEN as usize).ok_or(FormatError::SegmentAuth { index })?;
+        let (ciphertext, tag) = stored.split_at_checked(cipher_len).ok_or(FormatError::SegmentAuth { index })?;
         let nonce = Nonce::assume_unique_for_key(segment_nonce(index, is_final));
         self.0
             .aead
@@ -173,14 +159,8 @@ mod tests {
         k.verify_commitment(&k.commitment()).unwrap();
         let other_dek = ObjectKeys::derive(&dek(3), &[2; 32]).unwrap();
         let other_salt = ObjectKeys::derive(&dek(1), &[4; 32]).unwrap();
-        assert_eq!(
-            other_dek.verify_commitment(&k.commitment()),
-            Err(FormatError::CommitmentMismatch)
-        );
-        assert_eq!(
-            other_salt.verify_commitment(&k.commitment()),
-            Err(FormatError::CommitmentMismatch)
-        );
+        assert_eq!(other_dek.verify_commitment(&k.commitment()), Err(FormatError::CommitmentMismatch));
+        assert_eq!(other_salt.verify_commitment(&k.commitment()), Err(FormatError::CommitmentMismatch));
     }
 
     #[test]
@@ -195,18 +175,9 @@ mod tests {
         let mut buf = b"hello".to_vec();
         let tag = k.seal_segment(5, false, &mut buf).unwrap();
         buf.extend_from_slice(&tag);
-        assert_eq!(
-            k.open_segment(5, true, &mut buf.clone()),
-            Err(FormatError::SegmentAuth { index: 5 })
-        );
-        assert_eq!(
-            k.open_segment(6, false, &mut buf.clone()),
-            Err(FormatError::SegmentAuth { index: 6 })
-        );
-        assert_eq!(
-            k.open_segment(5, false, &mut buf[..10].to_vec()),
-            Err(FormatError::SegmentAuth { index: 5 })
-        );
+        assert_eq!(k.open_segment(5, true, &mut buf.clone()), Err(FormatError::SegmentAuth { index: 5 }));
+        assert_eq!(k.open_segment(6, false, &mut buf.clone()), Err(FormatError::SegmentAuth { index: 6 }));
+        assert_eq!(k.open_segment(5, false, &mut buf[..10].to_vec()), Err(FormatError::SegmentAuth { index: 5 }));
         let n = k.open_segment(5, false, &mut buf).unwrap();
         assert_eq!(&buf[..n], b"hello");
     }
@@ -221,21 +192,12 @@ mod tests {
         let mut out = vec![0u8; plain.len() + 16];
         k.seal_segment_into(3, true, &plain, &mut out).unwrap();
         assert_eq!(out, in_place);
-        assert_eq!(
-            k.seal_segment_into(3, true, &plain, &mut [0u8; 5]),
-            Err(FormatError::Crypto)
-        );
+        assert_eq!(k.seal_segment_into(3, true, &plain, &mut [0u8; 5]), Err(FormatError::Crypto));
         let mut opened = vec![0u8; plain.len()];
         k.open_segment_into(3, true, &out, &mut opened).unwrap();
         assert_eq!(opened, plain);
-        assert_eq!(
-            k.open_segment_into(3, false, &out, &mut opened),
-            Err(FormatError::SegmentAuth { index: 3 })
-        );
-        assert_eq!(
-            k.open_segment_into(3, true, &out[..15], &mut []),
-            Err(FormatError::SegmentAuth { index: 3 })
-        );
+        assert_eq!(k.open_segment_into(3, false, &out, &mut opened), Err(FormatError::SegmentAuth { index: 3 }));
+        assert_eq!(k.open_segment_into(3, true, &out[..15], &mut []), Err(FormatError::SegmentAuth { index: 3 }));
     }
 
     #[test]
@@ -264,11 +226,7 @@ mod tests {
             kek_id: "local:default:1".into(),
             wrapped_dek: vec![0xaa; 4],
         };
-        let id = ObjectIdentity {
-            tenant: "acme",
-            bucket: "photos",
-            key: "cat.jpg",
-        };
+        let id = ObjectIdentity { tenant: "acme", bucket: "photos", key: "cat.jpg" };
         let h = |b: &[u8]| hex::encode(b);
         let vector = [
             ("segment_key", h(&segment_key[..])),
@@ -277,10 +235,7 @@ mod tests {
             ("short_ciphertext", h(&short)),
             ("long_tag_0", h(&long[65536..65552])),
             ("long_tag_1", h(&long[long.len() - 16..])),
-            (
-                "long_sha256",
-                h(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &long).as_ref()),
-            ),
+            ("long_sha256", h(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &long).as_ref())),
             ("meta_digest", h(&env.meta_digest)),
             ("header", h(&env.encode().unwrap())),
             ("wrap_aad", h(&env.wrap_aad(&id))),
@@ -289,14 +244,8 @@ mod tests {
             println!("{name} = {value}");
         }
         let expected: [(&str, &str); 10] = [
-            (
-                "segment_key",
-                "ba78bebd85e25eb2c33587faf59ada1cc20935a515b9e6cfb4dcc940858ef4c6",
-            ),
-            (
-                "commitment",
-                "59d27336b567430641640727bcec3c26ccf2913974054e0781f6ffe56bff773a",
-            ),
+            ("segment_key", "ba78bebd85e25eb2c33587faf59ada1cc20935a515b9e6cfb4dcc940858ef4c6"),
+            ("commitment", "59d27336b567430641640727bcec3c26ccf2913974054e0781f6ffe56bff773a"),
             ("nonce_0_final", "010000000000000000000000"),
             (
                 "short_ciphertext",
@@ -304,14 +253,8 @@ mod tests {
             ),
             ("long_tag_0", "5128c7ddf9648fa4c155bad46a18fe09"),
             ("long_tag_1", "6d4e59cb80b426c9b907b57220a71670"),
-            (
-                "long_sha256",
-                "7794f55312bbdd4ca4142110ea6eba20f3b2c6fc70cc0bacc8fb2435c6e38459",
-            ),
-            (
-                "meta_digest",
-                "ab49d65d3509292b22e6f1c87657d4eb13264c4bd5f6c1d2f11dc2d26de3bada",
-            ),
+            ("long_sha256", "7794f55312bbdd4ca4142110ea6eba20f3b2c6fc70cc0bacc8fb2435c6e38459"),
+            ("meta_digest", "ab49d65d3509292b22e6f1c87657d4eb13264c4bd5f6c1d2f11dc2d26de3bada"),
             (
                 "header",
                 concat!(

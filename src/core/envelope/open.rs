@@ -5,10 +5,7 @@
 //! bytes are released. The last segment's plaintext is held back until the stored body has ended, so
 //! appended bytes are reported instead of silently ignored. Memory: one segment buffer plus the input
 //! chunk being consumed.
-#![cfg_attr(
-    not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)
-)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 use std::io;
 use std::pin::Pin;
@@ -33,9 +30,7 @@ use crate::backend::ByteStream;
 /// item is passed on unchanged and also ends the stream.
 pub fn open_stream(keys: ObjectKeys, plain_len: u64, plan: CipherRange, body: ByteStream) -> ByteStream {
     let state = match plan.segments(plain_len) {
-        Ok(segments) => State::Segment {
-            index: *segments.start(),
-        },
+        Ok(segments) => State::Segment { index: *segments.start() },
         Err(e) => State::Failed(e),
     };
     let last_segment = plan.segments(plain_len).map(|s| *s.end()).unwrap_or(0);
@@ -74,9 +69,8 @@ pub fn open_all(keys: &ObjectKeys, plain_len: u64, ciphertext: &[u8]) -> Result<
     let mut plain = Vec::with_capacity(usize::try_from(plain_len).map_err(|_| FormatError::Crypto)?);
     let final_index = segment_count(plain_len) - 1;
     for index in 0..=final_index {
-        let (seg, tail) = rest
-            .split_at_mut_checked(stored_segment_len(plain_len, index)?)
-            .ok_or(FormatError::Truncated)?;
+        let (seg, tail) =
+            rest.split_at_mut_checked(stored_segment_len(plain_len, index)?).ok_or(FormatError::Truncated)?;
         let n = keys.open_segment(index, index == final_index, seg)?;
         plain.extend_from_slice(seg.get(..n).ok_or(FormatError::Crypto)?);
         rest = tail;
@@ -143,8 +137,7 @@ impl Opener {
     fn open_direct(&mut self, index: u64, want: usize) -> Result<BytesMut, FormatError> {
         let stored = self.pending.split_to(want);
         let mut plain = BytesMut::zeroed(want.saturating_sub(TAG_LEN as usize));
-        self.keys
-            .open_segment_into(index, index == self.final_index, &stored, &mut plain)?;
+        self.keys.open_segment_into(index, index == self.final_index, &stored, &mut plain)?;
         Ok(plain)
     }
 
@@ -248,10 +241,7 @@ mod tests {
     use futures::stream;
 
     fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-            .block_on(f)
+        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
     }
     use proptest::prelude::*;
 
@@ -313,11 +303,7 @@ mod tests {
             let plain = pattern(len);
             let cipher = seal_all(&keys(), &plain).unwrap();
             assert_eq!(open_all(&keys(), len as u64, &cipher).unwrap(), plain, "len {len}");
-            assert_eq!(
-                open_whole(len as u64, &cipher, &[4096, 77_777, 1]).unwrap(),
-                plain,
-                "len {len}"
-            );
+            assert_eq!(open_whole(len as u64, &cipher, &[4096, 77_777, 1]).unwrap(), plain, "len {len}");
         }
     }
 
@@ -333,10 +319,7 @@ mod tests {
                 bad[pos] ^= 1 << bit;
                 assert!(open_all(&keys(), len as u64, &bad).is_err(), "flip at {pos}");
                 let err = open_whole(len as u64, &bad, &[SC]).unwrap_err();
-                assert!(
-                    matches!(format_err(&err), Some(FormatError::SegmentAuth { .. })),
-                    "flip at {pos}"
-                );
+                assert!(matches!(format_err(&err), Some(FormatError::SegmentAuth { .. })), "flip at {pos}");
             }
         }
     }
@@ -350,10 +333,7 @@ mod tests {
             let err = open_whole(len as u64, &cipher[..cut], &[5000]).unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::InvalidData);
             assert_eq!(format_err(&err), Some(FormatError::Truncated), "cut {cut}");
-            assert_eq!(
-                open_all(&keys(), len as u64, &cipher[..cut]),
-                Err(FormatError::Truncated)
-            );
+            assert_eq!(open_all(&keys(), len as u64, &cipher[..cut]), Err(FormatError::Truncated));
         }
         // Truncation at a boundary while claiming the shorter length: the final flag catches it.
         let err = open_whole(2 * S as u64, &cipher[..2 * SC], &[SC]).unwrap_err();
@@ -396,10 +376,7 @@ mod tests {
     fn wrong_key_fails_segment_auth() {
         let cipher = seal_all(&keys(), &pattern(100)).unwrap();
         let other = ObjectKeys::derive(&DataKey::from_bytes([5; 32]), &[4; 32]).unwrap();
-        assert_eq!(
-            open_all(&other, 100, &cipher),
-            Err(FormatError::SegmentAuth { index: 0 })
-        );
+        assert_eq!(open_all(&other, 100, &cipher), Err(FormatError::SegmentAuth { index: 0 }));
     }
 
     #[test]
@@ -424,12 +401,7 @@ mod tests {
 
     #[test]
     fn inconsistent_plan_is_rejected() {
-        let plan = CipherRange {
-            cipher: 0..SC as u64,
-            first_segment: 0,
-            skip: 0,
-            len: 10,
-        };
+        let plan = CipherRange { cipher: 0..SC as u64, first_segment: 0, skip: 0, len: 10 };
         let err = drain(open_stream(keys(), 5, plan, chunked(&[], &[1]))).unwrap_err();
         assert_eq!(format_err(&err), Some(FormatError::RangeOutOfBounds));
     }

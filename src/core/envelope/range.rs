@@ -1,9 +1,6 @@
 //! Plaintext byte ranges → segment-aligned stored byte ranges. Segments are authenticated whole, so a
 //! ranged read fetches every segment the range touches and drops the unwanted plaintext at both ends.
-#![cfg_attr(
-    not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)
-)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 use std::ops::{Range, RangeInclusive};
 
@@ -49,10 +46,8 @@ impl CipherRange {
         }
         let covered_start = self.first_segment * SEGMENT_SIZE;
         let covered_end = last.saturating_add(1).saturating_mul(SEGMENT_SIZE).min(plain_len);
-        let wanted_end = covered_start
-            .checked_add(self.skip)
-            .and_then(|s| s.checked_add(self.len))
-            .ok_or(oob.clone())?;
+        let wanted_end =
+            covered_start.checked_add(self.skip).and_then(|s| s.checked_add(self.len)).ok_or(oob.clone())?;
         if wanted_end > covered_end {
             return Err(oob);
         }
@@ -72,14 +67,8 @@ pub fn plan_range(plain_len: u64, plain: Range<u64>) -> Result<CipherRange, Form
     }
     let last_index = segment_count(plain_len) - 1;
     let first = (plain.start / SEGMENT_SIZE).min(last_index);
-    let last = if plain.end > plain.start {
-        (plain.end - 1) / SEGMENT_SIZE
-    } else {
-        first
-    };
-    let cipher_end = (last + 1)
-        .saturating_mul(SEGMENT_CIPHER_SIZE)
-        .min(ciphertext_len(plain_len));
+    let last = if plain.end > plain.start { (plain.end - 1) / SEGMENT_SIZE } else { first };
+    let cipher_end = (last + 1).saturating_mul(SEGMENT_CIPHER_SIZE).min(ciphertext_len(plain_len));
     Ok(CipherRange {
         cipher: first * SEGMENT_CIPHER_SIZE..cipher_end,
         first_segment: first,
@@ -98,9 +87,7 @@ pub fn fetch_window(start: u64, end_inclusive: Option<u64>) -> Range<u64> {
     let window_start = first.saturating_mul(SEGMENT_CIPHER_SIZE);
     let window_end = match end_inclusive {
         None => u64::MAX,
-        Some(end) => (end.max(start) / SEGMENT_SIZE)
-            .saturating_add(1)
-            .saturating_mul(SEGMENT_CIPHER_SIZE),
+        Some(end) => (end.max(start) / SEGMENT_SIZE).saturating_add(1).saturating_mul(SEGMENT_CIPHER_SIZE),
     };
     window_start..window_end
 }
@@ -116,40 +103,16 @@ mod tests {
     #[test]
     fn empty_object_fetches_its_single_segment() {
         let p = plan_range(0, 0..0).unwrap();
-        assert_eq!(
-            p,
-            CipherRange {
-                cipher: 0..16,
-                first_segment: 0,
-                skip: 0,
-                len: 0
-            }
-        );
+        assert_eq!(p, CipherRange { cipher: 0..16, first_segment: 0, skip: 0, len: 0 });
         assert_eq!(p.segments(0).unwrap(), 0..=0);
     }
 
     #[test]
     fn plans_known_ranges() {
         let p = plan_range(3 * S + 17, S - 1..S + 1).unwrap();
-        assert_eq!(
-            p,
-            CipherRange {
-                cipher: 0..2 * SC,
-                first_segment: 0,
-                skip: S - 1,
-                len: 2
-            }
-        );
+        assert_eq!(p, CipherRange { cipher: 0..2 * SC, first_segment: 0, skip: S - 1, len: 2 });
         let p = plan_range(3 * S + 17, 3 * S..3 * S + 17).unwrap();
-        assert_eq!(
-            p,
-            CipherRange {
-                cipher: 3 * SC..3 * SC + 33,
-                first_segment: 3,
-                skip: 0,
-                len: 17
-            }
-        );
+        assert_eq!(p, CipherRange { cipher: 3 * SC..3 * SC + 33, first_segment: 3, skip: 0, len: 17 });
         let p = plan_range(2 * S, 2 * S..2 * S).unwrap();
         assert_eq!(p.cipher, SC..2 * SC);
         assert_eq!(p.skip, S);
@@ -169,32 +132,12 @@ mod tests {
         let good = plan_range(3 * S, S..S + 5).unwrap();
         assert_eq!(good.segments(3 * S).unwrap(), 1..=1);
         let bad = [
-            CipherRange {
-                cipher: 1..SC,
-                ..good.clone()
-            },
-            CipherRange {
-                cipher: SC..SC + 7,
-                ..good.clone()
-            },
-            CipherRange {
-                first_segment: 0,
-                ..good.clone()
-            },
-            CipherRange {
-                skip: S,
-                ..good.clone()
-            },
-            CipherRange {
-                cipher: SC..SC,
-                ..good.clone()
-            },
-            CipherRange {
-                cipher: 3 * SC..4 * SC,
-                first_segment: 3,
-                skip: 0,
-                len: 0,
-            },
+            CipherRange { cipher: 1..SC, ..good.clone() },
+            CipherRange { cipher: SC..SC + 7, ..good.clone() },
+            CipherRange { first_segment: 0, ..good.clone() },
+            CipherRange { skip: S, ..good.clone() },
+            CipherRange { cipher: SC..SC, ..good.clone() },
+            CipherRange { cipher: 3 * SC..4 * SC, first_segment: 3, skip: 0, len: 0 },
         ];
         for b in bad {
             assert_eq!(b.segments(3 * S), Err(FormatError::RangeOutOfBounds), "{b:?}");

@@ -4,10 +4,7 @@
 //! The final segment is sealed only after the input has ended with exactly the declared length. An
 //! upstream wrapper verifies checksums at end of stream and reports a mismatch as an `Err` item there;
 //! holding back the final segment until then means a bad body can never produce a complete ciphertext.
-#![cfg_attr(
-    not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)
-)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 use std::io;
 use std::pin::Pin;
@@ -61,11 +58,7 @@ pub fn seal_all(keys: &ObjectKeys, plain: &[u8]) -> Result<Vec<u8>, FormatError>
     for (index, chunk) in (0u64..).zip(chunks) {
         let start = out.len();
         out.extend_from_slice(chunk);
-        let tag = keys.seal_segment(
-            index,
-            index == last_index,
-            out.get_mut(start..).ok_or(FormatError::Crypto)?,
-        )?;
+        let tag = keys.seal_segment(index, index == last_index, out.get_mut(start..).ok_or(FormatError::Crypto)?)?;
         out.extend_from_slice(&tag);
     }
     Ok(out)
@@ -94,14 +87,8 @@ fn length_mismatch() -> io::Error {
 impl Sealer {
     /// Seals the buffered plaintext as segment `self.index` and returns stored bytes (ciphertext ‖ tag).
     fn seal_buffered(&mut self, is_final: bool) -> io::Result<Bytes> {
-        let mut seg = std::mem::replace(
-            &mut self.buf,
-            BytesMut::with_capacity(if is_final { 0 } else { SEGMENT_BUF }),
-        );
-        let tag = self
-            .keys
-            .seal_segment(self.index, is_final, &mut seg)
-            .map_err(io::Error::other)?;
+        let mut seg = std::mem::replace(&mut self.buf, BytesMut::with_capacity(if is_final { 0 } else { SEGMENT_BUF }));
+        let tag = self.keys.seal_segment(self.index, is_final, &mut seg).map_err(io::Error::other)?;
         seg.extend_from_slice(&tag);
         self.index += 1;
         Ok(seg.freeze())
@@ -111,9 +98,7 @@ impl Sealer {
     fn seal_direct(&mut self) -> io::Result<Bytes> {
         let plain = self.pending.split_to(S);
         let mut seg = BytesMut::zeroed(SEGMENT_BUF);
-        self.keys
-            .seal_segment_into(self.index, false, &plain, &mut seg)
-            .map_err(io::Error::other)?;
+        self.keys.seal_segment_into(self.index, false, &plain, &mut seg).map_err(io::Error::other)?;
         self.index += 1;
         Ok(seg.freeze())
     }
@@ -188,10 +173,7 @@ mod tests {
     use futures::stream;
 
     fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-            .block_on(f)
+        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
     }
 
     fn keys() -> ObjectKeys {
@@ -240,11 +222,7 @@ mod tests {
 
     #[test]
     fn long_body_fails_without_final_segment() {
-        let items = collect(seal_stream(
-            keys(),
-            S as u64,
-            body(vec![Ok(Bytes::from(vec![1u8; S + 1]))]),
-        ));
+        let items = collect(seal_stream(keys(), S as u64, body(vec![Ok(Bytes::from(vec![1u8; S + 1]))])));
         assert_fails_without_final(items, 0);
         let chunks = vec![Ok(Bytes::from(vec![1u8; S])), Ok(Bytes::from_static(b"x"))];
         let items = collect(seal_stream(keys(), S as u64, body(chunks)));
@@ -255,10 +233,7 @@ mod tests {
 
     #[test]
     fn upstream_error_at_end_is_passed_on_and_no_final_segment() {
-        let chunks = vec![
-            Ok(Bytes::from(vec![1u8; 2 * S])),
-            Err(io::Error::other("checksum mismatch")),
-        ];
+        let chunks = vec![Ok(Bytes::from(vec![1u8; 2 * S])), Err(io::Error::other("checksum mismatch"))];
         let items = collect(seal_stream(keys(), 2 * S as u64, body(chunks)));
         assert_fails_without_final(items, 1);
         let chunks = vec![Ok(Bytes::from(vec![1u8; 2 * S])), Err(io::Error::other("boom"))];

@@ -82,23 +82,14 @@ impl LocalKeyring {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 create_private_dir(dir).map_err(|e| io("cannot create directory for", e))?;
             }
-            Self {
-                path: path.to_owned(),
-                tenants: HashMap::new(),
-            }
+            Self { path: path.to_owned(), tenants: HashMap::new() }
         };
         let mut changed = !path.exists();
         for tenant in tenants {
             if ring.tenants.get(tenant).is_none_or(|t| t.keys.is_empty()) {
                 let mut key = Zeroizing::new([0u8; KEK_LEN]);
                 aws_lc_rs::rand::fill(&mut key[..]).map_err(|_| KeyError::Random)?;
-                ring.tenants.insert(
-                    tenant.clone(),
-                    TenantKeys {
-                        current: 1,
-                        keys: BTreeMap::from([(1, key)]),
-                    },
-                );
+                ring.tenants.insert(tenant.clone(), TenantKeys { current: 1, keys: BTreeMap::from([(1, key)]) });
                 changed = true;
             }
         }
@@ -124,14 +115,9 @@ impl LocalKeyring {
         for (name, t) in &form.tenants {
             let mut keys = BTreeMap::new();
             for (version, b64) in &t.keys {
-                let v: u32 = version
-                    .parse()
-                    .map_err(|_| bad(format!("tenant {name}: key version {version:?}")))?;
-                let raw = Zeroizing::new(
-                    BASE64
-                        .decode(b64)
-                        .map_err(|_| bad(format!("tenant {name}: key {v} not base64")))?,
-                );
+                let v: u32 = version.parse().map_err(|_| bad(format!("tenant {name}: key version {version:?}")))?;
+                let raw =
+                    Zeroizing::new(BASE64.decode(b64).map_err(|_| bad(format!("tenant {name}: key {v} not base64")))?);
                 let key: [u8; KEK_LEN] = raw
                     .as_slice()
                     .try_into()
@@ -141,18 +127,9 @@ impl LocalKeyring {
             if !keys.is_empty() && !keys.contains_key(&t.current) {
                 return Err(bad(format!("tenant {name}: current key {} does not exist", t.current)));
             }
-            tenants.insert(
-                name.clone(),
-                TenantKeys {
-                    current: t.current,
-                    keys,
-                },
-            );
+            tenants.insert(name.clone(), TenantKeys { current: t.current, keys });
         }
-        Ok(Self {
-            path: path.to_owned(),
-            tenants,
-        })
+        Ok(Self { path: path.to_owned(), tenants })
     }
 
     fn encode(&self) -> Result<Zeroizing<Vec<u8>>, KeyError> {
@@ -162,31 +139,17 @@ impl LocalKeyring {
                 .tenants
                 .iter()
                 .map(|(name, t)| {
-                    let keys = t
-                        .keys
-                        .iter()
-                        .map(|(v, k)| (v.to_string(), BASE64.encode(&k[..])))
-                        .collect();
-                    (
-                        name.clone(),
-                        TenantForm {
-                            current: t.current,
-                            keys,
-                        },
-                    )
+                    let keys = t.keys.iter().map(|(v, k)| (v.to_string(), BASE64.encode(&k[..]))).collect();
+                    (name.clone(), TenantForm { current: t.current, keys })
                 })
                 .collect(),
         };
-        serde_json::to_vec_pretty(&form)
-            .map(Zeroizing::new)
-            .map_err(|e| KeyError::Keyring(e.to_string()))
+        serde_json::to_vec_pretty(&form).map(Zeroizing::new).map_err(|e| KeyError::Keyring(e.to_string()))
     }
 
     fn cipher(key: &[u8; KEK_LEN]) -> Result<LessSafeKey, KeyError> {
         // Only fails for a wrong key length, which the type rules out; map it rather than panic.
-        UnboundKey::new(&AES_256_GCM, key)
-            .map(LessSafeKey::new)
-            .map_err(|_| KeyError::Keyring("bad key length".into()))
+        UnboundKey::new(&AES_256_GCM, key).map(LessSafeKey::new).map_err(|_| KeyError::Keyring("bad key length".into()))
     }
 }
 
@@ -194,10 +157,7 @@ impl fmt::Debug for LocalKeyring {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut names: Vec<&String> = self.tenants.keys().collect();
         names.sort();
-        f.debug_struct("LocalKeyring")
-            .field("path", &self.path)
-            .field("tenants", &names)
-            .finish_non_exhaustive()
+        f.debug_struct("LocalKeyring").field("path", &self.path).field("tenants", &names).finish_non_exhaustive()
     }
 }
 
@@ -211,10 +171,7 @@ fn parse_kek_id(kek_id: &str) -> Option<(&str, u32)> {
 #[async_trait]
 impl KeyProvider for LocalKeyring {
     async fn wrap(&self, tenant: &str, dek: &DataKey, aad: &[u8]) -> Result<WrappedKey, KeyError> {
-        let keys = self
-            .tenants
-            .get(tenant)
-            .ok_or_else(|| KeyError::UnknownKey(format!("local:{tenant}")))?;
+        let keys = self.tenants.get(tenant).ok_or_else(|| KeyError::UnknownKey(format!("local:{tenant}")))?;
         let kek = keys
             .keys
             .get(&keys.current)
@@ -229,10 +186,7 @@ impl KeyProvider for LocalKeyring {
         blob.extend_from_slice(&nonce);
         blob.extend_from_slice(&in_out);
         blob.extend_from_slice(tag.as_ref());
-        Ok(WrappedKey {
-            kek_id: format!("local:{tenant}:{}", keys.current),
-            blob,
-        })
+        Ok(WrappedKey { kek_id: format!("local:{tenant}:{}", keys.current), blob })
     }
 
     async fn unwrap(&self, tenant: &str, wrapped: &WrappedKey, aad: &[u8]) -> Result<DataKey, KeyError> {
@@ -252,9 +206,8 @@ impl KeyProvider for LocalKeyring {
         let (nonce, sealed) = wrapped.blob.split_at(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| KeyError::Unwrap)?;
         let mut in_out = Zeroizing::new(sealed.to_vec());
-        let plain = Self::cipher(kek)?
-            .open_in_place(nonce, Aad::from(aad), &mut in_out)
-            .map_err(|_| KeyError::Unwrap)?;
+        let plain =
+            Self::cipher(kek)?.open_in_place(nonce, Aad::from(aad), &mut in_out).map_err(|_| KeyError::Unwrap)?;
         let key: [u8; DATA_KEY_LEN] = (&*plain).try_into().map_err(|_| KeyError::Unwrap)?;
         Ok(DataKey::from_bytes(key))
     }
@@ -281,10 +234,7 @@ mod tests {
         let w = ring.wrap("acme", &dek, b"acme/bucket/key").await.unwrap();
         assert_eq!(w.kek_id, "local:acme:1");
         assert_eq!(w.blob.len(), 12 + 32 + 16);
-        assert!(
-            !w.blob.windows(32).any(|win| win == dek.as_bytes()),
-            "plaintext key in blob"
-        );
+        assert!(!w.blob.windows(32).any(|win| win == dek.as_bytes()), "plaintext key in blob");
         let back = ring.unwrap("acme", &w, b"acme/bucket/key").await.unwrap();
         assert_eq!(back.as_bytes(), dek.as_bytes());
         let w2 = ring.wrap("acme", &dek, b"acme/bucket/key").await.unwrap();
@@ -299,48 +249,24 @@ mod tests {
         let w = ring.wrap("acme", &dek, b"aad").await.unwrap();
         assert!(matches!(ring.unwrap("globex", &w, b"aad").await, Err(KeyError::Unwrap)));
         // Even relabelled for the other tenant, the other tenant's key cannot open it.
-        let relabelled = WrappedKey {
-            kek_id: "local:globex:1".into(),
-            blob: w.blob.clone(),
-        };
-        assert!(matches!(
-            ring.unwrap("globex", &relabelled, b"aad").await,
-            Err(KeyError::Unwrap)
-        ));
+        let relabelled = WrappedKey { kek_id: "local:globex:1".into(), blob: w.blob.clone() };
+        assert!(matches!(ring.unwrap("globex", &relabelled, b"aad").await, Err(KeyError::Unwrap)));
         assert!(matches!(ring.unwrap("acme", &w, b"aae").await, Err(KeyError::Unwrap)));
         for i in 0..w.blob.len() {
             let mut bad = w.clone();
             bad.blob[i] ^= 0x01;
-            assert!(
-                matches!(ring.unwrap("acme", &bad, b"aad").await, Err(KeyError::Unwrap)),
-                "byte {i}"
-            );
+            assert!(matches!(ring.unwrap("acme", &bad, b"aad").await, Err(KeyError::Unwrap)), "byte {i}");
         }
         let mut short = w.clone();
         short.blob.pop();
-        assert!(matches!(
-            ring.unwrap("acme", &short, b"aad").await,
-            Err(KeyError::Unwrap)
-        ));
-        let v9 = WrappedKey {
-            kek_id: "local:acme:9".into(),
-            blob: w.blob.clone(),
-        };
+        assert!(matches!(ring.unwrap("acme", &short, b"aad").await, Err(KeyError::Unwrap)));
+        let v9 = WrappedKey { kek_id: "local:acme:9".into(), blob: w.blob.clone() };
         assert!(
             matches!(ring.unwrap("acme", &v9, b"aad").await, Err(KeyError::UnknownKey(id)) if id == "local:acme:9")
         );
-        let junk = WrappedKey {
-            kek_id: "kms:acme:1".into(),
-            blob: w.blob.clone(),
-        };
-        assert!(matches!(
-            ring.unwrap("acme", &junk, b"aad").await,
-            Err(KeyError::Unwrap)
-        ));
-        assert!(matches!(
-            ring.wrap("nobody", &dek, b"aad").await,
-            Err(KeyError::UnknownKey(_))
-        ));
+        let junk = WrappedKey { kek_id: "kms:acme:1".into(), blob: w.blob.clone() };
+        assert!(matches!(ring.unwrap("acme", &junk, b"aad").await, Err(KeyError::Unwrap)));
+        assert!(matches!(ring.wrap("nobody", &dek, b"aad").await, Err(KeyError::UnknownKey(_))));
     }
 
     #[tokio::test]
@@ -350,22 +276,13 @@ mod tests {
         let dek = DataKey::generate().unwrap();
         let w = ring(&dir).wrap("globex", &dek, b"x").await.unwrap();
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-        assert_eq!(
-            std::fs::metadata(dir.path().join("sub")).unwrap().permissions().mode() & 0o777,
-            0o700
-        );
+        assert_eq!(std::fs::metadata(dir.path().join("sub")).unwrap().permissions().mode() & 0o777, 0o700);
         let before = std::fs::read(&path).unwrap();
 
         // Reopen with an extra tenant: old keys survive, the new tenant gets a key.
         let reopened = LocalKeyring::open_or_create(&path, &names(&["globex", "initech"])).unwrap();
-        assert_eq!(
-            reopened.unwrap("globex", &w, b"x").await.unwrap().as_bytes(),
-            dek.as_bytes()
-        );
-        assert_eq!(
-            reopened.wrap("initech", &dek, b"x").await.unwrap().kek_id,
-            "local:initech:1"
-        );
+        assert_eq!(reopened.unwrap("globex", &w, b"x").await.unwrap().as_bytes(), dek.as_bytes());
+        assert_eq!(reopened.wrap("initech", &dek, b"x").await.unwrap().kek_id, "local:initech:1");
         assert_eq!(reopened.wrap("acme", &dek, b"x").await.unwrap().kek_id, "local:acme:1");
         // Reopen with nothing new: the file is not rewritten.
         let after = std::fs::read(&path).unwrap();
@@ -384,21 +301,11 @@ mod tests {
         LocalKeyring::open_or_create(&path, &names(&["acme"])).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let err = LocalKeyring::open_or_create(&path, &names(&["acme"])).unwrap_err();
-        assert!(
-            matches!(&err, KeyError::Keyring(m) if m.contains("group/others")),
-            "{err}"
-        );
+        assert!(matches!(&err, KeyError::Keyring(m) if m.contains("group/others")), "{err}");
 
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        std::fs::write(
-            &path,
-            r#"{"format":1,"tenants":{"a":{"current":2,"keys":{"1":"AAAA"}}}}"#,
-        )
-        .unwrap();
-        assert!(matches!(
-            LocalKeyring::open_or_create(&path, &[]),
-            Err(KeyError::Keyring(_))
-        ));
+        std::fs::write(&path, r#"{"format":1,"tenants":{"a":{"current":2,"keys":{"1":"AAAA"}}}}"#).unwrap();
+        assert!(matches!(LocalKeyring::open_or_create(&path, &[]), Err(KeyError::Keyring(_))));
         std::fs::write(&path, r#"{"format":2,"tenants":{}}"#).unwrap();
         assert!(matches!(LocalKeyring::open_or_create(&path, &[]), Err(KeyError::Keyring(m)) if m.contains("format")));
     }

@@ -27,10 +27,9 @@ impl S3Auth for TenantAuth {
     async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
         match self.secrets.get(access_key) {
             Some(secret) => Ok(secret.clone()),
-            None => Err(s3_error!(
-                InvalidAccessKeyId,
-                "The AWS Access Key Id you provided does not exist in our records."
-            )),
+            None => {
+                Err(s3_error!(InvalidAccessKeyId, "The AWS Access Key Id you provided does not exist in our records."))
+            }
         }
     }
 }
@@ -53,10 +52,8 @@ impl S3Access for TenantAccess {
         let Some(creds) = cx.credentials() else {
             return Err(s3_error!(AccessDenied, "Anonymous requests are not allowed"));
         };
-        let tenant: Arc<Tenant> = self
-            .core
-            .tenant_for_access_key(&creds.access_key)
-            .map_err(|_| s3_error!(AccessDenied))?;
+        let tenant: Arc<Tenant> =
+            self.core.tenant_for_access_key(&creds.access_key).map_err(|_| s3_error!(AccessDenied))?;
         cx.extensions_mut().insert(tenant);
         Ok(())
     }

@@ -19,18 +19,11 @@ pub async fn list_buckets(
     let buckets = buckets
         .into_iter()
         .filter(|b| b.name.starts_with(&prefix))
-        .map(|b| Bucket {
-            name: Some(b.name),
-            creation_date: Some(timestamp(b.created)),
-            bucket_region: None,
-        })
+        .map(|b| Bucket { name: Some(b.name), creation_date: Some(timestamp(b.created)), bucket_region: None })
         .collect();
     Ok(S3Response::new(ListBucketsOutput {
         buckets: Some(buckets),
-        owner: Some(Owner {
-            display_name: Some(tenant.name.clone()),
-            id: Some(tenant.name.clone()),
-        }),
+        owner: Some(Owner { display_name: Some(tenant.name.clone()), id: Some(tenant.name.clone()) }),
         ..Default::default()
     }))
 }
@@ -42,10 +35,7 @@ pub async fn create_bucket(
     let tenant = tenant(&req)?;
     let bucket = req.input.bucket;
     core.create_bucket(&tenant, &bucket).await.map_err(to_s3_error)?;
-    Ok(S3Response::new(CreateBucketOutput {
-        location: Some(format!("/{bucket}")),
-        ..Default::default()
-    }))
+    Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{bucket}")), ..Default::default() }))
 }
 
 pub async fn head_bucket(
@@ -53,14 +43,8 @@ pub async fn head_bucket(
     req: S3Request<HeadBucketInput>,
 ) -> S3Result<S3Response<HeadBucketOutput>> {
     let tenant = tenant(&req)?;
-    let region = core
-        .bucket_region(&tenant, &req.input.bucket)
-        .await
-        .map_err(to_s3_error)?;
-    Ok(S3Response::new(HeadBucketOutput {
-        bucket_region: region,
-        ..Default::default()
-    }))
+    let region = core.bucket_region(&tenant, &req.input.bucket).await.map_err(to_s3_error)?;
+    Ok(S3Response::new(HeadBucketOutput { bucket_region: region, ..Default::default() }))
 }
 
 pub async fn delete_bucket(
@@ -68,9 +52,7 @@ pub async fn delete_bucket(
     req: S3Request<DeleteBucketInput>,
 ) -> S3Result<S3Response<DeleteBucketOutput>> {
     let tenant = tenant(&req)?;
-    core.delete_bucket(&tenant, &req.input.bucket)
-        .await
-        .map_err(to_s3_error)?;
+    core.delete_bucket(&tenant, &req.input.bucket).await.map_err(to_s3_error)?;
     Ok(S3Response::new(DeleteBucketOutput {}))
 }
 
@@ -79,10 +61,7 @@ pub async fn get_bucket_location(
     req: S3Request<GetBucketLocationInput>,
 ) -> S3Result<S3Response<GetBucketLocationOutput>> {
     let tenant = tenant(&req)?;
-    let region = core
-        .bucket_region(&tenant, &req.input.bucket)
-        .await
-        .map_err(to_s3_error)?;
+    let region = core.bucket_region(&tenant, &req.input.bucket).await.map_err(to_s3_error)?;
     // S3 reports us-east-1 as an empty LocationConstraint.
     let location_constraint = region.filter(|r| r != "us-east-1").map(BucketLocationConstraint::from);
     Ok(S3Response::new(GetBucketLocationOutput { location_constraint }))
@@ -93,19 +72,13 @@ pub async fn get_bucket_versioning(
     req: S3Request<GetBucketVersioningInput>,
 ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
     let tenant = tenant(&req)?;
-    let state = core
-        .get_versioning(&tenant, &req.input.bucket)
-        .await
-        .map_err(to_s3_error)?;
+    let state = core.get_versioning(&tenant, &req.input.bucket).await.map_err(to_s3_error)?;
     let status = match state {
         Versioning::Unversioned => None,
         Versioning::Enabled => Some(BucketVersioningStatus::from_static(BucketVersioningStatus::ENABLED)),
         Versioning::Suspended => Some(BucketVersioningStatus::from_static(BucketVersioningStatus::SUSPENDED)),
     };
-    Ok(S3Response::new(GetBucketVersioningOutput {
-        status,
-        mfa_delete: None,
-    }))
+    Ok(S3Response::new(GetBucketVersioningOutput { status, mfa_delete: None }))
 }
 
 pub async fn put_bucket_versioning(
@@ -113,24 +86,11 @@ pub async fn put_bucket_versioning(
     req: S3Request<PutBucketVersioningInput>,
 ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
     let tenant = tenant(&req)?;
-    let enabled = match req
-        .input
-        .versioning_configuration
-        .status
-        .as_ref()
-        .map(BucketVersioningStatus::as_str)
-    {
+    let enabled = match req.input.versioning_configuration.status.as_ref().map(BucketVersioningStatus::as_str) {
         Some(BucketVersioningStatus::ENABLED) => true,
         Some(BucketVersioningStatus::SUSPENDED) => false,
-        _ => {
-            return Err(s3_error!(
-                MalformedXML,
-                "versioning Status must be Enabled or Suspended"
-            ))
-        }
+        _ => return Err(s3_error!(MalformedXML, "versioning Status must be Enabled or Suspended")),
     };
-    core.put_versioning(&tenant, &req.input.bucket, enabled)
-        .await
-        .map_err(to_s3_error)?;
+    core.put_versioning(&tenant, &req.input.bucket, enabled).await.map_err(to_s3_error)?;
     Ok(S3Response::new(PutBucketVersioningOutput {}))
 }

@@ -139,11 +139,8 @@ pub struct VerifiedBody {
 impl VerifiedBody {
     pub fn new(inner: StreamingBlob, expected: Expected, trailers: Option<TrailingHeaders>) -> (Self, ChecksumVerdict) {
         let verdict = ChecksumVerdict::default();
-        let mut hashers: Vec<(Algorithm, Hasher, Option<String>)> = expected
-            .headers
-            .into_iter()
-            .map(|(a, v)| (a, Hasher::new(a), Some(v)))
-            .collect();
+        let mut hashers: Vec<(Algorithm, Hasher, Option<String>)> =
+            expected.headers.into_iter().map(|(a, v)| (a, Hasher::new(a), Some(v))).collect();
         if let Some(a) = expected.trailer {
             if !hashers.iter().any(|(h, _, _)| *h == a) {
                 hashers.push((a, Hasher::new(a), None));
@@ -253,24 +250,10 @@ mod tests {
     async fn good_and_bad_md5() {
         let md5 = decode_content_md5("XUFAKrxLKna5cZ2REBfFkg==");
         assert!(md5.is_some()); // md5("hello")
-        let (b, v) = VerifiedBody::new(
-            blob(&[b"hel", b"lo"]),
-            Expected {
-                md5,
-                ..Default::default()
-            },
-            None,
-        );
+        let (b, v) = VerifiedBody::new(blob(&[b"hel", b"lo"]), Expected { md5, ..Default::default() }, None);
         assert_eq!(drain(b).await.ok(), Some(b"hello".to_vec()));
         assert_eq!(v.mismatch(), None);
-        let (b, v) = VerifiedBody::new(
-            blob(&[b"hellO"]),
-            Expected {
-                md5,
-                ..Default::default()
-            },
-            None,
-        );
+        let (b, v) = VerifiedBody::new(blob(&[b"hellO"]), Expected { md5, ..Default::default() }, None);
         assert!(drain(b).await.is_err());
         assert_eq!(v.mismatch(), Some(Mismatch::Md5));
     }
@@ -295,10 +278,7 @@ mod tests {
 
     #[tokio::test]
     async fn announced_trailer_that_never_comes_is_refused() {
-        let exp = Expected {
-            trailer: Some(Algorithm::Crc32c),
-            ..Default::default()
-        };
+        let exp = Expected { trailer: Some(Algorithm::Crc32c), ..Default::default() };
         let (b, v) = VerifiedBody::new(blob(&[b"hello"]), exp, None);
         assert!(drain(b).await.is_err());
         assert_eq!(v.mismatch(), Some(Mismatch::MissingTrailer("x-amz-checksum-crc32c")));

@@ -14,18 +14,12 @@ use crate::core::tenant::Tenant;
 
 /// The tenant resolved by `TenantAccess` for this request.
 pub fn tenant<T>(req: &S3Request<T>) -> S3Result<Arc<Tenant>> {
-    req.extensions
-        .get::<Arc<Tenant>>()
-        .cloned()
-        .ok_or_else(|| s3_error!(AccessDenied))
+    req.extensions.get::<Arc<Tenant>>().cloned().ok_or_else(|| s3_error!(AccessDenied))
 }
 
 /// User metadata from a request, names lower-cased (S3 treats them case-insensitively).
 pub fn metadata_in(m: Option<Metadata>) -> BTreeMap<String, String> {
-    m.unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k.to_ascii_lowercase(), v))
-        .collect()
+    m.unwrap_or_default().into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect()
 }
 
 /// User metadata for a response; `None` when empty.
@@ -80,22 +74,14 @@ pub fn content_headers(
 
 pub fn range_request(r: s3s::dto::Range) -> RangeRequest {
     match r {
-        s3s::dto::Range::Int {
-            first,
-            last: Some(last),
-        } => RangeRequest::FromTo(first, last),
+        s3s::dto::Range::Int { first, last: Some(last) } => RangeRequest::FromTo(first, last),
         s3s::dto::Range::Int { first, last: None } => RangeRequest::From(first),
         s3s::dto::Range::Suffix { length } => RangeRequest::Suffix(length),
     }
 }
 
 /// Characters S3 leaves unescaped with `encoding-type=url`.
-const URL_KEEP: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~')
-    .remove(b'/');
+const URL_KEEP: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
 
 /// Encodes a key (or prefix, marker) for a listing that asked for `encoding-type=url`.
 pub fn url_encode(s: &str) -> String {

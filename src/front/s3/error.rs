@@ -19,17 +19,11 @@ pub fn to_s3_error(err: CoreError) -> S3Error {
         CoreError::Key(k) => key_error(k),
         CoreError::Integrity(detail) => {
             tracing::error!(%detail, "integrity check failed: refusing to release the object");
-            S3Error::with_message(
-                C::InternalError,
-                "The stored object failed its integrity check and was not served.",
-            )
+            S3Error::with_message(C::InternalError, "The stored object failed its integrity check and was not served.")
         }
         CoreError::NotSealed => {
             tracing::error!("object in the backend carries no blobseal envelope: refusing to serve it");
-            S3Error::with_message(
-                C::InternalError,
-                "The stored object is not sealed by blobseal and was not served.",
-            )
+            S3Error::with_message(C::InternalError, "The stored object is not sealed by blobseal and was not served.")
         }
         CoreError::RangeNotSatisfiable { size } => {
             let mut e = S3Error::with_message(C::InvalidRange, "The requested range is not satisfiable");
@@ -74,15 +68,11 @@ fn backend_error(err: BackendError) -> S3Error {
         BackendError::Throttled => S3Error::with_message(C::SlowDown, "Please reduce your request rate."),
         BackendError::Unavailable(detail) => {
             tracing::warn!(%detail, "backend unavailable");
-            S3Error::with_message(
-                C::ServiceUnavailable,
-                "The storage backend is unavailable; please retry.",
-            )
+            S3Error::with_message(C::ServiceUnavailable, "The storage backend is unavailable; please retry.")
         }
-        BackendError::NotSupported(what) => S3Error::with_message(
-            C::NotImplemented,
-            format!("Not supported by this bucket's storage backend: {what}"),
-        ),
+        BackendError::NotSupported(what) => {
+            S3Error::with_message(C::NotImplemented, format!("Not supported by this bucket's storage backend: {what}"))
+        }
         BackendError::InvalidRequest(msg) => S3Error::with_message(C::InvalidArgument, msg),
         BackendError::Other { backend, message } => {
             tracing::error!(backend, %message, "backend error");
@@ -118,10 +108,7 @@ mod tests {
         let cases = [
             (CoreError::UnknownTenant, "AccessDenied"),
             (CoreError::Backend(BackendError::NoSuchKey), "NoSuchKey"),
-            (
-                CoreError::Backend(BackendError::Unavailable("x".into())),
-                "ServiceUnavailable",
-            ),
+            (CoreError::Backend(BackendError::Unavailable("x".into())), "ServiceUnavailable"),
             (CoreError::Key(KeyError::Unavailable("x".into())), "ServiceUnavailable"),
             (CoreError::Integrity("x".into()), "InternalError"),
             (CoreError::RangeNotSatisfiable { size: 3 }, "InvalidRange"),
@@ -134,9 +121,7 @@ mod tests {
 
     #[test]
     fn integrity_details_stay_internal() {
-        let e = to_s3_error(CoreError::Integrity(
-            "segment 7 tag mismatch under key local:a:1".into(),
-        ));
+        let e = to_s3_error(CoreError::Integrity("segment 7 tag mismatch under key local:a:1".into()));
         assert!(!e.message().unwrap_or_default().contains("local:a:1"));
     }
 }

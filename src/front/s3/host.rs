@@ -20,9 +20,7 @@ impl BucketSubdomains {
     pub fn new(domain: &str) -> Option<Self> {
         let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
         let valid = !domain.is_empty()
-            && domain
-                .split('.')
-                .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+            && domain.split('.').all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
         valid.then_some(Self { domain })
     }
 

@@ -24,10 +24,7 @@ fn wants_url(e: &Option<EncodingType>) -> S3Result<bool> {
     match e.as_ref().map(EncodingType::as_str) {
         None => Ok(false),
         Some(EncodingType::URL) => Ok(true),
-        Some(other) => Err(s3_error!(
-            InvalidArgument,
-            "Invalid Encoding Method specified in Request: {other}"
-        )),
+        Some(other) => Err(s3_error!(InvalidArgument, "Invalid Encoding Method specified in Request: {other}")),
     }
 }
 
@@ -50,11 +47,7 @@ fn contents(page: &ObjectPage, url: bool) -> Vec<Object> {
 }
 
 fn prefixes(list: &[String], url: bool) -> Vec<CommonPrefix> {
-    list.iter()
-        .map(|p| CommonPrefix {
-            prefix: Some(maybe_encode(p.clone(), url)),
-        })
-        .collect()
+    list.iter().map(|p| CommonPrefix { prefix: Some(maybe_encode(p.clone(), url)) }).collect()
 }
 
 pub async fn list_objects_v2(
@@ -76,9 +69,7 @@ pub async fn list_objects_v2(
             continuation: input.continuation_token.clone(),
             max_keys: limit,
         };
-        core.list_objects(&tenant, &input.bucket, opts)
-            .await
-            .map_err(to_s3_error)?
+        core.list_objects(&tenant, &input.bucket, opts).await.map_err(to_s3_error)?
     };
     let key_count = page.objects.len() + page.common_prefixes.len();
     Ok(S3Response::new(ListObjectsV2Output {
@@ -90,11 +81,7 @@ pub async fn list_objects_v2(
         continuation_token: input.continuation_token,
         start_after: input.start_after.map(|s| maybe_encode(s, url)),
         is_truncated: Some(page.is_truncated),
-        next_continuation_token: if page.is_truncated {
-            page.next_token.clone()
-        } else {
-            None
-        },
+        next_continuation_token: if page.is_truncated { page.next_token.clone() } else { None },
         contents: Some(contents(&page, url)),
         common_prefixes: Some(prefixes(&page.common_prefixes, url)),
         encoding_type: input.encoding_type,
@@ -121,9 +108,7 @@ pub async fn list_objects(
             continuation: None,
             max_keys: limit,
         };
-        core.list_objects(&tenant, &input.bucket, opts)
-            .await
-            .map_err(to_s3_error)?
+        core.list_objects(&tenant, &input.bucket, opts).await.map_err(to_s3_error)?
     };
     // v1 pages by marker: the greatest key or common prefix returned.
     let next_marker = if page.is_truncated {
@@ -163,10 +148,7 @@ pub async fn list_object_versions(
         version_id_marker: input.version_id_marker.clone().filter(|m| !m.is_empty()),
         max_keys: limit.max(1),
     };
-    let listing = core
-        .list_versions(&tenant, &input.bucket, opts)
-        .await
-        .map_err(to_s3_error)?;
+    let listing = core.list_versions(&tenant, &input.bucket, opts).await.map_err(to_s3_error)?;
     let mut versions = Vec::new();
     let mut markers = Vec::new();
     for v in listing.versions {
@@ -188,9 +170,7 @@ pub async fn list_object_versions(
                 last_modified: Some(timestamp(v.object.last_modified)),
                 size: Some(i64_of(v.object.size)),
                 e_tag: Some(etag(&v.object.etag)),
-                storage_class: Some(ObjectVersionStorageClass::from_static(
-                    ObjectVersionStorageClass::STANDARD,
-                )),
+                storage_class: Some(ObjectVersionStorageClass::from_static(ObjectVersionStorageClass::STANDARD)),
                 ..Default::default()
             });
         }

@@ -39,23 +39,13 @@ fn expected_digests(input: &PutObjectInput, headers: &http::HeaderMap) -> S3Resu
         ),
         None => None,
     };
-    Ok(Expected {
-        md5,
-        headers: given,
-        trailer,
-    })
+    Ok(Expected { md5, headers: given, trailer })
 }
 
 fn bad_digest(m: Mismatch) -> s3s::S3Error {
     match m {
-        Mismatch::Md5 => s3_error!(
-            BadDigest,
-            "The Content-MD5 you specified did not match what we received."
-        ),
-        Mismatch::Checksum(h) => s3_error!(
-            BadDigest,
-            "The {h} you specified did not match the calculated checksum."
-        ),
+        Mismatch::Md5 => s3_error!(BadDigest, "The Content-MD5 you specified did not match what we received."),
+        Mismatch::Checksum(h) => s3_error!(BadDigest, "The {h} you specified did not match the calculated checksum."),
         Mismatch::MissingTrailer(h) => s3_error!(InvalidRequest, "The announced trailing checksum {h} was not sent."),
     }
 }
@@ -96,10 +86,7 @@ pub async fn put_object(core: &BlobService, req: S3Request<PutObjectInput>) -> S
         ),
         if_none_match_any: create_only,
     };
-    match core
-        .put_object(&tenant, &input.bucket, &input.key, body, len, put)
-        .await
-    {
+    match core.put_object(&tenant, &input.bucket, &input.key, body, len, put).await {
         Ok(out) => Ok(S3Response::new(PutObjectOutput {
             e_tag: Some(etag(&out.etag)),
             version_id: out.version_id,
@@ -178,10 +165,7 @@ pub async fn get_object(core: &BlobService, req: S3Request<GetObjectInput>) -> S
         .map_err(to_s3_error)?;
     let info = got.info;
     let (content_length, content_range) = match &got.range {
-        Some(r) => (
-            r.end - r.start,
-            Some(format!("bytes {}-{}/{}", r.start, r.end.saturating_sub(1), info.size)),
-        ),
+        Some(r) => (r.end - r.start, Some(format!("bytes {}-{}/{}", r.start, r.end.saturating_sub(1), info.size))),
         None => (info.size, None),
     };
     let d = describe(&info, overrides);
@@ -215,10 +199,8 @@ pub async fn head_object(
         return Err(s3_error!(NotImplemented, "partNumber is not supported yet"));
     }
     let overrides = overrides_of!(input);
-    let info = core
-        .head_object(&tenant, &input.bucket, &input.key, input.version_id.as_deref())
-        .await
-        .map_err(to_s3_error)?;
+    let info =
+        core.head_object(&tenant, &input.bucket, &input.key, input.version_id.as_deref()).await.map_err(to_s3_error)?;
     let d = describe(&info, overrides);
     Ok(S3Response::new(HeadObjectOutput {
         accept_ranges: Some("bytes".to_owned()),
@@ -270,10 +252,7 @@ pub async fn delete_objects(
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
     for obj in input.delete.objects {
-        match core
-            .delete_object(&tenant, &input.bucket, &obj.key, obj.version_id.as_deref())
-            .await
-        {
+        match core.delete_object(&tenant, &input.bucket, &obj.key, obj.version_id.as_deref()).await {
             Ok(out) => {
                 if !quiet {
                     deleted.push(DeletedObject {
@@ -309,15 +288,9 @@ pub async fn copy_object(
     let tenant = tenant(&req)?;
     let input = req.input;
     let (src_bucket, src_key, src_version) = match &input.copy_source {
-        CopySource::Bucket {
-            bucket,
-            key,
-            version_id,
-        } => (
-            bucket.to_string(),
-            key.to_string(),
-            version_id.as_deref().map(str::to_owned),
-        ),
+        CopySource::Bucket { bucket, key, version_id } => {
+            (bucket.to_string(), key.to_string(), version_id.as_deref().map(str::to_owned))
+        }
         CopySource::AccessPoint { .. } | CopySource::Outpost { .. } => {
             return Err(s3_error!(NotImplemented, "access point copy sources are not supported"))
         }
@@ -329,10 +302,7 @@ pub async fn copy_object(
     {
         return Err(s3_error!(NotImplemented, "conditional copy is not supported yet"));
     }
-    let replace = input
-        .metadata_directive
-        .as_ref()
-        .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+    let replace = input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
     if !replace && src_bucket == input.bucket && src_key == input.key && src_version.is_none() {
         return Err(s3_error!(
             InvalidRequest,
@@ -351,21 +321,13 @@ pub async fn copy_object(
         ),
         if_none_match_any: false,
     });
-    let src = CoreCopySource {
-        bucket: &src_bucket,
-        key: &src_key,
-        version_id: src_version.as_deref(),
-    };
-    let out = core
-        .copy_object(&tenant, src, &input.bucket, &input.key, replacement, false)
-        .await
-        .map_err(to_s3_error)?;
+    let src = CoreCopySource { bucket: &src_bucket, key: &src_key, version_id: src_version.as_deref() };
+    let out =
+        core.copy_object(&tenant, src, &input.bucket, &input.key, replacement, false).await.map_err(to_s3_error)?;
     Ok(S3Response::new(CopyObjectOutput {
         copy_object_result: Some(CopyObjectResult {
             e_tag: Some(etag(&out.put.etag)),
-            last_modified: Some(timestamp(
-                out.put.last_modified.unwrap_or_else(time::OffsetDateTime::now_utc),
-            )),
+            last_modified: Some(timestamp(out.put.last_modified.unwrap_or_else(time::OffsetDateTime::now_utc))),
             ..Default::default()
         }),
         version_id: out.put.version_id,

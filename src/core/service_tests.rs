@@ -1,0 +1,135 @@
+//! `BlobService` over the in-memory backend and a real local keyring: the core's own contract,
+//! without any protocol in the way.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::StreamExt as _;
+
+use super::*;
+use crate::backend::memory::MemoryBackend;
+use crate::backend::{Backend, PutOptions};
+use crate::core::keys::local::LocalKeyring;
+use crate::core::tenant::Route;
+
+struct Fixture {
+    svc: BlobService,
+    backend: Arc<MemoryBackend>,
+    alpha: Arc<Tenant>,
+    beta: Arc<Tenant>,
+    _dir: tempfile::TempDir,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Arc::new(MemoryBackend::new());
+    let mut d = TenantDirectory::new();
+    d.add_backend("mem", backend.clone());
+    for name in ["alpha", "beta"] {
+        let t = Tenant { name: name.into(), default_backend: "mem".into(), bucket_prefix: format!("{name}-") };
+        d.add_tenant(t, [name.to_uppercase()]);
+    }
+    d.add_route(Route {
+        tenant: "beta".into(),
+        bucket: "b".into(),
+        backend: "mem".into(),
+        backend_bucket: "bb".into(),
+    });
+    let keys = LocalKeyring::open_or_create(&dir.path().join("k.json"), &["alpha".into(), "beta".into()]).unwrap();
+    let svc = BlobService::new(d, Arc::new(keys), BTreeMap::new());
+    let alpha = svc.directory().tenant("alpha").unwrap();
+    let beta = svc.directory().tenant("beta").unwrap();
+    Fixture { svc, backend, alpha, beta, _dir: dir }
+}
+
+fn body(data: &[u8]) -> ByteStream {
+    let chunks: Vec<std::io::Result<Bytes>> = data.chunks(10_000).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+    futures::stream::iter(chunks).boxed()
+}
+
+async fn read(mut s: ByteStream) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    while let Some(c) = s.next().await {
+        out.extend_from_slice(&c?);
+    }
+    Ok(out)
+}
+
+fn data(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i * 7 % 251) as u8).collect()
+}
+
+#[tokio::test]
+async fn put_get_ranges_and_sizes() {
+    let f = fixture();
+    f.svc.create_bucket(&f.alpha, "x").await.unwrap();
+    let plain = data(200_000);
+    let req = PutRequest { metadata: [("k".to_owned(), "v".to_owned())].into(), ..PutRequest::default() };
+    let put = f.svc.put_object(&f.alpha, "x", "o", body(&plain), plain.len() as u64, req).await.unwrap();
+    let got = f.svc.get_object(&f.alpha, "x", "o", None, None).await.unwrap();
+    assert_eq!(got.info.etag, put.etag);
+    assert_eq!(got.info.metadata.get("k").map(String::as_str), Some("v"));
+    assert_eq!(read(got.body).await.unwrap(), plain);
+    for (r, want) in [
+        (RangeRequest::FromTo(65_530, 65_545), 65_530..65_546),
+        (RangeRequest::From(199_990), 199_990..200_000),
+        (RangeRequest::Suffix(5), 199_995..200_000),
+        (RangeRequest::FromTo(10, 10_000_000), 10..200_000),
+    ] {
+        let got = f.svc.get_object(&f.alpha, "x", "o", None, Some(r)).await.unwrap();
+        assert_eq!(got.range, Some(want.clone()));
+        assert_eq!(read(got.body).await.unwrap(), plain[want.start as usize..want.end as usize]);
+    }
+    let err = f.svc.get_object(&f.alpha, "x", "o", None, Some(RangeRequest::From(200_000))).await.err();
+    assert!(matches!(err, Some(CoreError::RangeNotSatisfiable { size: 200_000 })));
+    let page = f.svc.list_objects(&f.alpha, "x", ListOptions { max_keys: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(page.objects.len(), 1);
+    assert_eq!(page.objects[0].size, 200_000);
+    assert_eq!(page.objects[0].etag, put.etag);
+}
+
+#[tokio::test]
+async fn copies_rewrap_and_moved_ciphertext_is_refused() {
+    let f = fixture();
+    f.svc.create_bucket(&f.alpha, "x").await.unwrap();
+    let plain = data(70_000);
+    f.svc.put_object(&f.alpha, "x", "a", body(&plain), 70_000, PutRequest::default()).await.unwrap();
+    let src = CopySource { bucket: "x", key: "a", version_id: None };
+    f.svc.copy_object(&f.alpha, src, "x", "b", None, false).await.unwrap();
+    assert_eq!(read(f.svc.get_object(&f.alpha, "x", "b", None, None).await.unwrap().body).await.unwrap(), plain);
+    // Raw copy at the backend (ciphertext + envelope) to another key: the wrap no longer opens.
+    let raw = f.backend.head("alpha-x", "a", None).await.unwrap();
+    let opts = PutOptions { metadata: raw.metadata.clone(), ..PutOptions::default() };
+    f.backend.copy("alpha-x", "a", None, "alpha-x", "moved", opts.clone()).await.unwrap();
+    let err = f.svc.get_object(&f.alpha, "x", "moved", None, None).await.err();
+    assert!(matches!(err, Some(CoreError::Integrity(_))), "{err:?}");
+    // ... and to another tenant's bucket under the same key: refused as well.
+    f.backend.create_bucket("bb").await.unwrap();
+    f.backend.copy("alpha-x", "a", None, "bb", "a", opts).await.unwrap();
+    let err = f.svc.head_object(&f.beta, "b", "a", None).await.err();
+    assert!(matches!(err, Some(CoreError::Integrity(_))), "{err:?}");
+}
+
+#[tokio::test]
+async fn short_body_leaves_no_object_and_reserved_metadata_is_refused() {
+    let f = fixture();
+    f.svc.create_bucket(&f.alpha, "x").await.unwrap();
+    let err = f.svc.put_object(&f.alpha, "x", "o", body(&data(100)), 101, PutRequest::default()).await;
+    assert!(err.is_err());
+    assert!(matches!(f.svc.head_object(&f.alpha, "x", "o", None).await, Err(CoreError::Backend(_))));
+    let req =
+        PutRequest { metadata: [("blobseal-envelope".to_owned(), "x".to_owned())].into(), ..PutRequest::default() };
+    let err = f.svc.put_object(&f.alpha, "x", "o", body(b"hi"), 2, req).await;
+    assert!(matches!(err, Err(CoreError::InvalidRequest(_))));
+}
+
+#[tokio::test]
+async fn tenants_see_only_their_buckets() {
+    let f = fixture();
+    f.svc.create_bucket(&f.alpha, "x").await.unwrap();
+    f.svc.create_bucket(&f.beta, "b").await.unwrap();
+    let names = |v: Vec<crate::backend::BucketInfo>| v.into_iter().map(|b| b.name).collect::<Vec<_>>();
+    assert_eq!(names(f.svc.list_buckets(&f.alpha).await.unwrap()), ["x"]);
+    assert_eq!(names(f.svc.list_buckets(&f.beta).await.unwrap()), ["b"]);
+    assert!(f.svc.head_bucket(&f.beta, "x").await.is_err());
+}
