@@ -8,6 +8,7 @@ use super::convert::{etag, maybe_encode, tenant, timestamp};
 use super::error::to_s3_error;
 use crate::backend::{ListOptions, ListVersionsOptions};
 use crate::core::service::{BlobService, ObjectPage};
+use crate::core::tenant::Tenant;
 
 /// S3's default and maximum page size.
 const MAX_KEYS: i32 = 1000;
@@ -50,6 +51,15 @@ fn prefixes(list: &[String], url: bool) -> Vec<CommonPrefix> {
     list.iter().map(|p| CommonPrefix { prefix: Some(maybe_encode(p.clone(), url)) }).collect()
 }
 
+/// One page of objects; `max-keys=0` only checks the bucket exists, as S3 does.
+async fn list_page(core: &BlobService, tenant: &Tenant, bucket: &str, opts: ListOptions) -> S3Result<ObjectPage> {
+    if opts.max_keys == 0 {
+        core.head_bucket(tenant, bucket).await.map_err(to_s3_error)?;
+        return Ok(ObjectPage::default());
+    }
+    core.list_objects(tenant, bucket, opts).await.map_err(to_s3_error)
+}
+
 pub async fn list_objects_v2(
     core: &BlobService,
     req: S3Request<ListObjectsV2Input>,
@@ -58,19 +68,14 @@ pub async fn list_objects_v2(
     let input = req.input;
     let url = wants_url(&input.encoding_type)?;
     let limit = max_keys(input.max_keys)?;
-    let page = if limit == 0 {
-        core.head_bucket(&tenant, &input.bucket).await.map_err(to_s3_error)?;
-        ObjectPage::default()
-    } else {
-        let opts = ListOptions {
-            prefix: input.prefix.clone().unwrap_or_default(),
-            delimiter: input.delimiter.clone().filter(|d| !d.is_empty()),
-            start_after: input.start_after.clone(),
-            continuation: input.continuation_token.clone(),
-            max_keys: limit,
-        };
-        core.list_objects(&tenant, &input.bucket, opts).await.map_err(to_s3_error)?
+    let opts = ListOptions {
+        prefix: input.prefix.clone().unwrap_or_default(),
+        delimiter: input.delimiter.clone().filter(|d| !d.is_empty()),
+        start_after: input.start_after.clone(),
+        continuation: input.continuation_token.clone(),
+        max_keys: limit,
     };
+    let page = list_page(core, &tenant, &input.bucket, opts).await?;
     let key_count = page.objects.len() + page.common_prefixes.len();
     Ok(S3Response::new(ListObjectsV2Output {
         name: Some(input.bucket),
@@ -97,19 +102,14 @@ pub async fn list_objects(
     let input = req.input;
     let url = wants_url(&input.encoding_type)?;
     let limit = max_keys(input.max_keys)?;
-    let page = if limit == 0 {
-        core.head_bucket(&tenant, &input.bucket).await.map_err(to_s3_error)?;
-        ObjectPage::default()
-    } else {
-        let opts = ListOptions {
-            prefix: input.prefix.clone().unwrap_or_default(),
-            delimiter: input.delimiter.clone().filter(|d| !d.is_empty()),
-            start_after: input.marker.clone().filter(|m| !m.is_empty()),
-            continuation: None,
-            max_keys: limit,
-        };
-        core.list_objects(&tenant, &input.bucket, opts).await.map_err(to_s3_error)?
+    let opts = ListOptions {
+        prefix: input.prefix.clone().unwrap_or_default(),
+        delimiter: input.delimiter.clone().filter(|d| !d.is_empty()),
+        start_after: input.marker.clone().filter(|m| !m.is_empty()),
+        continuation: None,
+        max_keys: limit,
     };
+    let page = list_page(core, &tenant, &input.bucket, opts).await?;
     // v1 pages by marker: the greatest key or common prefix returned.
     let next_marker = if page.is_truncated {
         let last_key = page.objects.last().map(|o| o.key.clone());

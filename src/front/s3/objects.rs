@@ -124,27 +124,29 @@ macro_rules! overrides_of {
     };
 }
 
-/// The headers both GET and HEAD return for an object.
-struct Described {
-    content_type: Option<ContentType>,
-    content_encoding: Option<String>,
-    content_disposition: Option<String>,
-    content_language: Option<String>,
-    cache_control: Option<String>,
-    expires: Option<Timestamp>,
-}
-
-fn describe(info: &ObjectInfo, o: Overrides) -> Described {
-    let h = &info.headers;
-    let content_type = o.content_type.or_else(|| h.content_type.clone());
-    Described {
-        content_type,
-        content_encoding: o.content_encoding.or_else(|| h.content_encoding.clone()),
-        content_disposition: o.content_disposition.or_else(|| h.content_disposition.clone()),
-        content_language: o.content_language.or_else(|| h.content_language.clone()),
-        cache_control: o.cache_control.or_else(|| h.cache_control.clone()),
-        expires: o.expires.or_else(|| expires_out(h.expires.as_ref())),
-    }
+/// Fills the fields GET and HEAD answers share (their output types differ in s3s, hence a macro):
+/// validators, metadata and entity headers, with `response-*` overrides taking precedence.
+macro_rules! object_output {
+    ($ty:ident, $info:expr, $o:expr, { $($field:ident: $value:expr),* $(,)? }) => {{
+        let info: &ObjectInfo = $info;
+        let o: Overrides = $o;
+        let h = &info.headers;
+        $ty {
+            $($field: $value,)*
+            accept_ranges: Some("bytes".to_owned()),
+            e_tag: Some(etag(&info.etag)),
+            last_modified: Some(timestamp(info.last_modified)),
+            metadata: metadata_out(&info.metadata),
+            version_id: info.version_id.clone(),
+            content_type: o.content_type.or_else(|| h.content_type.clone()),
+            content_encoding: o.content_encoding.or_else(|| h.content_encoding.clone()),
+            content_disposition: o.content_disposition.or_else(|| h.content_disposition.clone()),
+            content_language: o.content_language.or_else(|| h.content_language.clone()),
+            cache_control: o.cache_control.or_else(|| h.cache_control.clone()),
+            expires: o.expires.or_else(|| expires_out(h.expires.as_ref())),
+            ..Default::default()
+        }
+    }};
 }
 
 fn i64_of(n: u64) -> S3Result<i64> {
@@ -168,25 +170,13 @@ pub async fn get_object(core: &BlobService, req: S3Request<GetObjectInput>) -> S
         Some(r) => (r.end - r.start, Some(format!("bytes {}-{}/{}", r.start, r.end.saturating_sub(1), info.size))),
         None => (info.size, None),
     };
-    let d = describe(&info, overrides);
     let body = StreamingBlob::wrap(SyncStream::new(got.body));
-    Ok(S3Response::new(GetObjectOutput {
+    let out = object_output!(GetObjectOutput, &info, overrides, {
         body: Some(body),
-        accept_ranges: Some("bytes".to_owned()),
         content_length: Some(i64_of(content_length)?),
-        content_range,
-        e_tag: Some(etag(&info.etag)),
-        last_modified: Some(timestamp(info.last_modified)),
-        metadata: metadata_out(&info.metadata),
-        version_id: info.version_id.clone(),
-        content_type: d.content_type,
-        content_encoding: d.content_encoding,
-        content_disposition: d.content_disposition,
-        content_language: d.content_language,
-        cache_control: d.cache_control,
-        expires: d.expires,
-        ..Default::default()
-    }))
+        content_range: content_range,
+    });
+    Ok(S3Response::new(out))
 }
 
 pub async fn head_object(
@@ -201,22 +191,8 @@ pub async fn head_object(
     let overrides = overrides_of!(input);
     let info =
         core.head_object(&tenant, &input.bucket, &input.key, input.version_id.as_deref()).await.map_err(to_s3_error)?;
-    let d = describe(&info, overrides);
-    Ok(S3Response::new(HeadObjectOutput {
-        accept_ranges: Some("bytes".to_owned()),
-        content_length: Some(i64_of(info.size)?),
-        e_tag: Some(etag(&info.etag)),
-        last_modified: Some(timestamp(info.last_modified)),
-        metadata: metadata_out(&info.metadata),
-        version_id: info.version_id.clone(),
-        content_type: d.content_type,
-        content_encoding: d.content_encoding,
-        content_disposition: d.content_disposition,
-        content_language: d.content_language,
-        cache_control: d.cache_control,
-        expires: d.expires,
-        ..Default::default()
-    }))
+    let out = object_output!(HeadObjectOutput, &info, overrides, { content_length: Some(i64_of(info.size)?) });
+    Ok(S3Response::new(out))
 }
 
 pub async fn delete_object(
