@@ -3,6 +3,8 @@
 //! Runs twice over: with the SDK's default request checksums (WhenSupported: aws-chunked bodies with CRC
 //! trailers) and with WhenRequired (plain bodies). Object sizes straddle the 64 KiB segment size.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use std::time::Duration;

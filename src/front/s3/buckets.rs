@@ -35,7 +35,7 @@ pub async fn create_bucket(
     let tenant = tenant(&req)?;
     let bucket = req.input.bucket;
     core.create_bucket(&tenant, &bucket).await.map_err(to_s3_error)?;
-    Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{bucket}")), ..Default::default() }))
+    Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{bucket}")) }))
 }
 
 pub async fn head_bucket(
