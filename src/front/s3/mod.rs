@@ -4,6 +4,7 @@
 mod auth;
 mod buckets;
 pub mod checksum;
+mod conditions;
 mod convert;
 pub mod error;
 mod host;

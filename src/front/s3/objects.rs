@@ -5,6 +5,7 @@ use s3s::{s3_error, S3Request, S3Response, S3Result};
 use sync_wrapper::SyncStream;
 
 use super::checksum::{decode_content_md5, Algorithm, Expected, Mismatch, VerifiedBody};
+use super::conditions::Preconditions;
 use super::convert::{content_headers, etag, expires_out, metadata_in, metadata_out, range_request, tenant, timestamp};
 use super::error::to_s3_error;
 use crate::backend::ByteStream;
@@ -111,6 +112,17 @@ struct Overrides {
     expires: Option<Timestamp>,
 }
 
+macro_rules! preconditions_of {
+    ($input:expr) => {
+        Preconditions {
+            if_match: $input.if_match.take(),
+            if_none_match: $input.if_none_match.take(),
+            if_modified_since: $input.if_modified_since.take(),
+            if_unmodified_since: $input.if_unmodified_since.take(),
+        }
+    };
+}
+
 macro_rules! overrides_of {
     ($input:expr) => {
         Overrides {
@@ -155,17 +167,20 @@ fn i64_of(n: u64) -> S3Result<i64> {
 
 pub async fn get_object(core: &BlobService, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
     let tenant = tenant(&req)?;
-    let input = req.input;
+    let mut input = req.input;
     if input.part_number.is_some() {
         return Err(s3_error!(NotImplemented, "partNumber is not supported yet"));
     }
     let overrides = overrides_of!(input);
+    let preconditions = preconditions_of!(input);
     let range = input.range.map(range_request);
     let got = core
         .get_object(&tenant, &input.bucket, &input.key, input.version_id.as_deref(), range)
         .await
         .map_err(to_s3_error)?;
     let info = got.info;
+    // Checked before any byte is sent; the backend body is dropped unread on a failure.
+    preconditions.check(&info.etag, info.last_modified)?;
     let (content_length, content_range) = match &got.range {
         Some(r) => (r.end - r.start, Some(format!("bytes {}-{}/{}", r.start, r.end.saturating_sub(1), info.size))),
         None => (info.size, None),
@@ -184,13 +199,15 @@ pub async fn head_object(
     req: S3Request<HeadObjectInput>,
 ) -> S3Result<S3Response<HeadObjectOutput>> {
     let tenant = tenant(&req)?;
-    let input = req.input;
+    let mut input = req.input;
     if input.part_number.is_some() {
         return Err(s3_error!(NotImplemented, "partNumber is not supported yet"));
     }
     let overrides = overrides_of!(input);
+    let preconditions = preconditions_of!(input);
     let info =
         core.head_object(&tenant, &input.bucket, &input.key, input.version_id.as_deref()).await.map_err(to_s3_error)?;
+    preconditions.check(&info.etag, info.last_modified)?;
     let out = object_output!(HeadObjectOutput, &info, overrides, { content_length: Some(i64_of(info.size)?) });
     Ok(S3Response::new(out))
 }
