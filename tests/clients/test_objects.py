@@ -101,3 +101,12 @@ def test_get_in_missing_bucket_is_404(s3):
     with pytest.raises(ClientError) as err:
         s3.get_object(Bucket="bst-no-such-bucket-at-all", Key="k")
     assert client_error(err.value) == (404, "NoSuchBucket")
+
+
+def test_tags_are_refused_not_dropped(s3, bucket):
+    """Tagging is not supported yet: a PUT that carries tags must fail loudly and store nothing."""
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="tagged", Body=b"x", Tagging="a=b")
+    assert client_error(e.value) == (501, "NotImplemented")
+    with pytest.raises(ClientError):
+        s3.head_object(Bucket=bucket, Key="tagged")

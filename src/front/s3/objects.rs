@@ -67,6 +67,10 @@ pub async fn put_object(core: &BlobService, req: S3Request<PutObjectInput>) -> S
     if input.if_match.is_some() {
         return Err(s3_error!(NotImplemented, "If-Match on PutObject is not supported"));
     }
+    // Refuse rather than silently drop tags the client expects to be stored.
+    if input.tagging.as_deref().is_some_and(|t| !t.is_empty()) {
+        return Err(s3_error!(NotImplemented, "Object tagging (x-amz-tagging) is not supported yet"));
+    }
     let create_only = if_none_match_any(&input.if_none_match)?;
     let len = input.content_length.ok_or_else(|| s3_error!(MissingContentLength))?;
     let len = u64::try_from(len).map_err(|_| s3_error!(InvalidArgument, "negative Content-Length"))?;
@@ -294,6 +298,9 @@ pub async fn copy_object(
         || input.copy_source_if_unmodified_since.is_some()
     {
         return Err(s3_error!(NotImplemented, "conditional copy is not supported yet"));
+    }
+    if input.tagging.as_deref().is_some_and(|t| !t.is_empty()) {
+        return Err(s3_error!(NotImplemented, "Object tagging (x-amz-tagging) is not supported yet"));
     }
     let replace = input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
     if !replace && src_bucket == input.bucket && src_key == input.key && src_version.is_none() {
