@@ -67,6 +67,18 @@ pub enum BackendError {
     /// The request was malformed from the backend's point of view (bad name, bad token).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// The multipart upload id names no upload in progress for this key.
+    #[error("no such multipart upload")]
+    NoSuchUpload,
+    /// A part named in a completion does not exist or its ETag does not match.
+    #[error("invalid part: {0}")]
+    InvalidPart(String),
+    /// The parts of a completion are not in ascending part-number order.
+    #[error("parts are not in ascending order")]
+    InvalidPartOrder,
+    /// A part other than the last is smaller than the backend's minimum part size.
+    #[error("a part other than the last is too small")]
+    EntityTooSmall,
     /// Anything else, with the backend's name.
     #[error("{backend} backend error: {message}")]
     Other { backend: &'static str, message: String },
@@ -222,6 +234,78 @@ pub struct BucketInfo {
     pub created: OffsetDateTime,
 }
 
+/// Smallest size S3 (and every backend here) accepts for a part other than the last: 5 MiB.
+pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+/// Largest part (and largest single server-side copy) S3 accepts: 5 GiB.
+pub const MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+/// Highest part number S3 accepts.
+pub const MAX_PART_NUMBER: u32 = 10_000;
+
+/// A multipart upload in progress, as the backend lists it.
+#[derive(Debug, Clone)]
+pub struct UploadInfo {
+    pub key: String,
+    /// The backend's upload id.
+    pub upload_id: String,
+    pub initiated: OffsetDateTime,
+}
+
+/// One uploaded part, as the backend lists it.
+#[derive(Debug, Clone)]
+pub struct PartInfo {
+    pub part_number: u32,
+    /// Stored size in bytes.
+    pub size: u64,
+    /// The backend's ETag of the part, without quotes.
+    pub etag: String,
+    pub last_modified: OffsetDateTime,
+}
+
+/// A part named by a completion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompletedPart {
+    pub part_number: u32,
+    /// The part's backend ETag, without quotes.
+    pub etag: String,
+}
+
+/// Options for [`Backend::list_parts`].
+#[derive(Debug, Clone, Default)]
+pub struct ListPartsOptions {
+    /// Parts with numbers strictly greater than this one.
+    pub part_number_marker: Option<u32>,
+    /// 1..=1000.
+    pub max_parts: usize,
+}
+
+/// One page of [`Backend::list_parts`], in ascending part-number order.
+#[derive(Debug, Clone, Default)]
+pub struct PartsPage {
+    pub parts: Vec<PartInfo>,
+    pub is_truncated: bool,
+    pub next_part_number_marker: Option<u32>,
+}
+
+/// Options for [`Backend::list_uploads`].
+#[derive(Debug, Clone, Default)]
+pub struct ListUploadsOptions {
+    pub prefix: String,
+    /// Uploads of keys strictly after this one (or, with `upload_id_marker`, of this key after that id).
+    pub key_marker: Option<String>,
+    pub upload_id_marker: Option<String>,
+    /// 1..=1000.
+    pub max_uploads: usize,
+}
+
+/// One page of [`Backend::list_uploads`], ordered by key, then initiation.
+#[derive(Debug, Clone, Default)]
+pub struct UploadsPage {
+    pub uploads: Vec<UploadInfo>,
+    pub is_truncated: bool,
+    pub next_key_marker: Option<String>,
+    pub next_upload_id_marker: Option<String>,
+}
+
 /// Object storage, as blobseal needs it.
 ///
 /// Contract for implementers:
@@ -261,4 +345,78 @@ pub trait Backend: Send + Sync + Debug + 'static {
     async fn list(&self, bucket: &str, opts: ListOptions) -> Result<ListPage>;
     /// Backends without versions list each current object as its only version (`version_id: None`).
     async fn list_versions(&self, bucket: &str, opts: ListVersionsOptions) -> Result<VersionPage>;
+
+    // ---- multipart -----------------------------------------------------------------------------
+    // TEMPORARY default bodies (NotSupported) while the backends gain their implementations.
+    // The S3 model: an upload is created with the object's metadata, parts (numbers 1..=10000, any
+    // order, a re-upload replaces the part) are stored invisibly, and a completion names an ascending
+    // subset of them, which becomes the object atomically (every named part but the last at least
+    // MIN_PART_SIZE, else `EntityTooSmall`; unknown part or ETag mismatch `InvalidPart`; unsorted
+    // `InvalidPartOrder`; unknown upload `NoSuchUpload`). Completion and abort discard every part.
+
+    /// Starts an upload; `opts` (metadata, headers) become the object's when it completes.
+    /// `opts.if_none_match_any` is ignored here (it is a completion option). Returns the upload id.
+    async fn create_upload(&self, _bucket: &str, _key: &str, _opts: PutOptions) -> Result<String> {
+        Err(BackendError::NotSupported("multipart"))
+    }
+    /// Stores part `part_number` from `len` bytes of `body` (atomic, like `put`); returns its ETag.
+    async fn upload_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        body: ByteStream,
+        len: u64,
+    ) -> Result<String> {
+        let _ = (bucket, key, upload_id, part_number, body, len);
+        Err(BackendError::NotSupported("multipart"))
+    }
+    /// Stores part `part_number` as a server-side copy of stored bytes `range` (whole object if `None`)
+    /// of `src_bucket/src_key`; returns its ETag. At most MAX_PART_SIZE bytes.
+    #[allow(clippy::too_many_arguments)]
+    async fn upload_part_copy(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        src_bucket: &str,
+        src_key: &str,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<String> {
+        let _ = (bucket, key, upload_id, part_number, src_bucket, src_key, range);
+        Err(BackendError::NotSupported("multipart"))
+    }
+    /// Completes an upload from `parts` (see above). With `if_none_match_any`, fails with
+    /// `PreconditionFailed` (leaving the upload in place) if the key already exists.
+    async fn complete_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: &[CompletedPart],
+        if_none_match_any: bool,
+    ) -> Result<PutResult> {
+        let _ = (bucket, key, upload_id, parts, if_none_match_any);
+        Err(BackendError::NotSupported("multipart"))
+    }
+    /// Discards an upload and its parts. `NoSuchUpload` if it does not exist.
+    async fn abort_upload(&self, _bucket: &str, _key: &str, _upload_id: &str) -> Result<()> {
+        Err(BackendError::NotSupported("multipart"))
+    }
+    /// The parts of an upload in progress.
+    async fn list_parts(
+        &self,
+        _bucket: &str,
+        _key: &str,
+        _upload_id: &str,
+        _opts: ListPartsOptions,
+    ) -> Result<PartsPage> {
+        Err(BackendError::NotSupported("multipart"))
+    }
+    /// Uploads in progress in a bucket. `NotSupported` where the backend cannot list them.
+    async fn list_uploads(&self, _bucket: &str, _opts: ListUploadsOptions) -> Result<UploadsPage> {
+        Err(BackendError::NotSupported("multipart"))
+    }
 }

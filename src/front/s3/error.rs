@@ -60,6 +60,21 @@ fn backend_error(err: BackendError) -> S3Error {
             C::PreconditionFailed,
             "At least one of the pre-conditions you specified did not hold",
         ),
+        BackendError::NoSuchUpload => S3Error::with_message(
+            C::NoSuchUpload,
+            "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.",
+        ),
+        BackendError::InvalidPart(detail) => S3Error::with_message(
+            C::InvalidPart,
+            format!("One or more of the specified parts could not be found or its entity tag did not match: {detail}"),
+        ),
+        BackendError::InvalidPartOrder => {
+            S3Error::with_message(C::InvalidPartOrder, "The list of parts was not in ascending order.")
+        }
+        BackendError::EntityTooSmall => S3Error::with_message(
+            C::EntityTooSmall,
+            "Your proposed upload is smaller than the minimum allowed object size.",
+        ),
         BackendError::InvalidRange => S3Error::with_message(C::InvalidRange, "The requested range is not satisfiable"),
         BackendError::PermissionDenied(detail) => {
             tracing::error!(%detail, "backend refused blobseal's credentials");
