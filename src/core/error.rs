@@ -33,6 +33,12 @@ pub enum CoreError {
     /// The client asked for something invalid (reserved metadata name, bad length).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// `?partNumber=` names no part of the object.
+    #[error("the requested part number is not satisfiable")]
+    InvalidPartNumber,
+    /// The upload id names no upload in progress for this bucket and key.
+    #[error("no such upload")]
+    NoSuchUpload,
     /// The operation is not supported here.
     #[error("not implemented: {0}")]
     NotImplemented(&'static str),

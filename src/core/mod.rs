@@ -4,6 +4,8 @@
 pub mod envelope;
 pub mod error;
 pub mod keys;
+pub mod multipart;
 pub mod service;
 pub mod stored;
 pub mod tenant;
+pub mod upload_token;

@@ -17,8 +17,8 @@ use crate::backend::{
     Versioning,
 };
 use crate::core::envelope::{
-    ciphertext_len, fetch_window, open_stream, plaintext_len, plan_range, seal_stream, Envelope, ObjectIdentity,
-    ObjectKeys,
+    fetch_window, open_segments, plaintext_len, seal_stream, Algorithm, Envelope, Layout, ObjectIdentity, ObjectKeys,
+    PartKeys, SegmentKeys, LAYOUT_META,
 };
 use crate::core::error::{CoreError, CoreResult};
 use crate::core::keys::{DataKey, KeyError, KeyProvider, WrappedKey};
@@ -27,6 +27,7 @@ use crate::core::stored::{
     ENVELOPE_META, RESERVED_META_PREFIX,
 };
 use crate::core::tenant::{Placement, Tenant, TenantDirectory};
+use crate::core::upload_token::RESERVED_KEY_PREFIX;
 
 /// A plaintext byte range as a client asked for it (HTTP `Range: bytes=...`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +53,8 @@ pub struct ObjectInfo {
     /// User metadata (blobseal's own entries removed).
     pub metadata: BTreeMap<String, String>,
     pub headers: ContentHeaders,
+    /// Number of parts of a multipart object (`None` for single-stream objects).
+    pub parts_count: Option<u32>,
 }
 
 /// A read in progress: the object's info, the plaintext range served (`None` = whole), the body.
@@ -130,12 +133,25 @@ pub struct VersionListing {
     pub next_version_id_marker: Option<String>,
 }
 
-/// An opened envelope: the decoded header, the object keys (commitment verified) and the data key.
-struct Opened {
-    envelope: Envelope,
-    keys: ObjectKeys,
-    dek: DataKey,
+/// An opened envelope: the decoded header, the segment keys (commitment verified) and the data key.
+pub(crate) struct Opened {
+    pub(crate) envelope: Envelope,
+    pub(crate) segs: SegmentKeys,
+    pub(crate) dek: DataKey,
 }
+
+impl Opened {
+    fn parts_count(&self) -> Option<u32> {
+        match &self.segs {
+            SegmentKeys::Single { .. } => None,
+            SegmentKeys::Parts { layout, .. } => Some(layout.part_count()),
+        }
+    }
+}
+
+/// Which part of an object a read asks for (`?partNumber=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartNumber(pub u32);
 
 /// The object service. Cheap to share (`Arc`); holds no per-request or per-upload state.
 #[derive(Debug)]
@@ -146,7 +162,7 @@ pub struct BlobService {
     regions: BTreeMap<String, String>,
 }
 
-fn key_error(e: KeyError) -> CoreError {
+pub(crate) fn key_error(e: KeyError) -> CoreError {
     match e {
         // A wrapped key that does not open for this identity is tampered or moved ciphertext.
         KeyError::Unwrap => CoreError::Integrity("data key does not authenticate for this object".into()),
@@ -179,7 +195,11 @@ impl BlobService {
         self.directory.tenant_for_access_key(access_key_id)
     }
 
-    fn place(&self, tenant: &Tenant, bucket: &str) -> CoreResult<Placement> {
+    pub(crate) fn keys(&self) -> &Arc<dyn KeyProvider> {
+        &self.keys
+    }
+
+    pub(crate) fn place(&self, tenant: &Tenant, bucket: &str) -> CoreResult<Placement> {
         self.directory.place(tenant, bucket)
     }
 
@@ -239,7 +259,17 @@ impl BlobService {
 
     // ---- envelopes -----------------------------------------------------------------------------
 
-    fn check_client_metadata(metadata: &BTreeMap<String, String>) -> CoreResult<()> {
+    /// Refuses keys in blobseal's reserved namespace (where uploads in progress live).
+    pub(crate) fn check_client_key(key: &str) -> CoreResult<()> {
+        if key.starts_with(RESERVED_KEY_PREFIX) {
+            return Err(CoreError::InvalidRequest(format!(
+                "object keys starting with {RESERVED_KEY_PREFIX} are reserved"
+            )));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn check_client_metadata(metadata: &BTreeMap<String, String>) -> CoreResult<()> {
         match metadata.keys().find(|k| k.to_ascii_lowercase().starts_with(RESERVED_META_PREFIX)) {
             Some(k) => Err(CoreError::InvalidRequest(format!(
                 "metadata name x-amz-meta-{k} is reserved (prefix x-amz-meta-{RESERVED_META_PREFIX})"
@@ -250,7 +280,7 @@ impl BlobService {
 
     /// Wraps `dek` for the object `id` into `envelope` (setting its key id and wrapped key) and
     /// returns the envelope encoded for backend metadata.
-    async fn seal_envelope(
+    pub(crate) async fn seal_envelope(
         &self,
         tenant: &Tenant,
         id: &ObjectIdentity<'_>,
@@ -267,27 +297,39 @@ impl BlobService {
 
     /// Decodes and authenticates the envelope of a stored object, checking it belongs to `id`,
     /// that its metadata and size are the ones sealed, and that the data key commits.
-    async fn open_envelope(&self, tenant: &Tenant, id: &ObjectIdentity<'_>, head: &ObjectHead) -> CoreResult<Opened> {
-        let encoded = head.metadata.get(ENVELOPE_META).ok_or(CoreError::NotSealed)?;
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(encoded.trim())
-            .map_err(|_| CoreError::Integrity("envelope is not valid base64".into()))?;
-        let envelope = Envelope::decode(&bytes)?;
+    pub(crate) async fn open_envelope(
+        &self,
+        tenant: &Tenant,
+        id: &ObjectIdentity<'_>,
+        head: &ObjectHead,
+    ) -> CoreResult<Opened> {
+        let (envelope, layout) = decode_envelope(head)?;
         if digest_of(&head.metadata) != envelope.meta_digest {
             return Err(CoreError::Integrity("object metadata does not match its envelope".into()));
-        }
-        if ciphertext_len(envelope.plaintext_len) != head.meta.size {
-            return Err(CoreError::Integrity("stored size does not match the envelope".into()));
         }
         let aad = envelope.wrap_aad(id);
         let wrapped = WrappedKey { kek_id: envelope.kek_id.clone(), blob: envelope.wrapped_dek.clone() };
         let dek = self.keys.unwrap(&tenant.name, &wrapped, &aad).await.map_err(key_error)?;
-        let keys = ObjectKeys::derive(&dek, &envelope.salt)?;
-        keys.verify_commitment(&envelope.commitment)?;
-        Ok(Opened { envelope, keys, dek })
+        let segs = match layout {
+            None => {
+                let keys = ObjectKeys::derive(&dek, &envelope.salt)?;
+                keys.verify_commitment(&envelope.commitment)?;
+                SegmentKeys::Single { keys, plain_len: envelope.plaintext_len }
+            }
+            Some(layout) => {
+                let keys = PartKeys::derive(&dek, &envelope.salt)?;
+                keys.verify_commitment(&envelope.commitment)?;
+                SegmentKeys::Parts { keys, layout: Arc::new(layout) }
+            }
+        };
+        if segs.stored_len() != head.meta.size {
+            return Err(CoreError::Integrity("stored size does not match the envelope".into()));
+        }
+        Ok(Opened { envelope, segs, dek })
     }
 
-    fn info_of(key: &str, head: &ObjectHead, plaintext: u64) -> ObjectInfo {
+    pub(crate) fn info_of(key: &str, head: &ObjectHead, opened: &Opened) -> ObjectInfo {
+        let plaintext = opened.envelope.plaintext_len;
         ObjectInfo {
             key: key.to_owned(),
             size: plaintext,
@@ -296,6 +338,7 @@ impl BlobService {
             version_id: head.meta.version_id.clone(),
             metadata: user_metadata(&head.metadata),
             headers: stored_headers(&head.metadata),
+            parts_count: opened.parts_count(),
         }
     }
 
@@ -312,6 +355,7 @@ impl BlobService {
         len: u64,
         req: PutRequest,
     ) -> CoreResult<PutOutcome> {
+        Self::check_client_key(key)?;
         Self::check_client_metadata(&req.metadata)?;
         let p = self.place(tenant, bucket)?;
         let id = ObjectIdentity { tenant: &tenant.name, bucket, key };
@@ -321,6 +365,7 @@ impl BlobService {
         aws_lc_rs::rand::fill(&mut salt).map_err(|_| CoreError::Key(KeyError::Random))?;
         let keys = ObjectKeys::derive(&dek, &salt)?;
         let envelope = Envelope {
+            alg: Algorithm::Gcm,
             plaintext_len: len,
             salt,
             commitment: keys.commitment(),
@@ -331,7 +376,7 @@ impl BlobService {
         let encoded = self.seal_envelope(tenant, &id, envelope, &dek).await?;
         let opts = backend_put_options(stored, encoded, req.if_none_match_any);
         let sealed = seal_stream(keys, len, body);
-        let res = p.backend.put(&p.bucket, key, sealed, ciphertext_len(len), opts).await?;
+        let res = p.backend.put(&p.bucket, key, sealed, crate::core::envelope::ciphertext_len(len), opts).await?;
         Ok(PutOutcome { etag: client_etag(&res.etag), version_id: res.version_id, last_modified: res.last_modified })
     }
 
@@ -347,12 +392,33 @@ impl BlobService {
         let head = p.backend.head(&p.bucket, key, version_id).await?;
         let id = ObjectIdentity { tenant: &tenant.name, bucket, key };
         let opened = self.open_envelope(tenant, &id, &head).await?;
-        Ok(Self::info_of(key, &head, opened.envelope.plaintext_len))
+        Ok(Self::info_of(key, &head, &opened))
     }
 
-    /// Reads an object or a plaintext range of it. A `FromTo`/`From` range costs one backend request;
-    /// a suffix range two (its start depends on the size). Every released byte is authenticated;
-    /// a failure found mid-stream ends the body with an error.
+    /// HEAD of one part (`?partNumber=`): the object's info with `size` the part's size, and the
+    /// part's plaintext range.
+    pub async fn head_part(
+        &self,
+        tenant: &Tenant,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        part: PartNumber,
+    ) -> CoreResult<(ObjectInfo, Range<u64>)> {
+        let p = self.place(tenant, bucket)?;
+        let head = p.backend.head(&p.bucket, key, version_id).await?;
+        let id = ObjectIdentity { tenant: &tenant.name, bucket, key };
+        let opened = self.open_envelope(tenant, &id, &head).await?;
+        let range = part_range(&opened, part)?;
+        Ok((Self::info_of(key, &head, &opened), range))
+    }
+
+    /// Reads an object, a plaintext range of it, or one of its parts. At most two backend requests:
+    /// a `FromTo`/`From` range of a single-stream object or a multipart object whose parts sit on the
+    /// segment grid costs one (the window is computed before the object is known); a suffix range, a
+    /// part, or a multipart object off the grid costs two (metadata first, then exactly the segments
+    /// needed). Every released byte is authenticated; a failure found mid-stream ends the body with an
+    /// error.
     pub async fn get_object(
         &self,
         tenant: &Tenant,
@@ -360,53 +426,84 @@ impl BlobService {
         key: &str,
         version_id: Option<&str>,
         range: Option<RangeRequest>,
+        part: Option<PartNumber>,
     ) -> CoreResult<GetOutcome> {
         let p = self.place(tenant, bucket)?;
         let id = ObjectIdentity { tenant: &tenant.name, bucket, key };
         let version = version_id.map(str::to_owned);
-        let window = match range {
-            None => None,
-            Some(RangeRequest::FromTo(first, last)) if first <= last => Some(fetch_window(first, Some(last))),
-            Some(RangeRequest::FromTo(..)) => None,
-            Some(RangeRequest::From(first)) => Some(fetch_window(first, None)),
-            Some(RangeRequest::Suffix(n)) => {
-                let head = p.backend.head(&p.bucket, key, version_id).await?;
-                let size =
-                    plaintext_len(head.meta.size).ok_or(CoreError::Integrity("impossible stored size".into()))?;
-                let plain = resolve_range(RangeRequest::Suffix(n), size)?;
-                Some(plan_range(size, plain)?.cipher)
+        let get = |range: Option<Range<u64>>| {
+            let opts = GetOptions { range, version_id: version.clone() };
+            let backend = p.backend.clone();
+            let bucket = p.bucket.clone();
+            async move { backend.get(&bucket, key, opts).await }
+        };
+        // `first > last` is a range HTTP says to ignore (serve the whole object).
+        let range = range.filter(|r| !matches!(r, RangeRequest::FromTo(first, last) if first > last));
+        let (got, opened, plain, plan) = if part.is_some() || matches!(range, Some(RangeRequest::Suffix(_))) {
+            // The range depends on the object's size or layout: metadata first.
+            let head = p.backend.head(&p.bucket, key, version_id).await?;
+            let opened = self.open_envelope(tenant, &id, &head).await?;
+            let size = opened.envelope.plaintext_len;
+            let plain = match (part, range) {
+                (Some(n), _) => part_range(&opened, n)?,
+                (None, Some(r)) => resolve_range(r, size)?,
+                (None, None) => 0..size,
+            };
+            let plan = opened.segs.plan(plain.clone())?;
+            let got = get(Some(plan.cipher.clone())).await?;
+            if got.head.meta.etag != head.meta.etag {
+                return Err(
+                    BackendError::Unavailable("the object changed while it was being read; retry".into()).into()
+                );
+            }
+            (got, opened, Some(plain), plan)
+        } else {
+            let window = match range {
+                Some(RangeRequest::FromTo(first, last)) => Some(fetch_window(first, Some(last))),
+                Some(RangeRequest::From(first)) => Some(fetch_window(first, None)),
+                _ => None,
+            };
+            let got = match get(window.clone()).await {
+                Ok(got) => got,
+                Err(BackendError::InvalidRange) => {
+                    // The window starts past the stored bytes, so the range starts past the plaintext.
+                    let info = self.head_object(tenant, bucket, key, version_id).await?;
+                    return Err(CoreError::RangeNotSatisfiable { size: info.size });
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let opened = self.open_envelope(tenant, &id, &got.head).await?;
+            let size = opened.envelope.plaintext_len;
+            let plain = range.map(|r| resolve_range(r, size)).transpose()?;
+            let plan = opened.segs.plan(plain.clone().unwrap_or(0..size))?;
+            let fits = plan.cipher.start == got.range.start && plan.cipher.end <= got.range.end;
+            match (fits, &opened.segs) {
+                (true, _) => (got, opened, plain, plan),
+                // A multipart object off the segment grid: the guessed window missed; fetch the right one.
+                (false, SegmentKeys::Parts { .. }) => {
+                    let again = get(Some(plan.cipher.clone())).await?;
+                    if again.head.meta.etag != got.head.meta.etag {
+                        return Err(BackendError::Unavailable(
+                            "the object changed while it was being read; retry".into(),
+                        )
+                        .into());
+                    }
+                    (again, opened, plain, plan)
+                }
+                (false, SegmentKeys::Single { .. }) => {
+                    return Err(CoreError::Integrity("backend returned a different byte range".into()))
+                }
             }
         };
-        let got = match p
-            .backend
-            .get(&p.bucket, key, GetOptions { range: window.clone(), version_id: version.clone() })
-            .await
-        {
-            Ok(got) => got,
-            Err(BackendError::InvalidRange) => {
-                // The window starts past the stored bytes, so the range starts past the plaintext.
-                let info = self.head_object(tenant, bucket, key, version_id).await?;
-                return Err(CoreError::RangeNotSatisfiable { size: info.size });
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let opened = self.open_envelope(tenant, &id, &got.head).await?;
-        let size = opened.envelope.plaintext_len;
-        let info = Self::info_of(key, &got.head, size);
-        let plain = match (range, window.is_some()) {
-            (Some(r), true) => Some(resolve_range(r, size)?),
-            // No range, or `first > last`, which HTTP says to ignore (serve the whole object).
-            _ => None,
-        };
-        let plan = plan_range(size, plain.clone().unwrap_or(0..size))?;
         if plan.cipher.start != got.range.start || plan.cipher.end > got.range.end {
             return Err(CoreError::Integrity("backend returned a different byte range".into()));
         }
+        let info = Self::info_of(key, &got.head, &opened);
         // The window may extend past the segments we need: stop reading after them.
         let needed = plan.cipher.end - plan.cipher.start;
         let body = take_bytes(got.body, needed);
         let object = format!("{}/{}/{}", tenant.name, bucket, key);
-        let body = open_stream(opened.keys, size, plan, body)
+        let body = open_segments(opened.segs, plan, body)
             .map(move |item| {
                 if let Err(e) = &item {
                     // Headers are out: the client only sees the connection cut. Say why here.
@@ -447,6 +544,7 @@ impl BlobService {
         let head = sp.backend.head(&sp.bucket, src.key, src.version_id).await?;
         let src_id = ObjectIdentity { tenant: &tenant.name, bucket: src.bucket, key: src.key };
         let opened = self.open_envelope(tenant, &src_id, &head).await?;
+        Self::check_client_key(key)?;
         let (metadata, headers) = match replace {
             Some(r) => {
                 Self::check_client_metadata(&r.metadata)?;
@@ -454,7 +552,11 @@ impl BlobService {
             }
             None => (user_metadata(&head.metadata), stored_headers(&head.metadata)),
         };
-        let stored = stored_metadata(metadata, &headers);
+        let mut stored = stored_metadata(metadata, &headers);
+        // A multipart object's layout travels with its ciphertext.
+        if let Some(layout) = head.metadata.get(LAYOUT_META) {
+            stored.insert(LAYOUT_META.to_owned(), layout.clone());
+        }
         let envelope = Envelope {
             meta_digest: digest_of(&stored),
             kek_id: String::new(),
@@ -487,18 +589,24 @@ impl BlobService {
     pub async fn list_objects(&self, tenant: &Tenant, bucket: &str, opts: ListOptions) -> CoreResult<ObjectPage> {
         let p = self.place(tenant, bucket)?;
         let page = p.backend.list(&p.bucket, opts).await?;
+        let visible = page.objects.into_iter().filter(|o| !o.key.starts_with(RESERVED_KEY_PREFIX));
+        let objects = futures::stream::iter(visible)
+            .map(|o| {
+                let p = &p;
+                async move {
+                    let size = match plaintext_len(o.size) {
+                        Some(size) => size,
+                        None => exact_size(p, &o.key, None).await.unwrap_or_else(|| listed_size(o.size)),
+                    };
+                    ListedObject { size, etag: client_etag(&o.etag), key: o.key, last_modified: o.last_modified }
+                }
+            })
+            .buffered(8)
+            .collect()
+            .await;
         Ok(ObjectPage {
-            objects: page
-                .objects
-                .into_iter()
-                .map(|o| ListedObject {
-                    size: listed_size(o.size),
-                    etag: client_etag(&o.etag),
-                    key: o.key,
-                    last_modified: o.last_modified,
-                })
-                .collect(),
-            common_prefixes: page.common_prefixes,
+            objects,
+            common_prefixes: hide_reserved(page.common_prefixes),
             is_truncated: page.is_truncated,
             next_token: page.next_token,
         })
@@ -513,28 +621,86 @@ impl BlobService {
     ) -> CoreResult<VersionListing> {
         let p = self.place(tenant, bucket)?;
         let page = p.backend.list_versions(&p.bucket, opts).await?;
+        let visible = page.versions.into_iter().filter(|v| !v.meta.key.starts_with(RESERVED_KEY_PREFIX));
+        let versions = futures::stream::iter(visible)
+            .map(|v| {
+                let p = &p;
+                async move {
+                    let size = match (v.is_delete_marker, plaintext_len(v.meta.size)) {
+                        (true, _) => 0,
+                        (false, Some(size)) => size,
+                        (false, None) => exact_size(p, &v.meta.key, v.meta.version_id.as_deref())
+                            .await
+                            .unwrap_or_else(|| listed_size(v.meta.size)),
+                    };
+                    ListedVersion {
+                        object: ListedObject {
+                            size,
+                            etag: client_etag(&v.meta.etag),
+                            key: v.meta.key,
+                            last_modified: v.meta.last_modified,
+                        },
+                        version_id: v.meta.version_id,
+                        is_latest: v.is_latest,
+                        is_delete_marker: v.is_delete_marker,
+                    }
+                }
+            })
+            .buffered(8)
+            .collect()
+            .await;
         Ok(VersionListing {
-            versions: page
-                .versions
-                .into_iter()
-                .map(|v| ListedVersion {
-                    object: ListedObject {
-                        size: if v.is_delete_marker { 0 } else { listed_size(v.meta.size) },
-                        etag: client_etag(&v.meta.etag),
-                        key: v.meta.key,
-                        last_modified: v.meta.last_modified,
-                    },
-                    version_id: v.meta.version_id,
-                    is_latest: v.is_latest,
-                    is_delete_marker: v.is_delete_marker,
-                })
-                .collect(),
-            common_prefixes: page.common_prefixes,
+            versions,
+            common_prefixes: hide_reserved(page.common_prefixes),
             is_truncated: page.is_truncated,
             next_key_marker: page.next_key_marker,
             next_version_id_marker: page.next_version_id_marker,
         })
     }
+}
+
+/// Decodes the envelope (and layout, for multipart objects) of a stored object, checking they agree;
+/// authenticates nothing (the caller unwraps the data key for that).
+pub(crate) fn decode_envelope(head: &ObjectHead) -> CoreResult<(Envelope, Option<Layout>)> {
+    let encoded = head.metadata.get(ENVELOPE_META).ok_or(CoreError::NotSealed)?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| CoreError::Integrity("envelope is not valid base64".into()))?;
+    let envelope = Envelope::decode(&bytes)?;
+    let layout = match (envelope.alg, head.metadata.get(LAYOUT_META)) {
+        (Algorithm::Gcm, None) => None,
+        (Algorithm::PartsSiv, Some(text)) => {
+            let layout = Layout::decode(text)?;
+            if layout.plain_len() != envelope.plaintext_len {
+                return Err(CoreError::Integrity("layout does not match the envelope".into()));
+            }
+            Some(layout)
+        }
+        _ => return Err(CoreError::Integrity("envelope algorithm and layout disagree".into())),
+    };
+    Ok((envelope, layout))
+}
+
+/// The plaintext range of part `n` (1-based): a multipart object's n-th part, or the whole of a
+/// single-stream object for part 1.
+fn part_range(opened: &Opened, PartNumber(n): PartNumber) -> CoreResult<Range<u64>> {
+    let range = match &opened.segs {
+        SegmentKeys::Single { plain_len, .. } => (n == 1).then_some(0..*plain_len),
+        SegmentKeys::Parts { layout, .. } => layout.part_range(n),
+    };
+    range.ok_or(CoreError::InvalidPartNumber)
+}
+
+/// The exact plaintext size of an object whose stored size does not tell it (a multipart object off
+/// the segment grid): one HEAD, the envelope decoded (not unwrapped: a listing reports, it serves no
+/// bytes). `None` if that fails.
+async fn exact_size(p: &Placement, key: &str, version_id: Option<&str>) -> Option<u64> {
+    let head = p.backend.head(&p.bucket, key, version_id).await.ok()?;
+    decode_envelope(&head).ok().map(|(envelope, _)| envelope.plaintext_len)
+}
+
+fn hide_reserved(prefixes: Vec<String>) -> Vec<String> {
+    prefixes.into_iter().filter(|p| !p.starts_with(RESERVED_KEY_PREFIX)).collect()
 }
 
 /// Passes through the first `limit` bytes of `body` and then ends it (dropping the rest unread).

@@ -21,6 +21,7 @@ pub const FIXED_HEADER_LEN: usize = 110;
 const MAGIC: &[u8; 3] = b"BSE";
 const VERSION: u8 = 1;
 const ALG_AES256GCM_HKDF_SHA256: u8 = 1;
+const ALG_AES256SIV_PARTS_HKDF_SHA256: u8 = 2;
 const SEGMENT_LOG2: u8 = 16;
 const WRAP_AAD_PREFIX: &[u8] = b"blobseal/v1/wrap";
 const META_DIGEST_PREFIX: &[u8] = b"blobseal/v1/meta";
@@ -125,9 +126,31 @@ pub struct ObjectIdentity<'a> {
     pub key: &'a str,
 }
 
+/// How an object's segments are sealed (header byte `alg`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    /// 1: one sealed stream, AES-256-GCM per segment with index/final-flag nonces (single PUT).
+    Gcm,
+    /// 2: independently sealed parts (multipart), AES-256-SIV per segment with the part number, the
+    /// segment's index in its part and a last-in-part flag as associated data; the part layout is the
+    /// `blobseal-layout` metadata entry. See `docs/FORMAT.md` §13.
+    PartsSiv,
+}
+
+impl Algorithm {
+    fn byte(self) -> u8 {
+        match self {
+            Algorithm::Gcm => ALG_AES256GCM_HKDF_SHA256,
+            Algorithm::PartsSiv => ALG_AES256SIV_PARTS_HKDF_SHA256,
+        }
+    }
+}
+
 /// The decoded v1 envelope header stored (base64) with every object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope {
+    /// How the segments are sealed.
+    pub alg: Algorithm,
     /// Plaintext length of the object; fixes the segment count and the final segment.
     pub plaintext_len: u64,
     /// Per-object HKDF salt (random).
@@ -150,7 +173,7 @@ impl Envelope {
         let fields: [&[u8]; 8] = [
             MAGIC,
             &[VERSION],
-            &[ALG_AES256GCM_HKDF_SHA256],
+            &[self.alg.byte()],
             &[SEGMENT_LOG2],
             &self.plaintext_len.to_be_bytes(),
             &self.salt,
@@ -203,10 +226,11 @@ impl Envelope {
             VERSION => {}
             v => return Err(FormatError::UnsupportedVersion(v)),
         }
-        match r.u8()? {
-            ALG_AES256GCM_HKDF_SHA256 => {}
+        let alg = match r.u8()? {
+            ALG_AES256GCM_HKDF_SHA256 => Algorithm::Gcm,
+            ALG_AES256SIV_PARTS_HKDF_SHA256 => Algorithm::PartsSiv,
             a => return Err(FormatError::UnsupportedAlgorithm(a)),
-        }
+        };
         if r.u8()? != SEGMENT_LOG2 {
             return Err(FormatError::BadSegmentSize);
         }
@@ -223,7 +247,7 @@ impl Envelope {
         if !r.0.is_empty() {
             return Err(FormatError::TrailingBytes);
         }
-        let env = Envelope { plaintext_len, salt, commitment, meta_digest, kek_id, wrapped_dek };
+        let env = Envelope { alg, plaintext_len, salt, commitment, meta_digest, kek_id, wrapped_dek };
         env.validate()?;
         Ok(env)
     }
@@ -294,6 +318,7 @@ mod tests {
 
     fn sample() -> Envelope {
         Envelope {
+            alg: Algorithm::Gcm,
             plaintext_len: 3 * SEGMENT_SIZE + 17,
             salt: [0x11; 32],
             commitment: [0x22; 32],

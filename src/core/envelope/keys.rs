@@ -219,6 +219,7 @@ mod tests {
         let long_plain: Vec<u8> = (0..SEGMENT_SIZE_USIZE + 5).map(|i| i as u8).collect();
         let long = seal_all(&keys, &long_plain).unwrap();
         let env = Envelope {
+            alg: crate::core::envelope::Algorithm::Gcm,
             plaintext_len: 30,
             salt,
             commitment,

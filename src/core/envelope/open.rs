@@ -17,6 +17,7 @@ use futures::{Stream, StreamExt};
 use super::format::{ciphertext_len, segment_count, segment_plain_len, FormatError, MAX_PLAINTEXT_LEN, TAG_LEN};
 use super::keys::ObjectKeys;
 use super::range::CipherRange;
+use super::source::SegmentKeys;
 use crate::backend::ByteStream;
 
 /// Decrypts the stored bytes `plan.cipher` of a `plain_len`-byte object (which `body` must yield, no
@@ -29,16 +30,18 @@ use crate::backend::ByteStream;
 /// `TrailingBytes` (body too long), `RangeOutOfBounds` (plan does not fit `plain_len`). An upstream `Err`
 /// item is passed on unchanged and also ends the stream.
 pub fn open_stream(keys: ObjectKeys, plain_len: u64, plan: CipherRange, body: ByteStream) -> ByteStream {
-    let state = match plan.segments(plain_len) {
-        Ok(segments) => State::Segment { index: *segments.start() },
-        Err(e) => State::Failed(e),
+    open_segments(SegmentKeys::Single { keys, plain_len }, plan, body)
+}
+
+/// [`open_stream`] for either segment scheme (single stream or multipart layout).
+pub fn open_segments(keys: SegmentKeys, plan: CipherRange, body: ByteStream) -> ByteStream {
+    let (state, last_segment) = match keys.check_plan(&plan) {
+        Ok((first, last)) => (State::Segment { index: first }, last),
+        Err(e) => (State::Failed(e), 0),
     };
-    let last_segment = plan.segments(plain_len).map(|s| *s.end()).unwrap_or(0);
     Box::pin(Opener {
         keys,
-        plain_len,
         last_segment,
-        final_index: segment_count(plain_len).saturating_sub(1),
         to_skip: plan.skip,
         remaining: plan.len,
         body,
@@ -96,12 +99,9 @@ enum State {
 }
 
 struct Opener {
-    keys: ObjectKeys,
-    plain_len: u64,
+    keys: SegmentKeys,
     /// Last segment index this plan covers.
     last_segment: u64,
-    /// Index of the object's final segment (opened with the final flag).
-    final_index: u64,
     to_skip: u64,
     remaining: u64,
     body: ByteStream,
@@ -127,7 +127,7 @@ impl Opener {
     /// Authenticates and decrypts segment `index`, which must be whole in `buf`; returns its plaintext.
     fn open_buffered(&mut self, index: u64) -> Result<BytesMut, FormatError> {
         let mut seg = std::mem::take(&mut self.buf);
-        let n = self.keys.open_segment(index, index == self.final_index, &mut seg)?;
+        let n = self.keys.open(index, &mut seg)?;
         seg.truncate(n);
         Ok(seg)
     }
@@ -137,7 +137,7 @@ impl Opener {
     fn open_direct(&mut self, index: u64, want: usize) -> Result<BytesMut, FormatError> {
         let stored = self.pending.split_to(want);
         let mut plain = BytesMut::zeroed(want.saturating_sub(TAG_LEN as usize));
-        self.keys.open_segment_into(index, index == self.final_index, &stored, &mut plain)?;
+        self.keys.open_into(index, &stored, &mut plain)?;
         Ok(plain)
     }
 
@@ -177,7 +177,7 @@ impl Stream for Opener {
                 State::Done => return Poll::Ready(None),
                 State::Failed(e) => return this.fail(invalid(e)),
                 State::Segment { index } => {
-                    let want = match stored_segment_len(this.plain_len, index) {
+                    let want = match this.keys.segment_stored_len(index) {
                         Ok(w) => w,
                         Err(e) => return this.fail(invalid(e)),
                     };

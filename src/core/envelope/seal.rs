@@ -15,6 +15,7 @@ use futures::{Stream, StreamExt};
 
 use super::format::{ciphertext_len, segment_count, FormatError, MAX_PLAINTEXT_LEN, SEGMENT_SIZE, TAG_LEN};
 use super::keys::ObjectKeys;
+use super::source::SealKeys;
 use crate::backend::ByteStream;
 
 // SEGMENT_SIZE and TAG_LEN are small constants; these casts cannot truncate.
@@ -29,6 +30,12 @@ const SEGMENT_BUF: usize = S + TAG_LEN as usize;
 /// wrapping [`FormatError::LengthMismatch`]. In every error case the final segment is never emitted, so
 /// the output can never be mistaken for a complete object.
 pub fn seal_stream(keys: ObjectKeys, plain_len: u64, body: ByteStream) -> ByteStream {
+    seal_with(SealKeys::Object(keys), plain_len, body)
+}
+
+/// [`seal_stream`] for either scheme: a whole object, or one part of a multipart upload (whose last
+/// segment is flagged last-in-part).
+pub fn seal_with(keys: SealKeys, plain_len: u64, body: ByteStream) -> ByteStream {
     Box::pin(Sealer {
         keys,
         plain_len,
@@ -65,7 +72,7 @@ pub fn seal_all(keys: &ObjectKeys, plain: &[u8]) -> Result<Vec<u8>, FormatError>
 }
 
 struct Sealer {
-    keys: ObjectKeys,
+    keys: SealKeys,
     plain_len: u64,
     /// Index of the object's final segment (sealed with the final flag, and only at end of input).
     last_index: u64,
@@ -88,7 +95,7 @@ impl Sealer {
     /// Seals the buffered plaintext as segment `self.index` and returns stored bytes (ciphertext ‖ tag).
     fn seal_buffered(&mut self, is_final: bool) -> io::Result<Bytes> {
         let mut seg = std::mem::replace(&mut self.buf, BytesMut::with_capacity(if is_final { 0 } else { SEGMENT_BUF }));
-        let tag = self.keys.seal_segment(self.index, is_final, &mut seg).map_err(io::Error::other)?;
+        let tag = self.keys.seal(self.index, is_final, &mut seg).map_err(io::Error::other)?;
         seg.extend_from_slice(&tag);
         self.index += 1;
         Ok(seg.freeze())
@@ -98,7 +105,7 @@ impl Sealer {
     fn seal_direct(&mut self) -> io::Result<Bytes> {
         let plain = self.pending.split_to(S);
         let mut seg = BytesMut::zeroed(SEGMENT_BUF);
-        self.keys.seal_segment_into(self.index, false, &plain, &mut seg).map_err(io::Error::other)?;
+        self.keys.seal_into(self.index, false, &plain, &mut seg).map_err(io::Error::other)?;
         self.index += 1;
         Ok(seg.freeze())
     }

@@ -17,6 +17,7 @@ use futures::Stream;
 use md5::Digest as _;
 use s3s::dto::StreamingBlob;
 use s3s::TrailingHeaders;
+use s3s::{s3_error, S3Result};
 
 /// An algorithm S3 clients may send a checksum for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +100,49 @@ pub struct Expected {
     pub headers: Vec<(Algorithm, String)>,
     /// The checksum announced in `x-amz-trailer`, to be read from the trailers.
     pub trailer: Option<Algorithm>,
+}
+
+impl Expected {
+    /// The digests a write declares: `Content-MD5`, the `x-amz-checksum-*` header values (crc32, crc32c,
+    /// crc64nvme, sha1, sha256, in that order) and the checksum announced in `x-amz-trailer`.
+    pub fn declared(
+        content_md5: Option<&str>,
+        checksums: [Option<&str>; 5],
+        headers: &http::HeaderMap,
+    ) -> S3Result<Self> {
+        let md5 = match content_md5 {
+            Some(v) => Some(
+                decode_content_md5(v)
+                    .ok_or_else(|| s3_error!(InvalidDigest, "The Content-MD5 you specified was invalid."))?,
+            ),
+            None => None,
+        };
+        let algs = [Algorithm::Crc32, Algorithm::Crc32c, Algorithm::Crc64Nvme, Algorithm::Sha1, Algorithm::Sha256];
+        let given = algs.into_iter().zip(checksums).filter_map(|(a, v)| v.map(|v| (a, v.trim().to_owned()))).collect();
+        let trailer = match headers.get("x-amz-trailer").and_then(|v| v.to_str().ok()) {
+            Some(name) => Some(
+                Algorithm::from_header(name)
+                    .ok_or_else(|| s3_error!(InvalidArgument, "Unsupported x-amz-trailer: {name}"))?,
+            ),
+            None => None,
+        };
+        Ok(Expected { md5, headers: given, trailer })
+    }
+}
+
+impl Mismatch {
+    /// The S3 error a client gets for this mismatch.
+    pub fn to_s3_error(&self) -> s3s::S3Error {
+        match self {
+            Mismatch::Md5 => s3_error!(BadDigest, "The Content-MD5 you specified did not match what we received."),
+            Mismatch::Checksum(h) => {
+                s3_error!(BadDigest, "The {h} you specified did not match the calculated checksum.")
+            }
+            Mismatch::MissingTrailer(h) => {
+                s3_error!(InvalidRequest, "The announced trailing checksum {h} was not sent.")
+            }
+        }
+    }
 }
 
 /// Why a body was refused; readable after the body stream failed.

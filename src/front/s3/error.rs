@@ -35,6 +35,16 @@ pub fn to_s3_error(err: CoreError) -> S3Error {
             e
         }
         CoreError::InvalidRequest(msg) => S3Error::with_message(C::InvalidArgument, msg),
+        CoreError::InvalidPartNumber => {
+            // s3s has no variant for this S3 code; S3 answers it with 416.
+            let mut e = S3Error::with_message(
+                C::Custom("InvalidPartNumber".into()),
+                "The requested partnumber is not satisfiable",
+            );
+            e.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
+            e
+        }
+        CoreError::NoSuchUpload => backend_error(BackendError::NoSuchUpload),
         CoreError::NotImplemented(what) => S3Error::with_message(C::NotImplemented, what),
         CoreError::Unreachable(what) => {
             tracing::error!(what, "internal invariant broken");

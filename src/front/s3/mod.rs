@@ -9,6 +9,7 @@ mod convert;
 pub mod error;
 mod host;
 mod list;
+mod multipart;
 mod objects;
 mod service;
 

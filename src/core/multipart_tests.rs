@@ -1,0 +1,228 @@
+//! Multipart uploads over the in-memory backend and a real local keyring.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::StreamExt as _;
+
+use super::*;
+use crate::backend::memory::MemoryBackend;
+use crate::backend::{Backend, GetOptions, ListOptions};
+use crate::core::keys::local::LocalKeyring;
+use crate::core::service::PartNumber;
+use crate::core::tenant::{Tenant, TenantDirectory};
+
+const MIB: usize = 1 << 20;
+
+struct Fixture {
+    svc: BlobService,
+    backend: Arc<MemoryBackend>,
+    alpha: Arc<Tenant>,
+    beta: Arc<Tenant>,
+    _dir: tempfile::TempDir,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Arc::new(MemoryBackend::new());
+    let mut d = TenantDirectory::new();
+    d.add_backend("mem", backend.clone());
+    for name in ["alpha", "beta"] {
+        let t = Tenant { name: name.into(), default_backend: "mem".into(), bucket_prefix: String::new() };
+        d.add_tenant(t, [name.to_uppercase()]);
+    }
+    let keys = LocalKeyring::open_or_create(&dir.path().join("k.json"), &["alpha".into(), "beta".into()]).unwrap();
+    let svc = BlobService::new(d, Arc::new(keys), BTreeMap::new());
+    let alpha = svc.directory().tenant("alpha").unwrap();
+    let beta = svc.directory().tenant("beta").unwrap();
+    Fixture { svc, backend, alpha, beta, _dir: dir }
+}
+
+fn body(data: &[u8]) -> ByteStream {
+    let chunks: Vec<std::io::Result<Bytes>> = data.chunks(100_000).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+    futures::stream::iter(chunks).boxed()
+}
+
+async fn read(mut s: ByteStream) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    while let Some(c) = s.next().await {
+        out.extend_from_slice(&c?);
+    }
+    Ok(out)
+}
+
+fn data(n: usize, seed: u8) -> Vec<u8> {
+    (0..n).map(|i| ((i * 7 + usize::from(seed) * 13) % 251) as u8).collect()
+}
+
+impl Fixture {
+    async fn bucket(&self) {
+        self.svc.create_bucket(&self.alpha, "bkt").await.unwrap();
+    }
+
+    async fn part(&self, key: &str, id: &str, n: u32, bytes: &[u8]) -> String {
+        self.svc.upload_part(&self.alpha, "bkt", key, id, n, body(bytes), bytes.len() as u64).await.unwrap()
+    }
+
+    async fn get(&self, key: &str, range: Option<RangeRequest>, part: Option<PartNumber>) -> CoreResult<Vec<u8>> {
+        let got = self.svc.get_object(&self.alpha, "bkt", key, None, range, part).await?;
+        read(got.body).await.map_err(|e| CoreError::Integrity(e.to_string()))
+    }
+
+    /// Uploads `parts` (number, bytes) in reverse order, completes them all, returns the plaintext.
+    async fn upload(&self, key: &str, parts: &[(u32, Vec<u8>)]) -> Vec<u8> {
+        let id = self.svc.create_upload(&self.alpha, "bkt", key, PutRequest::default()).await.unwrap();
+        let mut named = Vec::new();
+        for (n, bytes) in parts.iter().rev() {
+            named.push((*n, self.part(key, &id, *n, bytes).await));
+        }
+        named.reverse();
+        self.svc.complete_upload(&self.alpha, "bkt", key, &id, &named, false).await.unwrap();
+        parts.iter().flat_map(|(_, b)| b.clone()).collect()
+    }
+}
+
+#[tokio::test]
+async fn parts_in_any_order_with_gaps_read_back_exactly_with_ranges_and_part_numbers() {
+    let f = fixture();
+    f.bucket().await;
+    // Off the segment grid on purpose (5_000_000 is not a multiple of 64 KiB), plus a gap (no part 2).
+    let parts = vec![(1, data(5 * MIB, 1)), (3, data(5_000_000 + 5 * MIB, 2)), (4, data(12_345, 3))];
+    let plain = f.upload("k", &parts).await;
+    assert_eq!(f.get("k", None, None).await.unwrap(), plain);
+    let info = f.svc.head_object(&f.alpha, "bkt", "k", None).await.unwrap();
+    assert_eq!((info.size, info.parts_count), (plain.len() as u64, Some(3)));
+    let b = (5 * MIB) as u64;
+    for (a, z) in [(b - 3, b + 3), (0, 0), (b + 5_000_000 + b as u64 - 1, plain.len() as u64 - 1), (70_000, 2 * b)] {
+        let got = f.get("k", Some(RangeRequest::FromTo(a, z)), None).await.unwrap();
+        assert_eq!(got, plain[a as usize..=z as usize], "{a}-{z}");
+    }
+    let tail = f.get("k", Some(RangeRequest::Suffix(100_000)), None).await.unwrap();
+    assert_eq!(tail, plain[plain.len() - 100_000..]);
+    assert_eq!(f.get("k", None, Some(PartNumber(2))).await.unwrap(), parts[1].1);
+    assert!(matches!(f.get("k", None, Some(PartNumber(4))).await, Err(CoreError::InvalidPartNumber)));
+    // The listing shows the exact size although the stored size alone cannot tell it.
+    let page = f.svc.list_objects(&f.alpha, "bkt", ListOptions { max_keys: 100, ..Default::default() }).await.unwrap();
+    let sizes: Vec<_> = page.objects.iter().map(|o| (o.key.as_str(), o.size)).collect();
+    assert_eq!(sizes, vec![("k", plain.len() as u64)]);
+}
+
+#[tokio::test]
+async fn a_retried_part_replaces_the_first_attempt_and_nothing_is_left_hidden() {
+    let f = fixture();
+    f.bucket().await;
+    let id = f.svc.create_upload(&f.alpha, "bkt", "k", PutRequest::default()).await.unwrap();
+    f.part("k", &id, 1, &data(5 * MIB, 1)).await;
+    let e1 = f.part("k", &id, 1, &data(5 * MIB, 9)).await;
+    let e2 = f.part("k", &id, 2, b"tail").await;
+    let listed = f.svc.list_parts(&f.alpha, "bkt", "k", &id, None, 1000).await.unwrap();
+    let sizes: Vec<_> = listed.parts.iter().map(|p| (p.part_number, p.size, p.etag.clone())).collect();
+    assert_eq!(sizes, vec![(1, (5 * MIB) as u64, e1.clone()), (2, 4, e2.clone())]);
+    let ups = f.svc.list_uploads(&f.alpha, "bkt", "", None, None, 1000).await.unwrap();
+    assert_eq!(
+        ups.uploads.iter().map(|u| (u.key.as_str(), u.upload_id.as_str())).collect::<Vec<_>>(),
+        [("k", id.as_str())]
+    );
+    f.svc.complete_upload(&f.alpha, "bkt", "k", &id, &[(1, e1), (2, e2)], false).await.unwrap();
+    let mut want = data(5 * MIB, 9);
+    want.extend_from_slice(b"tail");
+    assert_eq!(f.get("k", None, None).await.unwrap(), want);
+    let raw = f.backend.list("bkt", ListOptions { max_keys: 1000, ..Default::default() }).await.unwrap();
+    assert_eq!(raw.objects.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(), ["k"]);
+    assert!(matches!(
+        f.svc.upload_part(&f.alpha, "bkt", "k", &id, 3, body(b"x"), 1).await,
+        Err(CoreError::NoSuchUpload)
+    ));
+}
+
+#[tokio::test]
+async fn completion_rules_are_checked_on_plaintext_sizes() {
+    let f = fixture();
+    f.bucket().await;
+    let id = f.svc.create_upload(&f.alpha, "bkt", "k", PutRequest::default()).await.unwrap();
+    let e1 = f.part("k", &id, 1, &data(5 * MIB - 1, 1)).await;
+    let e2 = f.part("k", &id, 2, b"x").await;
+    let complete = |named: Vec<(u32, String)>| f.svc.complete_upload(&f.alpha, "bkt", "k", &id, &named, false);
+    assert!(matches!(
+        complete(vec![(1, e1.clone()), (2, e2.clone())]).await,
+        Err(CoreError::Backend(BackendError::EntityTooSmall))
+    ));
+    assert!(matches!(
+        complete(vec![(2, e2.clone()), (1, e1.clone())]).await,
+        Err(CoreError::Backend(BackendError::InvalidPartOrder))
+    ));
+    assert!(matches!(complete(vec![(1, "bad".into())]).await, Err(CoreError::Backend(BackendError::InvalidPart(_)))));
+    assert!(matches!(complete(vec![(7, e1.clone())]).await, Err(CoreError::Backend(BackendError::InvalidPart(_)))));
+    // A single small part is a valid object; the upload survived the refused attempts.
+    complete(vec![(2, e2)]).await.unwrap();
+    assert_eq!(f.get("k", None, None).await.unwrap(), b"x");
+}
+
+#[tokio::test]
+async fn upload_ids_only_work_for_their_own_tenant_and_key() {
+    let f = fixture();
+    f.bucket().await;
+    f.svc.create_bucket(&f.beta, "bkt2").await.unwrap();
+    let id = f.svc.create_upload(&f.alpha, "bkt", "k", PutRequest::default()).await.unwrap();
+    let other_key = f.svc.upload_part(&f.alpha, "bkt", "other", &id, 1, body(b"x"), 1).await;
+    assert!(matches!(other_key, Err(CoreError::NoSuchUpload)), "{other_key:?}");
+    let other_tenant = f.svc.upload_part(&f.beta, "bkt2", "k", &id, 1, body(b"x"), 1).await;
+    assert!(matches!(other_tenant, Err(CoreError::NoSuchUpload) | Err(CoreError::Backend(_))), "{other_tenant:?}");
+    assert!(matches!(
+        f.svc.upload_part(&f.alpha, "bkt", "k", "garbage", 1, body(b"x"), 1).await,
+        Err(CoreError::NoSuchUpload)
+    ));
+    f.svc.abort_upload(&f.alpha, "bkt", "k", &id).await.unwrap();
+    assert!(matches!(f.svc.abort_upload(&f.alpha, "bkt", "k", &id).await, Err(CoreError::NoSuchUpload)));
+}
+
+/// Rewrites the stored object's bytes, keeping its metadata (what someone with backend access can do).
+async fn tamper(f: &Fixture, key: &str, edit: impl FnOnce(&mut Vec<u8>)) {
+    let got = f.backend.get("bkt", key, GetOptions::default()).await.unwrap();
+    let meta = got.head.metadata.clone();
+    let mut bytes = read(got.body).await.unwrap();
+    edit(&mut bytes);
+    let opts = PutOptions { metadata: meta, ..Default::default() };
+    let len = bytes.len() as u64;
+    f.backend.put("bkt", key, body(&bytes), len, opts).await.unwrap();
+}
+
+#[tokio::test]
+async fn reordered_dropped_duplicated_swapped_and_truncated_parts_are_refused() {
+    let f = fixture();
+    f.bucket().await;
+    let p = 5 * MIB;
+    let c = crate::core::envelope::ciphertext_len(p as u64) as usize;
+    let parts: Vec<(u32, Vec<u8>)> = (1..=3).map(|n| (n, data(p, n as u8))).collect();
+    f.upload("a", &parts).await;
+    f.upload("b", &parts).await;
+    let b_bytes = read(f.backend.get("bkt", "b", GetOptions::default()).await.unwrap().body).await.unwrap();
+    type Edit = Box<dyn FnOnce(&mut Vec<u8>)>;
+    let cases: Vec<(&str, Edit)> = vec![
+        (
+            "reorder",
+            Box::new(move |v: &mut Vec<u8>| {
+                let (x, y) = v.split_at_mut(c);
+                x.swap_with_slice(&mut y[..c]);
+            }),
+        ),
+        ("drop", Box::new(move |v: &mut Vec<u8>| drop(v.drain(c..2 * c)))),
+        (
+            "duplicate",
+            Box::new(move |v: &mut Vec<u8>| {
+                let first = v[..c].to_vec();
+                v[c..2 * c].copy_from_slice(&first);
+            }),
+        ),
+        ("cross-upload swap", Box::new(move |v: &mut Vec<u8>| v[c..2 * c].copy_from_slice(&b_bytes[c..2 * c]))),
+        ("truncate at part boundary", Box::new(move |v: &mut Vec<u8>| v.truncate(2 * c))),
+    ];
+    for (name, edit) in cases {
+        f.upload("a", &parts).await;
+        tamper(&f, "a", edit).await;
+        assert!(f.get("a", None, None).await.is_err(), "{name}: whole object served");
+        let mid = (p + 10) as u64;
+        assert!(f.get("a", Some(RangeRequest::FromTo(mid, mid + 10)), None).await.is_err(), "{name}: range served");
+    }
+}
