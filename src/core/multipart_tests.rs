@@ -10,7 +10,7 @@ use super::*;
 use crate::backend::memory::MemoryBackend;
 use crate::backend::{Backend, GetOptions, ListOptions};
 use crate::core::keys::local::LocalKeyring;
-use crate::core::service::PartNumber;
+use crate::core::service::{PartNumber, RangeRequest};
 use crate::core::tenant::{Tenant, TenantDirectory};
 
 const MIB: usize = 1 << 20;
@@ -143,7 +143,10 @@ async fn completion_rules_are_checked_on_plaintext_sizes() {
     let id = f.svc.create_upload(&f.alpha, "bkt", "k", PutRequest::default()).await.unwrap();
     let e1 = f.part("k", &id, 1, &data(5 * MIB - 1, 1)).await;
     let e2 = f.part("k", &id, 2, b"x").await;
-    let complete = |named: Vec<(u32, String)>| f.svc.complete_upload(&f.alpha, "bkt", "k", &id, &named, false);
+    let complete = |named: Vec<(u32, String)>| {
+        let (svc, alpha, id) = (&f.svc, &f.alpha, id.clone());
+        async move { svc.complete_upload(alpha, "bkt", "k", &id, &named, false).await }
+    };
     assert!(matches!(
         complete(vec![(1, e1.clone()), (2, e2.clone())]).await,
         Err(CoreError::Backend(BackendError::EntityTooSmall))

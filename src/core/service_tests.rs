@@ -66,7 +66,7 @@ async fn put_get_ranges_and_sizes() {
     let plain = data(200_000);
     let req = PutRequest { metadata: [("k".to_owned(), "v".to_owned())].into(), ..PutRequest::default() };
     let put = f.svc.put_object(&f.alpha, "x", "o", body(&plain), plain.len() as u64, req).await.unwrap();
-    let got = f.svc.get_object(&f.alpha, "x", "o", None, None).await.unwrap();
+    let got = f.svc.get_object(&f.alpha, "x", "o", None, None, None).await.unwrap();
     assert_eq!(got.info.etag, put.etag);
     assert_eq!(got.info.metadata.get("k").map(String::as_str), Some("v"));
     assert_eq!(read(got.body).await.unwrap(), plain);
@@ -76,11 +76,11 @@ async fn put_get_ranges_and_sizes() {
         (RangeRequest::Suffix(5), 199_995..200_000),
         (RangeRequest::FromTo(10, 10_000_000), 10..200_000),
     ] {
-        let got = f.svc.get_object(&f.alpha, "x", "o", None, Some(r)).await.unwrap();
+        let got = f.svc.get_object(&f.alpha, "x", "o", None, Some(r), None).await.unwrap();
         assert_eq!(got.range, Some(want.clone()));
         assert_eq!(read(got.body).await.unwrap(), plain[want.start as usize..want.end as usize]);
     }
-    let err = f.svc.get_object(&f.alpha, "x", "o", None, Some(RangeRequest::From(200_000))).await.err();
+    let err = f.svc.get_object(&f.alpha, "x", "o", None, Some(RangeRequest::From(200_000)), None).await.err();
     assert!(matches!(err, Some(CoreError::RangeNotSatisfiable { size: 200_000 })));
     let page = f.svc.list_objects(&f.alpha, "x", ListOptions { max_keys: 10, ..Default::default() }).await.unwrap();
     assert_eq!(page.objects.len(), 1);
@@ -96,12 +96,12 @@ async fn copies_rewrap_and_moved_ciphertext_is_refused() {
     f.svc.put_object(&f.alpha, "x", "a", body(&plain), 70_000, PutRequest::default()).await.unwrap();
     let src = CopySource { bucket: "x", key: "a", version_id: None };
     f.svc.copy_object(&f.alpha, src, "x", "b", None, false).await.unwrap();
-    assert_eq!(read(f.svc.get_object(&f.alpha, "x", "b", None, None).await.unwrap().body).await.unwrap(), plain);
+    assert_eq!(read(f.svc.get_object(&f.alpha, "x", "b", None, None, None).await.unwrap().body).await.unwrap(), plain);
     // Raw copy at the backend (ciphertext + envelope) to another key: the wrap no longer opens.
     let raw = f.backend.head("alpha-x", "a", None).await.unwrap();
     let opts = PutOptions { metadata: raw.metadata.clone(), ..PutOptions::default() };
     f.backend.copy("alpha-x", "a", None, "alpha-x", "moved", opts.clone()).await.unwrap();
-    let err = f.svc.get_object(&f.alpha, "x", "moved", None, None).await.err();
+    let err = f.svc.get_object(&f.alpha, "x", "moved", None, None, None).await.err();
     assert!(matches!(err, Some(CoreError::Integrity(_))), "{err:?}");
     // ... and to another tenant's bucket under the same key: refused as well.
     f.backend.create_bucket("bb").await.unwrap();
