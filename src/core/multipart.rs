@@ -407,14 +407,13 @@ fn check_named_parts(named: &[(u32, String)], stored: &[PartInfo]) -> CoreResult
             "The XML you provided was not well-formed or did not validate against our published schema".into(),
         ));
     }
-    let mut previous = 0u32;
+    // S3 reports an unsorted list before looking at any part.
+    if named.windows(2).any(|w| matches!(w, [(a, _), (b, _)] if b <= a)) {
+        return Err(BackendError::InvalidPartOrder.into());
+    }
     let mut sizes = Vec::with_capacity(named.len());
     let mut completed = Vec::with_capacity(named.len());
     for (i, (number, etag)) in named.iter().enumerate() {
-        if *number <= previous {
-            return Err(BackendError::InvalidPartOrder.into());
-        }
-        previous = *number;
         let etag = etag.trim().trim_matches('"');
         let part = stored
             .iter()

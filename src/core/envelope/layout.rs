@@ -104,7 +104,7 @@ impl Layout {
         let (mut plain, mut body, mut segments, mut parts) = (0u64, 0u64, 0u64, 0u32);
         let mut next_allowed = 1u32;
         for r in &runs {
-            let last = r.first_part.checked_add(r.count - 1).filter(|_| r.count > 0).ok_or(bad("layout run"))?;
+            let last = r.count.checked_sub(1).and_then(|c| r.first_part.checked_add(c)).ok_or(bad("layout run"))?;
             if r.first_part < next_allowed || last > MAX_PART_NUMBER || r.part_len > MAX_PLAINTEXT_LEN {
                 return Err(bad("layout run"));
             }
