@@ -7,8 +7,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod listing;
+mod multipart;
 mod versions;
 mod writes;
+
+pub use multipart::{unknown_uploads, MultipartCaps};
 
 use std::collections::BTreeMap;
 use std::io;
@@ -36,6 +39,9 @@ pub struct Caps {
     pub strict_buckets: bool,
     /// Listings carry each object's ETag. False for s3s-fs, which lists none.
     pub list_etags: bool,
+    /// Multipart uploads and what of them the backend supports; `None` skips the multipart checks
+    /// (for a backend that answers `NotSupported` to all of them).
+    pub multipart: Option<MultipartCaps>,
 }
 
 /// Runs every check, each in its own bucket named `{bucket_prefix}-<check>`.
@@ -52,6 +58,9 @@ pub async fn run_all(b: &dyn Backend, bucket_prefix: &str, caps: Caps) {
         versions::versioning(b, &format!("{bucket_prefix}-ver")).await;
     } else {
         versions::no_versioning(b, &format!("{bucket_prefix}-nover"), caps).await;
+    }
+    if let Some(mp) = caps.multipart {
+        multipart::run(b, bucket_prefix, mp, caps).await;
     }
 }
 

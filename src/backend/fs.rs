@@ -8,8 +8,10 @@
 //! magic "BSOB" | format version u8 = 1 | MD5 of body [16] | header length u32 BE | JSON header | body
 //! ```
 //!
-//! where the JSON header holds the key, size, write time, user metadata and content headers. The
-//! MD5 sits in the fixed part so it can be filled in after the body has streamed through.
+//! where the JSON header holds the key, size, write time, user metadata and content headers (and
+//! the ETag of a completed multipart upload, which is not the body's MD5). The MD5 sits in the
+//! fixed part so it can be filled in after the body has streamed through. Multipart uploads in
+//! progress live under `root/<bucket>/.uploads/` (see `fs/multipart.rs`).
 //!
 //! Writes go to a hidden temp file (`.tmp-*`) in the bucket directory, are fsynced and then
 //! renamed over the target (or hard-linked for `If-None-Match: *`, which fails atomically if the
@@ -17,6 +19,8 @@
 //! or the new object, plus possibly a stray temp file that listings ignore.
 
 mod format;
+mod multipart;
+pub(super) mod rules;
 #[cfg(test)]
 mod tests;
 
@@ -33,8 +37,9 @@ use tokio::io::{AsyncSeekExt as _, AsyncWriteExt as _};
 use self::format::{io_err, is_object_file_name, object_file_name, open_object, Parsed, StoredHeader};
 use super::listing::{self, PageSpec};
 use super::{
-    Backend, BackendError, BucketInfo, ByteStream, DeleteResult, GetOptions, GetResult, ListOptions, ListPage,
-    ListVersionsOptions, ObjectHead, ObjectMeta, PutOptions, PutResult, Result, VersionEntry, VersionPage, Versioning,
+    Backend, BackendError, BucketInfo, ByteStream, CompletedPart, DeleteResult, GetOptions, GetResult, ListOptions,
+    ListPage, ListPartsOptions, ListUploadsOptions, ListVersionsOptions, ObjectHead, ObjectMeta, PartsPage, PutOptions,
+    PutResult, Result, UploadsPage, VersionEntry, VersionPage, Versioning,
 };
 
 const BUCKET_MARKER: &str = ".bucket";
@@ -84,6 +89,37 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
         .map_err(|e| BackendError::Other { backend: "fs", message: format!("blocking task failed: {e}") })?
 }
 
+/// Copies exactly `len` bytes of `body` into `w` and flushes it, returning their MD5. A body that
+/// fails, or yields more or fewer than `len` bytes, is `InvalidRequest` (the caller's temp file is
+/// then discarded, so nothing partial becomes visible).
+async fn stream_into<W>(mut body: ByteStream, len: u64, w: &mut W) -> Result<[u8; 16]>
+where
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    let mut md5 = Md5::new();
+    let mut written = 0u64;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| body_err(format!("body stream failed: {e}")))?;
+        written += chunk.len() as u64;
+        if written > len {
+            return Err(body_err(format!("body longer than its declared {len} bytes")));
+        }
+        md5.update(&chunk);
+        w.write_all(&chunk).await.map_err(io_err)?;
+    }
+    if written != len {
+        return Err(body_err(format!("body ended after {written} of {len} bytes")));
+    }
+    w.flush().await.map_err(io_err)?;
+    Ok(md5.finalize().into())
+}
+
+/// A unique hidden temp file name (`.tmp-*`): pid, time and a counter.
+fn temp_name() -> String {
+    let unique = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!(".tmp-{}-{}-{unique}", std::process::id(), OffsetDateTime::now_utc().unix_timestamp_nanos())
+}
+
 /// Fsyncs a directory so a rename or unlink in it survives a crash.
 async fn sync_dir(dir: &Path) -> Result<()> {
     tokio::fs::File::open(dir).await.map_err(io_err)?.sync_all().await.map_err(io_err)
@@ -130,20 +166,20 @@ impl FsBackend {
     }
 
     /// Streams `body` into a temp file and atomically puts it in place of `key`. See module docs.
+    /// `etag` replaces the body's MD5 as the object's ETag (completed multipart uploads).
     async fn write_object(
         &self,
         bucket: &str,
         key: &str,
-        mut body: ByteStream,
+        body: ByteStream,
         len: u64,
         opts: PutOptions,
+        etag: Option<String>,
     ) -> Result<PutResult> {
         let dir = self.existing_bucket_dir(bucket).await?;
         let target = dir.join(object_file_name(key));
         let now = OffsetDateTime::now_utc();
-        let unique = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let tmp_name = format!(".tmp-{}-{}-{unique}", std::process::id(), now.unix_timestamp_nanos());
-        let mut guard = TempFile { path: dir.join(tmp_name), armed: false };
+        let mut guard = TempFile { path: dir.join(temp_name()), armed: false };
         let file =
             tokio::fs::OpenOptions::new().write(true).create_new(true).open(&guard.path).await.map_err(io_err)?;
         guard.armed = true;
@@ -160,27 +196,13 @@ impl FsBackend {
             content_language: h.content_language,
             cache_control: h.cache_control,
             expires: h.expires,
+            etag: etag.clone(),
         };
         let prefix = format::encode_prefix(&header)?;
         let mut w = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
         w.write_all(&prefix).await.map_err(io_err)?;
-        let mut md5 = Md5::new();
-        let mut written = 0u64;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| body_err(format!("body stream failed: {e}")))?;
-            written += chunk.len() as u64;
-            if written > len {
-                return Err(body_err(format!("body longer than its declared {len} bytes")));
-            }
-            md5.update(&chunk);
-            w.write_all(&chunk).await.map_err(io_err)?;
-        }
-        if written != len {
-            return Err(body_err(format!("body ended after {written} of {len} bytes")));
-        }
-        w.flush().await.map_err(io_err)?;
+        let digest = stream_into(body, len, &mut w).await?;
         let mut file = w.into_inner();
-        let digest = md5.finalize();
         file.seek(io::SeekFrom::Start(format::MD5_OFFSET)).await.map_err(io_err)?;
         file.write_all(&digest).await.map_err(io_err)?;
         file.sync_all().await.map_err(io_err)?;
@@ -200,7 +222,8 @@ impl FsBackend {
         }
         drop(guard);
         sync_dir(&dir).await?;
-        Ok(PutResult { etag: hex::encode(digest), version_id: None, last_modified: Some(whole_seconds(now)) })
+        let etag = etag.unwrap_or_else(|| hex::encode(digest));
+        Ok(PutResult { etag, version_id: None, last_modified: Some(whole_seconds(now)) })
     }
 
     /// Reads every object header in a bucket, sorted by key. Bodies are not read.
@@ -290,7 +313,9 @@ impl Backend for FsBackend {
         self.existing_bucket_dir(bucket).await.map(|_| ())
     }
 
-    /// Not atomic against a concurrent put into the same bucket: such a put may fail.
+    /// Not atomic against a concurrent put into the same bucket: such a put may fail. Unfinished
+    /// multipart uploads do not keep a bucket alive: they are removed with it, as S3 does for
+    /// general-purpose buckets.
     async fn delete_bucket(&self, bucket: &str) -> Result<()> {
         let dir = self.existing_bucket_dir(bucket).await?;
         let check = dir.clone();
@@ -343,7 +368,7 @@ impl Backend for FsBackend {
     }
 
     async fn put(&self, bucket: &str, key: &str, body: ByteStream, len: u64, opts: PutOptions) -> Result<PutResult> {
-        self.write_object(bucket, key, body, len, opts).await
+        self.write_object(bucket, key, body, len, opts, None).await
     }
 
     /// Streams the source body (from the already-open file, so a concurrent overwrite of the
@@ -364,7 +389,7 @@ impl Backend for FsBackend {
         let size = parsed.header.size;
         let reader = tokio::io::AsyncReadExt::take(file, size);
         let body: ByteStream = Box::pin(tokio_util::io::ReaderStream::with_capacity(reader, READ_CHUNK));
-        self.write_object(bucket, key, body, size, opts).await
+        self.write_object(bucket, key, body, size, opts, None).await
     }
 
     async fn delete(&self, bucket: &str, key: &str, version_id: Option<&str>) -> Result<DeleteResult> {
@@ -422,5 +447,59 @@ impl Backend for FsBackend {
             next_key_marker: page.last,
             next_version_id_marker: None,
         })
+    }
+
+    // Multipart: see fs/multipart.rs for the layout.
+
+    async fn create_upload(&self, bucket: &str, key: &str, opts: PutOptions) -> Result<String> {
+        self.mpu_create(bucket, key, opts).await
+    }
+
+    async fn upload_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        body: ByteStream,
+        len: u64,
+    ) -> Result<String> {
+        self.mpu_upload_part(bucket, key, upload_id, part_number, body, len).await
+    }
+
+    async fn upload_part_copy(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        src_bucket: &str,
+        src_key: &str,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<String> {
+        self.mpu_upload_part_copy(bucket, key, upload_id, part_number, src_bucket, src_key, range).await
+    }
+
+    async fn complete_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: &[CompletedPart],
+        if_none_match_any: bool,
+    ) -> Result<PutResult> {
+        self.mpu_complete(bucket, key, upload_id, parts, if_none_match_any).await
+    }
+
+    async fn abort_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<()> {
+        self.mpu_abort(bucket, key, upload_id).await
+    }
+
+    async fn list_parts(&self, bucket: &str, key: &str, upload_id: &str, opts: ListPartsOptions) -> Result<PartsPage> {
+        self.mpu_list_parts(bucket, key, upload_id, opts).await
+    }
+
+    async fn list_uploads(&self, bucket: &str, opts: ListUploadsOptions) -> Result<UploadsPage> {
+        self.mpu_list_uploads(bucket, opts).await
     }
 }

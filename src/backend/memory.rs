@@ -1,6 +1,7 @@
 //! An in-memory [`Backend`] test double with optional per-bucket versioning, so the core's
 //! versioning paths can be unit-tested without a server. Bodies are buffered whole: not for
-//! production use.
+//! production use. Multipart uploads follow the same S3 rules as the filesystem backend
+//! (`fs/rules.rs`), including the 5 MiB minimum for parts other than the last.
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
@@ -11,11 +12,12 @@ use futures::StreamExt as _;
 use md5::{Digest as _, Md5};
 use time::OffsetDateTime;
 
+use super::fs::rules::{self, StoredPart};
 use super::listing::{self, PageSpec};
 use super::{
-    Backend, BackendError, BucketInfo, ByteStream, ContentHeaders, DeleteResult, GetOptions, GetResult, ListOptions,
-    ListPage, ListVersionsOptions, ObjectHead, ObjectMeta, PutOptions, PutResult, Result, VersionEntry, VersionPage,
-    Versioning,
+    Backend, BackendError, BucketInfo, ByteStream, CompletedPart, ContentHeaders, DeleteResult, GetOptions, GetResult,
+    ListOptions, ListPage, ListPartsOptions, ListUploadsOptions, ListVersionsOptions, ObjectHead, ObjectMeta, PartInfo,
+    PartsPage, PutOptions, PutResult, Result, UploadInfo, UploadsPage, VersionEntry, VersionPage, Versioning,
 };
 
 /// In-memory object storage. Cheap to create; all state is lost on drop.
@@ -36,6 +38,24 @@ struct Bucket {
     versioning: Versioning,
     /// Versions of each key, oldest first. `version_id: None` is S3's "null" version.
     objects: BTreeMap<String, Vec<Version>>,
+    /// Multipart uploads in progress, by upload id. Dropped with the bucket, as S3 does.
+    uploads: BTreeMap<String, Upload>,
+}
+
+#[derive(Debug)]
+struct Upload {
+    key: String,
+    initiated: OffsetDateTime,
+    /// Metadata and headers the object gets on completion.
+    opts: PutOptions,
+    parts: BTreeMap<u32, Part>,
+}
+
+#[derive(Debug)]
+struct Part {
+    data: Bytes,
+    stored: StoredPart,
+    last_modified: OffsetDateTime,
 }
 
 #[derive(Debug, Clone)]
@@ -106,26 +126,72 @@ impl MemoryBackend {
     /// Stores a new current version of `key` according to the bucket's versioning state.
     fn store(&self, bucket: &str, key: &str, data: Bytes, opts: PutOptions) -> Result<PutResult> {
         let etag = hex::encode(Md5::digest(&data));
-        let now = OffsetDateTime::now_utc();
-        let mut st = self.lock();
-        st.next_version += 1;
-        let vid = format!("{:020}", st.next_version);
-        let b = st.buckets.get_mut(bucket).ok_or(BackendError::NoSuchBucket)?;
-        let versions = b.objects.entry(key.to_owned()).or_default();
-        if opts.if_none_match_any && versions.last().is_some_and(|v| v.stored.is_some()) {
-            return Err(BackendError::PreconditionFailed);
-        }
-        let version_id = match b.versioning {
-            Versioning::Enabled => Some(vid),
-            Versioning::Unversioned | Versioning::Suspended => {
-                versions.retain(|v| v.version_id.is_some());
-                None
-            }
-        };
-        let stored = Stored { data, etag: etag.clone(), metadata: opts.metadata, headers: opts.headers };
-        versions.push(Version { version_id: version_id.clone(), last_modified: now, stored: Some(stored) });
-        Ok(PutResult { etag, version_id, last_modified: Some(now) })
+        store_locked(&mut self.lock(), bucket, key, data, etag, opts)
     }
+
+    /// The upload `upload_id` of `key`, or `NoSuchUpload` (also for an upload of another key).
+    fn upload_mut<'a>(st: &'a mut State, bucket: &str, key: &str, upload_id: &str) -> Result<&'a mut Upload> {
+        let b = st.buckets.get_mut(bucket).ok_or(BackendError::NoSuchBucket)?;
+        b.uploads.get_mut(upload_id).filter(|u| u.key == key).ok_or(BackendError::NoSuchUpload)
+    }
+
+    /// Stores a part whose bytes are in hand, replacing any earlier part `n`.
+    fn store_part(&self, bucket: &str, key: &str, upload_id: &str, n: u32, data: Bytes) -> Result<String> {
+        let md5: [u8; 16] = Md5::digest(&data).into();
+        let part = Part {
+            stored: StoredPart { md5, size: data.len() as u64 },
+            data,
+            last_modified: OffsetDateTime::now_utc(),
+        };
+        let mut st = self.lock();
+        Self::upload_mut(&mut st, bucket, key, upload_id)?.parts.insert(n, part);
+        Ok(hex::encode(md5))
+    }
+}
+
+/// Reads exactly `len` bytes of `body`; a failing, short or long body is `InvalidRequest`.
+async fn collect(mut body: ByteStream, len: u64) -> Result<Bytes> {
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| BackendError::InvalidRequest(format!("body stream failed: {e}")))?;
+        buf.extend_from_slice(&chunk);
+        if buf.len() as u64 > len {
+            return Err(BackendError::InvalidRequest("body longer than its declared length".into()));
+        }
+    }
+    if buf.len() as u64 != len {
+        return Err(BackendError::InvalidRequest("body shorter than its declared length".into()));
+    }
+    Ok(buf.freeze())
+}
+
+/// Stores a new current version of `key` with ETag `etag`, under a lock the caller holds.
+fn store_locked(
+    st: &mut State,
+    bucket: &str,
+    key: &str,
+    data: Bytes,
+    etag: String,
+    opts: PutOptions,
+) -> Result<PutResult> {
+    let now = OffsetDateTime::now_utc();
+    st.next_version += 1;
+    let vid = format!("{:020}", st.next_version);
+    let b = st.buckets.get_mut(bucket).ok_or(BackendError::NoSuchBucket)?;
+    let versions = b.objects.entry(key.to_owned()).or_default();
+    if opts.if_none_match_any && versions.last().is_some_and(|v| v.stored.is_some()) {
+        return Err(BackendError::PreconditionFailed);
+    }
+    let version_id = match b.versioning {
+        Versioning::Enabled => Some(vid),
+        Versioning::Unversioned | Versioning::Suspended => {
+            versions.retain(|v| v.version_id.is_some());
+            None
+        }
+    };
+    let stored = Stored { data, etag: etag.clone(), metadata: opts.metadata, headers: opts.headers };
+    versions.push(Version { version_id: version_id.clone(), last_modified: now, stored: Some(stored) });
+    Ok(PutResult { etag, version_id, last_modified: Some(now) })
 }
 
 #[async_trait]
@@ -148,6 +214,7 @@ impl Backend for MemoryBackend {
             created: OffsetDateTime::now_utc(),
             versioning: Versioning::Unversioned,
             objects: BTreeMap::new(),
+            uploads: BTreeMap::new(),
         };
         st.buckets.insert(bucket.to_owned(), b);
         Ok(())
@@ -197,27 +264,10 @@ impl Backend for MemoryBackend {
         Ok(GetResult { head, range, body })
     }
 
-    async fn put(
-        &self,
-        bucket: &str,
-        key: &str,
-        mut body: ByteStream,
-        len: u64,
-        opts: PutOptions,
-    ) -> Result<PutResult> {
+    async fn put(&self, bucket: &str, key: &str, body: ByteStream, len: u64, opts: PutOptions) -> Result<PutResult> {
         self.head_bucket(bucket).await?;
-        let mut buf = BytesMut::new();
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| BackendError::InvalidRequest(format!("body stream failed: {e}")))?;
-            buf.extend_from_slice(&chunk);
-            if buf.len() as u64 > len {
-                return Err(BackendError::InvalidRequest("body longer than its declared length".into()));
-            }
-        }
-        if buf.len() as u64 != len {
-            return Err(BackendError::InvalidRequest("body shorter than its declared length".into()));
-        }
-        self.store(bucket, key, buf.freeze(), opts)
+        let data = collect(body, len).await?;
+        self.store(bucket, key, data, opts)
     }
 
     async fn copy(
@@ -330,12 +380,133 @@ impl Backend for MemoryBackend {
             next_version_id_marker: None,
         })
     }
+
+    async fn create_upload(&self, bucket: &str, key: &str, opts: PutOptions) -> Result<String> {
+        let id = rules::new_upload_id()?;
+        let mut st = self.lock();
+        let b = st.buckets.get_mut(bucket).ok_or(BackendError::NoSuchBucket)?;
+        let opts = PutOptions { if_none_match_any: false, ..opts };
+        let upload = Upload { key: key.to_owned(), initiated: OffsetDateTime::now_utc(), opts, parts: BTreeMap::new() };
+        b.uploads.insert(id.clone(), upload);
+        Ok(id)
+    }
+
+    async fn upload_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        body: ByteStream,
+        len: u64,
+    ) -> Result<String> {
+        rules::check_part_number(part_number)?;
+        rules::check_part_size(len)?;
+        // Refuse an unknown upload before reading the body, as S3 does.
+        Self::upload_mut(&mut self.lock(), bucket, key, upload_id)?;
+        let data = collect(body, len).await?;
+        self.store_part(bucket, key, upload_id, part_number, data)
+    }
+
+    async fn upload_part_copy(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        src_bucket: &str,
+        src_key: &str,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<String> {
+        rules::check_part_number(part_number)?;
+        Self::upload_mut(&mut self.lock(), bucket, key, upload_id)?;
+        let (_, data) = self.find(src_bucket, src_key, None)?;
+        let size = data.len() as u64;
+        let data = match range {
+            None => data,
+            Some(r) if r.start >= r.end || r.end > size => return Err(BackendError::InvalidRange),
+            Some(r) => {
+                let lo = usize::try_from(r.start).map_err(|_| BackendError::InvalidRange)?;
+                let hi = usize::try_from(r.end).map_err(|_| BackendError::InvalidRange)?;
+                data.slice(lo..hi)
+            }
+        };
+        rules::check_part_size(data.len() as u64)?;
+        self.store_part(bucket, key, upload_id, part_number, data)
+    }
+
+    /// Validates, assembles and stores under one lock, so the upload disappears exactly when the
+    /// object appears; a refused completion leaves the upload as it was.
+    async fn complete_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: &[CompletedPart],
+        if_none_match_any: bool,
+    ) -> Result<PutResult> {
+        let mut st = self.lock();
+        let upload = Self::upload_mut(&mut st, bucket, key, upload_id)?;
+        let chosen = rules::validate_completion(parts, |n| upload.parts.get(&n).map(|p| &p.stored))?;
+        let etag = rules::multipart_etag(chosen.iter().map(|(_, p)| &p.md5));
+        let mut data = BytesMut::new();
+        for (n, _) in &chosen {
+            if let Some(p) = upload.parts.get(n) {
+                data.extend_from_slice(&p.data);
+            }
+        }
+        let opts = PutOptions { if_none_match_any, ..upload.opts.clone() };
+        let result = store_locked(&mut st, bucket, key, data.freeze(), etag, opts)?;
+        if let Some(b) = st.buckets.get_mut(bucket) {
+            b.uploads.remove(upload_id);
+        }
+        Ok(result)
+    }
+
+    async fn abort_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<()> {
+        let mut st = self.lock();
+        Self::upload_mut(&mut st, bucket, key, upload_id)?;
+        if let Some(b) = st.buckets.get_mut(bucket) {
+            b.uploads.remove(upload_id);
+        }
+        Ok(())
+    }
+
+    /// `max_parts` 0 means S3's default of 1000.
+    async fn list_parts(&self, bucket: &str, key: &str, upload_id: &str, opts: ListPartsOptions) -> Result<PartsPage> {
+        let mut st = self.lock();
+        let upload = Self::upload_mut(&mut st, bucket, key, upload_id)?;
+        let parts = upload.parts.iter().map(|(n, p)| PartInfo {
+            part_number: *n,
+            size: p.stored.size,
+            etag: hex::encode(p.stored.md5),
+            last_modified: p.last_modified,
+        });
+        Ok(rules::page_parts(parts, opts.part_number_marker, opts.max_parts))
+    }
+
+    async fn list_uploads(&self, bucket: &str, opts: ListUploadsOptions) -> Result<UploadsPage> {
+        let st = self.lock();
+        let b = st.buckets.get(bucket).ok_or(BackendError::NoSuchBucket)?;
+        let all = b
+            .uploads
+            .iter()
+            .map(|(id, u)| UploadInfo { key: u.key.clone(), upload_id: id.clone(), initiated: u.initiated })
+            .collect();
+        Ok(rules::page_uploads(
+            all,
+            &opts.prefix,
+            opts.key_marker.as_deref(),
+            opts.upload_id_marker.as_deref(),
+            opts.max_uploads,
+        ))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::conformance::{self, Caps};
+    use crate::backend::conformance::{self, Caps, MultipartCaps};
 
     #[tokio::test]
     async fn memory_passes_conformance() {
@@ -349,9 +520,11 @@ mod tests {
                 path_like_keys: true,
                 strict_buckets: true,
                 list_etags: true,
+                multipart: Some(MultipartCaps::S3),
             },
         )
         .await;
+        conformance::unknown_uploads(&b, "mem-mpids").await;
         assert!(b.list_buckets().await.unwrap().is_empty(), "the suite cleans up its buckets");
     }
 }

@@ -34,6 +34,10 @@ pub(super) struct StoredHeader {
     pub(super) content_language: Option<String>,
     pub(super) cache_control: Option<String>,
     pub(super) expires: Option<String>,
+    /// The ETag when it is not the body's MD5 (a completed multipart upload's `<hex>-<parts>`).
+    /// Absent in files written before multipart existed, hence the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) etag: Option<String>,
 }
 
 /// A parsed object file header and where the body starts.
@@ -47,9 +51,10 @@ pub(super) struct Parsed {
 impl Parsed {
     pub(super) fn head(self) -> ObjectHead {
         let h = self.header;
+        let etag = h.etag.unwrap_or(self.etag);
         let last_modified = OffsetDateTime::from_unix_timestamp(h.last_modified).unwrap_or(OffsetDateTime::UNIX_EPOCH);
         ObjectHead {
-            meta: ObjectMeta { key: h.key, size: h.size, etag: self.etag, last_modified, version_id: None },
+            meta: ObjectMeta { key: h.key, size: h.size, etag, last_modified, version_id: None },
             metadata: h.metadata,
             headers: ContentHeaders {
                 content_type: h.content_type,

@@ -2,16 +2,23 @@
 
 use super::format::object_file_name;
 use super::*;
-use crate::backend::conformance::{self, Caps};
+use crate::backend::conformance::{self, Caps, MultipartCaps};
 use crate::backend::{BackendError, ListOptions, PutOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fs_passes_conformance() {
     let dir = tempfile::tempdir().unwrap();
     let b = FsBackend::new(dir.path().join("root"));
-    let caps =
-        Caps { versioning: false, list_versions: true, path_like_keys: true, strict_buckets: true, list_etags: true };
+    let caps = Caps {
+        versioning: false,
+        list_versions: true,
+        path_like_keys: true,
+        strict_buckets: true,
+        list_etags: true,
+        multipart: Some(MultipartCaps::S3),
+    };
     conformance::run_all(&b, "fs", caps).await;
+    conformance::unknown_uploads(&b, "fs-mpids").await;
     // No temp files survive, including from the failed puts.
     for bucket in std::fs::read_dir(dir.path().join("root")).unwrap() {
         for f in std::fs::read_dir(bucket.unwrap().path()).unwrap() {
@@ -59,4 +66,62 @@ async fn versions_other_than_null_do_not_exist() {
     assert!(b.head("bkt", "k", Some("null")).await.is_ok());
     assert!(matches!(b.head("bkt", "k", Some("3")).await, Err(BackendError::NoSuchVersion)));
     assert!(matches!(b.put_versioning("bkt", true).await, Err(BackendError::NotSupported(_))));
+}
+
+/// Entries of `<bucket>/.uploads`, for checking what uploads leave on disk.
+fn upload_dirs(root: &std::path::Path, bucket: &str) -> Vec<String> {
+    match std::fs::read_dir(root.join(bucket).join(".uploads")) {
+        Ok(rd) => rd.map(|e| e.unwrap().file_name().into_string().unwrap()).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_leave_nothing_on_disk() {
+    use crate::backend::CompletedPart;
+    let dir = tempfile::tempdir().unwrap();
+    let b = FsBackend::new(dir.path().to_path_buf());
+    b.create_bucket("bkt").await.unwrap();
+    let id = b.create_upload("bkt", "k", PutOptions::default()).await.unwrap();
+    assert_eq!(upload_dirs(dir.path(), "bkt"), std::slice::from_ref(&id));
+    let etag = b.upload_part("bkt", "k", &id, 1, conformance::body(b"abc", 1), 3).await.unwrap();
+    // A failed part leaves no temp file in the upload directory.
+    let r = b.upload_part("bkt", "k", &id, 2, conformance::failing_body(b"ab"), 9).await;
+    assert!(matches!(r, Err(BackendError::InvalidRequest(_))), "{r:?}");
+    let mut names: Vec<String> = std::fs::read_dir(dir.path().join("bkt/.uploads").join(&id))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["part-00001", "upload.json"]);
+    b.complete_upload("bkt", "k", &id, &[CompletedPart { part_number: 1, etag }], false).await.unwrap();
+    assert!(upload_dirs(dir.path(), "bkt").is_empty(), "completion removes the upload directory");
+    let id = b.create_upload("bkt", "k2", PutOptions::default()).await.unwrap();
+    b.abort_upload("bkt", "k2", &id).await.unwrap();
+    assert!(upload_dirs(dir.path(), "bkt").is_empty(), "abort removes the upload directory");
+    // Only the object file and the bucket marker remain at the top.
+    let top: Vec<String> = std::fs::read_dir(dir.path().join("bkt"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n != ".uploads")
+        .collect();
+    assert_eq!(top.len(), 2, "{top:?}");
+}
+
+#[tokio::test]
+async fn a_part_changed_behind_the_completion_is_refused() {
+    use crate::backend::CompletedPart;
+    let dir = tempfile::tempdir().unwrap();
+    let b = FsBackend::new(dir.path().to_path_buf());
+    b.create_bucket("bkt").await.unwrap();
+    let id = b.create_upload("bkt", "k", PutOptions::default()).await.unwrap();
+    let etag = b.upload_part("bkt", "k", &id, 1, conformance::body(b"abc", 1), 3).await.unwrap();
+    // Tamper with the stored part's MD5 prefix: the ETag named no longer matches the stored part.
+    let part = dir.path().join("bkt/.uploads").join(&id).join("part-00001");
+    let mut bytes = std::fs::read(&part).unwrap();
+    bytes[0] ^= 1;
+    std::fs::write(&part, bytes).unwrap();
+    let r = b.complete_upload("bkt", "k", &id, &[CompletedPart { part_number: 1, etag }], false).await;
+    assert!(matches!(r, Err(BackendError::InvalidPart(_))), "{r:?}");
+    assert!(matches!(b.head("bkt", "k", None).await, Err(BackendError::NoSuchKey)));
 }
