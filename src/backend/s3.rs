@@ -4,11 +4,13 @@
 //! place, [`map_err`]. Version id `"null"` (S3's name for "no version") is reported as `None`.
 
 mod body;
+mod compat;
+#[macro_use]
 mod convert;
+mod multipart;
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -18,21 +20,21 @@ use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
     StalledStreamProtectionConfig,
 };
-use aws_sdk_s3::primitives::{ByteStream as SdkByteStream, DateTime};
+use aws_sdk_s3::primitives::DateTime;
 use aws_sdk_s3::types::{
     BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration, MetadataDirective,
     VersioningConfiguration,
 };
 
-use self::body::{download, UploadBody};
+use self::body::{body_failed, download, upload_body};
 use self::convert::{
     encode_copy_source, etag, map_err, metadata, parse_content_range, parse_expires, size, to_time,
     unparsed_versioning, version,
 };
 use super::{
-    Backend, BackendError, BucketInfo, ByteStream, ContentHeaders, DeleteResult, GetOptions, GetResult, ListOptions,
-    ListPage, ListVersionsOptions, ObjectHead, ObjectMeta, PutOptions, PutResult, Result, VersionEntry, VersionPage,
-    Versioning,
+    Backend, BackendError, BucketInfo, ByteStream, CompletedPart, DeleteResult, GetOptions, GetResult, ListOptions,
+    ListPage, ListPartsOptions, ListUploadsOptions, ListVersionsOptions, ObjectHead, ObjectMeta, PartsPage, PutOptions,
+    PutResult, Result, UploadsPage, VersionEntry, VersionPage, Versioning,
 };
 
 /// How to reach and sign for one S3-compatible service.
@@ -210,14 +212,7 @@ impl Backend for S3Backend {
                 version_id: version(out.version_id()),
             },
             metadata: metadata(out.metadata()),
-            headers: ContentHeaders {
-                content_type: out.content_type().map(str::to_owned),
-                content_encoding: out.content_encoding().map(str::to_owned),
-                content_disposition: out.content_disposition().map(str::to_owned),
-                content_language: out.content_language().map(str::to_owned),
-                cache_control: out.cache_control().map(str::to_owned),
-                expires: out.expires_string().map(str::to_owned),
-            },
+            headers: content_headers!(out),
         })
     }
 
@@ -256,22 +251,14 @@ impl Backend for S3Backend {
                 version_id: version(out.version_id()),
             },
             metadata: metadata(out.metadata()),
-            headers: ContentHeaders {
-                content_type: out.content_type().map(str::to_owned),
-                content_encoding: out.content_encoding().map(str::to_owned),
-                content_disposition: out.content_disposition().map(str::to_owned),
-                content_language: out.content_language().map(str::to_owned),
-                cache_control: out.cache_control().map(str::to_owned),
-                expires: out.expires_string().map(str::to_owned),
-            },
+            headers: content_headers!(out),
         };
         Ok(GetResult { head, range, body: download(out.body) })
     }
 
     async fn put(&self, bucket: &str, key: &str, body: ByteStream, len: u64, opts: PutOptions) -> Result<PutResult> {
         let content_length = i64::try_from(len).map_err(|_| BackendError::InvalidRequest("body too large".into()))?;
-        let failed = Arc::new(AtomicBool::new(false));
-        let upload = UploadBody { inner: Mutex::new(body), remaining: len, failed: failed.clone() };
+        let (upload, failed) = upload_body(body, len);
         let h = opts.headers;
         let out = self
             .client
@@ -279,7 +266,7 @@ impl Backend for S3Backend {
             .bucket(bucket)
             .key(key)
             .content_length(content_length)
-            .body(SdkByteStream::from_body_1_x(upload))
+            .body(upload)
             .set_metadata(Some(opts.metadata.into_iter().collect()))
             .set_content_type(h.content_type)
             .set_content_encoding(h.content_encoding)
@@ -292,9 +279,7 @@ impl Backend for S3Backend {
             .await;
         match out {
             // Whatever the SDK made of it, a broken body is the caller's stream failing.
-            Err(_) if failed.load(Ordering::SeqCst) => {
-                Err(BackendError::InvalidRequest("body stream failed or had the wrong length".into()))
-            }
+            Err(_) if failed.load(Ordering::SeqCst) => Err(body_failed()),
             Err(e) => Err(map_err(e, BackendError::NoSuchBucket)),
             Ok(out) => {
                 Ok(PutResult { etag: etag(out.e_tag()), version_id: version(out.version_id()), last_modified: None })
@@ -439,6 +424,61 @@ impl Backend for S3Backend {
             next_key_marker: out.next_key_marker().map(str::to_owned),
             next_version_id_marker: out.next_version_id_marker().map(str::to_owned),
         })
+    }
+
+    // Multipart: see `s3/multipart.rs`.
+
+    async fn create_upload(&self, bucket: &str, key: &str, opts: PutOptions) -> Result<String> {
+        multipart::create(&self.client, bucket, key, opts).await
+    }
+
+    async fn upload_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        body: ByteStream,
+        len: u64,
+    ) -> Result<String> {
+        multipart::upload_part(&self.client, bucket, key, upload_id, part_number, body, len).await
+    }
+
+    async fn upload_part_copy(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        src_bucket: &str,
+        src_key: &str,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<String> {
+        let c = &self.client;
+        multipart::upload_part_copy(c, bucket, key, upload_id, part_number, src_bucket, src_key, range).await
+    }
+
+    async fn complete_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: &[CompletedPart],
+        if_none_match_any: bool,
+    ) -> Result<PutResult> {
+        multipart::complete(&self.client, bucket, key, upload_id, parts, if_none_match_any).await
+    }
+
+    async fn abort_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<()> {
+        multipart::abort(&self.client, bucket, key, upload_id).await
+    }
+
+    async fn list_parts(&self, bucket: &str, key: &str, upload_id: &str, opts: ListPartsOptions) -> Result<PartsPage> {
+        multipart::list_parts(&self.client, bucket, key, upload_id, opts).await
+    }
+
+    async fn list_uploads(&self, bucket: &str, opts: ListUploadsOptions) -> Result<UploadsPage> {
+        multipart::list_uploads(&self.client, bucket, opts).await
     }
 }
 

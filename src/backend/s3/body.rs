@@ -11,15 +11,15 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt as _};
 use http_body::{Frame, SizeHint};
 
-use crate::backend::ByteStream;
+use crate::backend::{BackendError, ByteStream};
 
 /// The upload body: relays the caller's stream and turns a wrong length into a stream error, so
 /// the request is aborted before S3 can commit it. `failed` tells `put` the error was the body's.
-pub(super) struct UploadBody {
+struct UploadBody {
     // Mutex only to make the body `Sync` as the SDK requires; it is reached through `&mut`.
-    pub(super) inner: Mutex<ByteStream>,
-    pub(super) remaining: u64,
-    pub(super) failed: Arc<AtomicBool>,
+    inner: Mutex<ByteStream>,
+    remaining: u64,
+    failed: Arc<AtomicBool>,
 }
 
 impl UploadBody {
@@ -55,6 +55,22 @@ impl http_body::Body for UploadBody {
     fn size_hint(&self) -> SizeHint {
         SizeHint::with_exact(self.remaining)
     }
+}
+
+/// Wraps `body` (declared `len` bytes) for an upload request. The returned flag is set if the
+/// request failed because of the body itself (stream error or wrong length), so the caller can
+/// report [`body_failed`] instead of whatever the SDK made of the aborted request.
+///
+/// The SDK cannot rebuild this body, so it never retries the request: a stream is consumed once.
+pub(super) fn upload_body(body: ByteStream, len: u64) -> (SdkByteStream, Arc<AtomicBool>) {
+    let failed = Arc::new(AtomicBool::new(false));
+    let upload = UploadBody { inner: Mutex::new(body), remaining: len, failed: failed.clone() };
+    (SdkByteStream::from_body_1_x(upload), failed)
+}
+
+/// The error for an upload whose body stream failed or did not match its declared length.
+pub(super) fn body_failed() -> BackendError {
+    BackendError::InvalidRequest("body stream failed or had the wrong length".into())
 }
 
 /// Relays the SDK's response body as our [`ByteStream`], chunk by chunk.

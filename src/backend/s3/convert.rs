@@ -8,6 +8,20 @@ use time::OffsetDateTime;
 
 use crate::backend::{BackendError, Result, Versioning};
 
+/// The stored content headers of a HeadObject or GetObject output (two SDK types, same getters).
+macro_rules! content_headers {
+    ($out:expr) => {
+        $crate::backend::ContentHeaders {
+            content_type: $out.content_type().map(str::to_owned),
+            content_encoding: $out.content_encoding().map(str::to_owned),
+            content_disposition: $out.content_disposition().map(str::to_owned),
+            content_language: $out.content_language().map(str::to_owned),
+            cache_control: $out.cache_control().map(str::to_owned),
+            expires: $out.expires_string().map(str::to_owned),
+        }
+    };
+}
+
 /// The one place SDK errors become [`BackendError`]s. `not_found` is what a bare 404 means for
 /// this call: HEAD responses have no body, hence no error code.
 pub(super) fn map_err<E>(err: SdkError<E>, not_found: BackendError) -> BackendError
@@ -24,6 +38,12 @@ where
         (_, Some("NoSuchVersion"), _) => BackendError::NoSuchVersion,
         (_, Some("BucketAlreadyOwnedByYou" | "BucketAlreadyExists"), _) => BackendError::BucketAlreadyExists,
         (_, Some("BucketNotEmpty"), _) => BackendError::BucketNotEmpty,
+        (_, Some("NoSuchUpload"), _) => BackendError::NoSuchUpload,
+        (_, Some("InvalidPart"), _) => {
+            BackendError::InvalidPart(err.message().unwrap_or("unknown part or ETag mismatch").to_owned())
+        }
+        (_, Some("InvalidPartOrder"), _) => BackendError::InvalidPartOrder,
+        (_, Some("EntityTooSmall"), _) => BackendError::EntityTooSmall,
         (_, Some("PreconditionFailed"), _) | (_, _, Some(412)) => BackendError::PreconditionFailed,
         (_, Some("InvalidRange"), _) | (_, _, Some(416)) => BackendError::InvalidRange,
         (_, Some("SlowDown" | "Throttling" | "TooManyRequests"), _) | (_, _, Some(503 | 429)) => {
@@ -35,9 +55,11 @@ where
         (_, _, Some(403)) => BackendError::PermissionDenied(code.unwrap_or_else(|| "AccessDenied".into())),
         (_, _, Some(404)) => not_found,
         (_, _, Some(s)) if s >= 500 => BackendError::Unavailable(detail()),
-        (_, Some("InvalidArgument" | "InvalidRequest" | "InvalidBucketName"), _) => {
-            BackendError::InvalidRequest(err.message().unwrap_or("invalid request").to_owned())
-        }
+        (
+            _,
+            Some("InvalidArgument" | "InvalidRequest" | "InvalidBucketName" | "MalformedXML" | "EntityTooLarge"),
+            _,
+        ) => BackendError::InvalidRequest(err.message().unwrap_or("invalid request").to_owned()),
         _ => BackendError::Other { backend: "s3", message: detail() },
     }
 }
