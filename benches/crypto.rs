@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use blobseal::backend::ByteStream;
-use blobseal::core::envelope::{ciphertext_len, open_stream, plan_range, seal_all, seal_stream, ObjectKeys};
+use blobseal::core::envelope::{
+    ciphertext_len, open_segments, open_stream, plan_range, seal_all, seal_stream, seal_with, Layout, ObjectKeys,
+    PartKeys, SealKeys, SegmentKeys,
+};
 use blobseal::core::keys::DataKey;
 use bytes::Bytes;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
@@ -118,6 +121,46 @@ fn bench(c: &mut Criterion) {
                 Err(e) => panic!("plan: {e}"),
             };
             let n = rt.block_on(drain(open_stream(keys.clone(), plain_len, plan, stream_of(&sealed))));
+            assert_eq!(n, OBJECT);
+        })
+    });
+    g.finish();
+
+    // Multipart parts (AES-256-GCM-SIV, FORMAT.md §13): one 64 MiB part, sealed and opened as a stream.
+    let part_keys = match PartKeys::derive(&DataKey::from_bytes([7; 32]), &[9; 32]) {
+        Ok(k) => k,
+        Err(e) => panic!("derive: {e}"),
+    };
+    let sealed_part = Bytes::from(rt.block_on(async {
+        let mut s = seal_with(SealKeys::Part { keys: part_keys.clone(), part_number: 1 }, plain_len, stream_of(&plain));
+        let mut out = Vec::new();
+        while let Some(Ok(c)) = s.next().await {
+            out.extend_from_slice(&c);
+        }
+        out
+    }));
+    let layout = match Layout::from_parts(&[(1, plain_len)]) {
+        Ok(l) => std::sync::Arc::new(l),
+        Err(e) => panic!("layout: {e}"),
+    };
+    let mut g = c.benchmark_group("aes256gcmsiv_part_64MiB");
+    g.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));
+    g.throughput(Throughput::Bytes(plain_len));
+    g.bench_function("seal_part_stream", |b| {
+        b.iter(|| {
+            let keys = SealKeys::Part { keys: part_keys.clone(), part_number: 1 };
+            let n = rt.block_on(drain(seal_with(keys, plain_len, stream_of(&plain))));
+            assert_eq!(n as u64, ciphertext_len(plain_len));
+        })
+    });
+    g.bench_function("open_part_stream", |b| {
+        b.iter(|| {
+            let segs = SegmentKeys::Parts { keys: part_keys.clone(), layout: layout.clone() };
+            let plan = match segs.plan(0..plain_len) {
+                Ok(p) => p,
+                Err(e) => panic!("plan: {e}"),
+            };
+            let n = rt.block_on(drain(open_segments(segs, plan, stream_of(&sealed_part))));
             assert_eq!(n, OBJECT);
         })
     });

@@ -2,7 +2,7 @@
 //!
 //! Create wraps a fresh per-upload data key for the upload's identity and starts a backend upload on a
 //! hidden key; the client's UploadId carries the backend upload id and the wrapped key
-//! ([`crate::core::upload_token`]), so any replica seals any part. Each part is its own AES-SIV segment
+//! ([`crate::core::upload_token`]), so any replica seals any part. Each part is its own AES-GCM-SIV segment
 //! stream bound to its part number. Complete checks the named parts against the backend's listing (S3's
 //! rules, on plaintext sizes), completes the hidden upload, and writes the final object under the
 //! client's key with its layout and envelope in one server-side copy, then removes the hidden object.

@@ -131,8 +131,8 @@ pub struct ObjectIdentity<'a> {
 pub enum Algorithm {
     /// 1: one sealed stream, AES-256-GCM per segment with index/final-flag nonces (single PUT).
     Gcm,
-    /// 2: independently sealed parts (multipart), AES-256-SIV per segment with the part number, the
-    /// segment's index in its part and a last-in-part flag as associated data; the part layout is the
+    /// 2: independently sealed parts (multipart), AES-256-GCM-SIV per segment with the part number, the
+    /// segment's index in its part and a last-in-part flag as the nonce input; the part layout is the
     /// `blobseal-layout` metadata entry. See `docs/FORMAT.md` §13.
     PartsSiv,
 }

@@ -73,7 +73,7 @@ pub struct SegmentPos {
 }
 
 impl SegmentPos {
-    /// Stored bytes of the segment (plaintext plus its 16-byte SIV).
+    /// Stored bytes of the segment (plaintext plus its 16-byte tag).
     pub fn stored_len(&self) -> u64 {
         self.plain_len + TAG_LEN
     }

@@ -5,7 +5,7 @@
 //! - `open`: ciphertext stream → verified plaintext stream (a state machine).
 //! - `range`: plaintext byte ranges → segment-aligned ciphertext ranges.
 //! - `keys`: per-object keys derived from the data key (segment key, commitment).
-//! - `parts`, `layout`: multipart objects (AES-SIV parts, the part layout); `source`: both schemes behind one API.
+//! - `parts`, `layout`: multipart objects (AES-GCM-SIV parts, the part layout); `source`: both schemes behind one API.
 
 pub mod format;
 pub mod keys;

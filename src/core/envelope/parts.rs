@@ -1,19 +1,21 @@
-//! Keys of a multipart upload (algorithm 2): AES-256-SIV per segment.
+//! Keys of a multipart upload (algorithm 2): AES-256-GCM-SIV (RFC 8452) per segment.
 //!
 //! Parts are sealed independently, in any order, on any replica, and a client may upload a part again
-//! with other bytes. With a nonce-based AEAD that retry would reuse (key, nonce) unless each attempt
-//! stored fresh randomness, and any per-part header would break the regular segment grid that lets
-//! sizes and ranges be computed without reading the object. SIV (RFC 5297) needs no nonce: its IV is
-//! a MAC of the associated data and the plaintext, so different bytes never share an IV, and equal
-//! bytes give equal ciphertext (revealing only that a retry was identical). The associated data binds
-//! each segment to its place: part number, index within the part, and whether it ends the part.
+//! with other bytes. With plain GCM such a retry would encrypt different bytes under the same (key,
+//! nonce) unless each attempt stored fresh randomness, and any per-part header would break the regular
+//! segment grid that lets sizes and ranges be computed without reading the object. GCM-SIV encrypts
+//! with a *synthetic* IV: the tag, a PRF (POLYVAL under a key derived from the nonce input, then AES)
+//! of the plaintext and associated data. Different bytes therefore never share a keystream or a tag
+//! key exposure, and identical bytes give identical ciphertext (revealing only that a retry was
+//! identical) — the nonce-misuse resistance RFC 8452 was designed for. The nonce input is the segment's
+//! place (part number, last-in-part flag, index in the part), so each segment authenticates where it
+//! belongs. aws-lc-rs implements it (measured 3-4x faster here than RustCrypto's AES-SIV in a release build, and it stays fast in debug builds).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 use std::fmt;
 use std::sync::Arc;
 
-use aes_siv::siv::Aes256Siv;
-use aes_siv::KeyInit;
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM_SIV};
 use aws_lc_rs::hkdf;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
@@ -22,29 +24,38 @@ use super::format::{FormatError, TAG_LEN};
 use super::keys::SALT_LEN;
 use crate::core::keys::DataKey;
 
-/// HKDF `info` for the 64-byte AES-256-SIV key (MAC key ‖ CTR key).
-pub const PART_KEY_INFO: &[u8] = b"blobseal/v1/part-siv-key";
+/// HKDF `info` for the 32-byte AES-256-GCM-SIV key-generating key.
+pub const PART_KEY_INFO: &[u8] = b"blobseal/v1/part-gcm-siv-key";
 /// HKDF `info` for the key commitment of a multipart object.
 pub const PART_COMMITMENT_INFO: &[u8] = b"blobseal/v1/part-key-commitment";
-/// First associated-data component of every part segment (domain separation).
+/// Associated data of every part segment (domain separation).
 pub const PART_SEGMENT_AD: &[u8] = b"blobseal/v1/part-segment";
 
-/// Where a segment sits: what its associated data binds.
+/// Where a segment sits: what its nonce input binds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SegmentPlace {
     /// The client's part number (1..=10000).
     pub part_number: u32,
-    /// Index of the segment within its part, from 0.
+    /// Index of the segment within its part, from 0 (a part has at most 81920 segments).
     pub index: u64,
     /// True for the last segment of its part.
     pub last_in_part: bool,
 }
 
 impl SegmentPlace {
-    /// The three S2V header strings after [`PART_SEGMENT_AD`]:
-    /// part number (u32 BE), index (u64 BE), last-in-part flag (one byte, 0 or 1).
-    fn ad(&self) -> ([u8; 4], [u8; 8], [u8; 1]) {
-        (self.part_number.to_be_bytes(), self.index.to_be_bytes(), [u8::from(self.last_in_part)])
+    /// The 12-byte nonce input: part number (u32 BE) ‖ last-in-part flag (1 byte) ‖ index (low 7 bytes,
+    /// u56 BE). `None` for an index that does not fit (no part is that long).
+    fn nonce(&self) -> Option<[u8; 12]> {
+        if self.index >> 56 != 0 {
+            return None;
+        }
+        let mut out = [0u8; 12];
+        let (part, rest) = out.split_at_mut(4);
+        part.copy_from_slice(&self.part_number.to_be_bytes());
+        let (flag, index) = rest.split_at_mut(1);
+        flag.copy_from_slice(&[u8::from(self.last_in_part)]);
+        index.copy_from_slice(self.index.to_be_bytes().get(1..)?);
+        Some(out)
     }
 }
 
@@ -53,7 +64,7 @@ impl SegmentPlace {
 pub struct PartKeys(Arc<Inner>);
 
 struct Inner {
-    siv_key: Zeroizing<[u8; 64]>,
+    aead: LessSafeKey,
     commitment: [u8; 32],
 }
 
@@ -64,19 +75,20 @@ impl fmt::Debug for PartKeys {
 }
 
 impl PartKeys {
-    /// HKDF-SHA256(salt, ikm = dek) expanded with [`PART_KEY_INFO`] (64 bytes) and
+    /// HKDF-SHA256(salt, ikm = dek) expanded with [`PART_KEY_INFO`] (32 bytes) and
     /// [`PART_COMMITMENT_INFO`] (32 bytes).
     pub fn derive(dek: &DataKey, salt: &[u8; SALT_LEN]) -> Result<Self, FormatError> {
         let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, salt).extract(dek.as_bytes());
-        let mut siv_key = Zeroizing::new([0u8; 64]);
-        prk.expand(&[PART_KEY_INFO], Len(64))
-            .and_then(|okm| okm.fill(&mut siv_key[..]))
+        let mut key = Zeroizing::new([0u8; 32]);
+        prk.expand(&[PART_KEY_INFO], hkdf::HKDF_SHA256)
+            .and_then(|okm| okm.fill(&mut key[..]))
             .map_err(|_| FormatError::Crypto)?;
         let mut commitment = [0u8; 32];
-        prk.expand(&[PART_COMMITMENT_INFO], Len(32))
+        prk.expand(&[PART_COMMITMENT_INFO], hkdf::HKDF_SHA256)
             .and_then(|okm| okm.fill(&mut commitment))
             .map_err(|_| FormatError::Crypto)?;
-        Ok(Self(Arc::new(Inner { siv_key, commitment })))
+        let unbound = UnboundKey::new(&AES_256_GCM_SIV, &key[..]).map_err(|_| FormatError::Crypto)?;
+        Ok(Self(Arc::new(Inner { aead: LessSafeKey::new(unbound), commitment })))
     }
 
     /// The key commitment to store in the envelope header.
@@ -93,24 +105,29 @@ impl PartKeys {
         }
     }
 
-    fn cipher(&self) -> Aes256Siv {
-        // `Siv` needs `&mut self` and is not `Clone`; a fresh instance per segment costs two AES key
-        // schedules, negligible next to 64 KiB of CMAC and CTR.
-        Aes256Siv::new(&(*self.0.siv_key).into())
-    }
-
-    /// Encrypts one segment's plaintext in place and returns its 16-byte SIV, which the stored segment
-    /// carries after the ciphertext (`ciphertext ‖ siv`, like a GCM tag).
+    /// Encrypts one segment's plaintext in place and returns its 16-byte tag (the synthetic IV), which
+    /// the stored segment carries after the ciphertext.
     pub fn seal_segment(&self, place: SegmentPlace, in_out: &mut [u8]) -> Result<[u8; 16], FormatError> {
-        let (p, i, l) = place.ad();
-        let headers: [&[u8]; 4] = [PART_SEGMENT_AD, &p, &i, &l];
-        let tag = self.cipher().encrypt_inout_detached(headers, in_out.into()).map_err(|_| FormatError::Crypto)?;
-        let mut out = [0u8; 16];
-        out.copy_from_slice(tag.as_slice());
-        Ok(out)
+        let nonce = Nonce::assume_unique_for_key(place.nonce().ok_or(FormatError::Crypto)?);
+        let tag = self
+            .0
+            .aead
+            .seal_in_place_separate_tag(nonce, Aad::from(PART_SEGMENT_AD), in_out)
+            .map_err(|_| FormatError::Crypto)?;
+        tag.as_ref().try_into().map_err(|_| FormatError::Crypto)
     }
 
-    /// Authenticates and decrypts a stored segment (`ciphertext ‖ siv`) in place; returns the plaintext
+    /// Encrypts `plain` into `out` (`ciphertext ‖ tag`, `plain.len() + 16` bytes).
+    pub fn seal_segment_into(&self, place: SegmentPlace, plain: &[u8], out: &mut [u8]) -> Result<(), FormatError> {
+        let (ciphertext, tag) = out.split_at_mut_checked(plain.len()).ok_or(FormatError::Crypto)?;
+        let nonce = Nonce::assume_unique_for_key(place.nonce().ok_or(FormatError::Crypto)?);
+        self.0
+            .aead
+            .seal_out_of_place_scatter(nonce, Aad::from(PART_SEGMENT_AD), plain, ciphertext, &[], tag)
+            .map_err(|_| FormatError::Crypto)
+    }
+
+    /// Authenticates and decrypts a stored segment (`ciphertext ‖ tag`) in place; returns the plaintext
     /// length. Any mismatch of bytes, place or key is [`FormatError::SegmentAuth`] with `global_index`
     /// (the segment's index in the object, for error messages); `in_out` must then be discarded.
     pub fn open_segment(
@@ -120,22 +137,26 @@ impl PartKeys {
         in_out: &mut [u8],
     ) -> Result<usize, FormatError> {
         let auth = FormatError::SegmentAuth { index: global_index };
-        let cipher_len = in_out.len().checked_sub(TAG_LEN as usize).ok_or(auth.clone())?;
-        let (ciphertext, tag) = in_out.split_at_mut_checked(cipher_len).ok_or(auth.clone())?;
-        let tag = aes_siv::Tag::try_from(&*tag).map_err(|_| auth.clone())?;
-        let (p, i, l) = place.ad();
-        let headers: [&[u8]; 4] = [PART_SEGMENT_AD, &p, &i, &l];
-        self.cipher().decrypt_inout_detached(headers, ciphertext.into(), &tag).map_err(|_| auth)?;
-        Ok(cipher_len)
+        if (in_out.len() as u64) < TAG_LEN {
+            return Err(auth);
+        }
+        let nonce = Nonce::assume_unique_for_key(place.nonce().ok_or(auth.clone())?);
+        self.0.aead.open_in_place(nonce, Aad::from(PART_SEGMENT_AD), in_out).map(|p| p.len()).map_err(|_| auth)
     }
-}
 
-/// Output length for aws-lc's HKDF expand.
-struct Len(usize);
-
-impl hkdf::KeyType for Len {
-    fn len(&self) -> usize {
-        self.0
+    /// Authenticates and decrypts `stored` (`ciphertext ‖ tag`) into `out` (`stored.len() - 16` bytes).
+    pub fn open_segment_into(
+        &self,
+        place: SegmentPlace,
+        global_index: u64,
+        stored: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), FormatError> {
+        let auth = FormatError::SegmentAuth { index: global_index };
+        let cipher_len = stored.len().checked_sub(TAG_LEN as usize).ok_or(auth.clone())?;
+        let (ciphertext, tag) = stored.split_at_checked(cipher_len).ok_or(auth.clone())?;
+        let nonce = Nonce::assume_unique_for_key(place.nonce().ok_or(auth.clone())?);
+        self.0.aead.open_separate_gather(nonce, Aad::from(PART_SEGMENT_AD), ciphertext, tag, out).map_err(|_| auth)
     }
 }
 

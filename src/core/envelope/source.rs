@@ -1,6 +1,6 @@
 //! The two segment schemes behind one interface, so the stream sealer and opener stay one state
 //! machine each: a single-stream object (algorithm 1, AES-GCM) or a multipart object (algorithm 2,
-//! AES-SIV parts laid out by a [`Layout`]).
+//! AES-GCM-SIV parts laid out by a [`Layout`]).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 use std::ops::Range;
@@ -82,14 +82,7 @@ impl SegmentKeys {
             SegmentKeys::Single { keys, plain_len } => {
                 keys.open_segment_into(g, g + 1 == segment_count(*plain_len), stored, out)
             }
-            SegmentKeys::Parts { keys, layout } => {
-                // SIV decrypts in place; one copy of a 64 KiB segment is cheap next to CMAC + CTR.
-                let mut work = stored.to_vec();
-                let n = keys.open_segment(Self::place(layout, g)?, g, &mut work)?;
-                let plain = work.get(..n).ok_or(FormatError::Crypto)?;
-                out.get_mut(..n).ok_or(FormatError::Crypto)?.copy_from_slice(plain);
-                Ok(())
-            }
+            SegmentKeys::Parts { keys, layout } => keys.open_segment_into(Self::place(layout, g)?, g, stored, out),
         }
     }
 }
@@ -122,13 +115,11 @@ impl SealKeys {
     ) -> Result<(), FormatError> {
         match self {
             SealKeys::Object(keys) => keys.seal_segment_into(index, is_final, plain, out),
-            SealKeys::Part { .. } => {
-                let (body, tag) = out.split_at_mut_checked(plain.len()).ok_or(FormatError::Crypto)?;
-                body.copy_from_slice(plain);
-                let t = self.seal(index, is_final, body)?;
-                tag.copy_from_slice(&t);
-                Ok(())
-            }
+            SealKeys::Part { keys, part_number } => keys.seal_segment_into(
+                SegmentPlace { part_number: *part_number, index, last_in_part: is_final },
+                plain,
+                out,
+            ),
         }
     }
 }
