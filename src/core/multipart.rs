@@ -162,17 +162,22 @@ impl BlobService {
         let (_, keys) = self.upload_keys(tenant, bucket, key, &up).await?;
         let sealed = seal_with(SealKeys::Part { keys, part_number }, len, body);
         let p = &up.placement;
-        p.backend
-            .upload_part(
-                &p.bucket,
-                &up.backend_key,
-                &up.token.backend_upload_id,
-                part_number,
-                sealed,
-                ciphertext_len(len),
-            )
-            .await
-            .map_err(upload_error)
+        let (bucket, id) = (&p.bucket, &up.token.backend_upload_id);
+        let stored =
+            p.backend.upload_part(bucket, &up.backend_key, id, part_number, sealed, ciphertext_len(len)).await;
+        match stored {
+            Ok(etag) => Ok(etag),
+            // Some servers (moto) answer a part for a finished or unknown upload with a bare 500; ask
+            // the backend whether the upload still exists before calling it an outage.
+            Err(BackendError::Unavailable(detail)) => {
+                let probe = ListPartsOptions { part_number_marker: None, max_parts: 1 };
+                match p.backend.list_parts(bucket, &up.backend_key, id, probe).await {
+                    Err(BackendError::NoSuchUpload) => Err(CoreError::NoSuchUpload),
+                    _ => Err(BackendError::Unavailable(detail).into()),
+                }
+            }
+            Err(e) => Err(upload_error(e)),
+        }
     }
 
     /// AbortMultipartUpload.
