@@ -204,3 +204,61 @@ async fn sdk_wrong_secret_is_refused() {
     let code = err.into_service_error().meta().code().map(str::to_owned);
     assert_eq!(code.as_deref(), Some("SignatureDoesNotMatch"));
 }
+
+/// Create, three 5 MiB parts and a short tail (uploaded out of order), complete; GET, HEAD, a range
+/// across a part boundary, the listing, and the spent upload id afterwards.
+async fn multipart(checksums: RequestChecksumCalculation) {
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    const PART: usize = 5 * 1024 * 1024;
+
+    let bs = tokio::task::spawn_blocking(|| Blobseal::start_default(ACCESS_KEY, SECRET_KEY)).await.unwrap().unwrap();
+    let c = client(&bs.endpoint, checksums);
+    let (bucket, key) = ("e2e-multipart", "mp/object");
+    c.create_bucket().bucket(bucket).send().await.unwrap();
+    let parts: Vec<Vec<u8>> = vec![data(PART, 21), data(PART, 22), data(PART, 23), data(12_345, 24)];
+    let created = c.create_multipart_upload().bucket(bucket).key(key).content_type("application/x-e2e").send();
+    let upload_id = created.await.unwrap().upload_id().unwrap().to_owned();
+
+    let mut completed = Vec::new();
+    for n in [4usize, 2, 1, 3] {
+        let body = ByteStream::from(parts[n - 1].clone());
+        let req = c.upload_part().bucket(bucket).key(key).upload_id(&upload_id).part_number(n as i32).body(body);
+        let etag = req.send().await.unwrap().e_tag().unwrap().to_owned();
+        completed.push(CompletedPart::builder().part_number(n as i32).e_tag(etag).build());
+    }
+    completed.sort_by_key(|p| p.part_number());
+    let upload = CompletedMultipartUpload::builder().set_parts(Some(completed)).build();
+    let done = c.complete_multipart_upload().bucket(bucket).key(key).upload_id(&upload_id).multipart_upload(upload);
+    let etag = done.send().await.unwrap().e_tag().unwrap().to_owned();
+
+    let whole: Vec<u8> = parts.concat();
+    let (got, _) = get_bytes(&c, bucket, key, None).await;
+    assert_eq!(got.len(), whole.len());
+    assert!(got == whole, "GET of the multipart object returned different bytes");
+    let head = c.head_object().bucket(bucket).key(key).send().await.unwrap();
+    assert_eq!(head.content_length(), Some(whole.len() as i64));
+    assert_eq!(head.e_tag(), Some(etag.as_str()));
+    assert_eq!(head.content_type(), Some("application/x-e2e"));
+    let range = format!("bytes={}-{}", PART - 2, PART + 1);
+    let (got, content_range) = get_bytes(&c, bucket, key, Some(&range)).await;
+    assert!(got.as_slice() == &whole[PART - 2..PART + 2], "range across the part 1/2 boundary");
+    assert_eq!(content_range, Some(format!("bytes {}-{}/{}", PART - 2, PART + 1, whole.len())));
+    let list = c.list_objects_v2().bucket(bucket).send().await.unwrap();
+    let listed: Vec<(&str, i64)> = list.contents().iter().map(|o| (o.key().unwrap(), o.size().unwrap())).collect();
+    assert_eq!(listed, vec![(key, whole.len() as i64)]);
+
+    // After Complete the upload id is spent.
+    let late = c.upload_part().bucket(bucket).key(key).upload_id(&upload_id).part_number(5);
+    let err = late.body(ByteStream::from_static(b"late")).send().await.unwrap_err();
+    assert_eq!(err.into_service_error().meta().code(), Some("NoSuchUpload"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_multipart_default_checksums() {
+    multipart(RequestChecksumCalculation::WhenSupported).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_multipart_checksums_when_required() {
+    multipart(RequestChecksumCalculation::WhenRequired).await;
+}

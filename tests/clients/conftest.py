@@ -92,3 +92,8 @@ def _servers_still_up():
     for server in procs.STARTED:
         if server.name.startswith("bs") and not server.stopped and not server.alive():
             pytest.fail(f"{server.name} died during the test:\n{server.log()[-4000:]}")
+
+
+def pytest_configure(config):
+    # --strict-markers: every marker the suite uses is declared here.
+    config.addinivalue_line("markers", "slow: moves hundreds of MiB (tens of seconds each); deselect with -m 'not slow'")

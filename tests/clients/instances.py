@@ -51,3 +51,17 @@ def start_moto_blobseal(workdir: Path, name: str, moto_endpoint: str) -> tuple[p
                                             "BST_ACME_SECRET": sk, "BLOBSEAL_DATA_DIR": str(workdir / f"{name}-data")},
                             config=config)
     return server, ak, sk
+
+
+def start_moto_blobseal_with(workdir: Path, name: str, moto_endpoint: str, keyring: Path, access_key: str,
+                             secret_key: str) -> procs.Server:
+    """Like start_moto_blobseal, but with a given keyring and tenant credentials.
+
+    Several processes started with the same arguments (but different names) are replicas of one
+    deployment: same backend, same tenant keys, so any of them can serve an upload another began.
+    The first one creates the keyring; start them one after the other.
+    """
+    config = moto_config(moto_endpoint, keyring, access_key)
+    return procs.blobseal(workdir, name, {"BST_MOTO_KEY": MOTO_KEY, "BST_MOTO_SECRET": MOTO_SECRET,
+                                          "BST_ACME_SECRET": secret_key,
+                                          "BLOBSEAL_DATA_DIR": str(workdir / f"{name}-data")}, config=config)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import os
 import uuid
 import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -138,5 +140,56 @@ def empty_and_delete(client, bucket: str) -> None:
             for o in page.get("Contents", []):
                 client.delete_object(Bucket=bucket, Key=o["Key"])
         client.delete_bucket(Bucket=bucket)
+    except ClientError:
+        pass
+
+
+# --- multipart helpers (tests/clients/test_multipart.py, test_two_process.py, test_volume.py) --------------------
+
+MIB = 1024 * 1024
+MIN_PART = 5 * MIB  # S3's smallest non-last part
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def upload_parts(clients, bucket: str, key: str, upload_id: str, parts: dict[int, bytes],
+                 workers: int = 4) -> dict[int, str]:
+    """UploadPart every `number → bytes` of `parts` in parallel threads; returns `number → ETag`.
+
+    `clients` is one boto3 client or a list of them: part i then goes to `clients[i % len(clients)]`
+    (a round-robin over several endpoints). Parts are submitted in the order of the dict.
+    """
+    pool = clients if isinstance(clients, list) else [clients]
+
+    def one(number: int, body: bytes) -> tuple[int, str]:
+        c = pool[number % len(pool)]
+        return number, c.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number,
+                                     Body=body)["ETag"]
+
+    with ThreadPoolExecutor(max_workers=workers) as ex:
+        return dict(f.result() for f in [ex.submit(one, n, b) for n, b in parts.items()])
+
+
+def complete(client, bucket: str, key: str, upload_id: str, etags: dict[int, str], **extra) -> dict:
+    """CompleteMultipartUpload with `etags` (number → ETag) in ascending part order."""
+    listed = [{"PartNumber": n, "ETag": etags[n]} for n in sorted(etags)]
+    return client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id,
+                                            MultipartUpload={"Parts": listed}, **extra)
+
+
+def multipart_put(client, bucket: str, key: str, parts: list[bytes], **create) -> dict:
+    """Create, upload `parts` (numbered from 1, in parallel), complete; returns Complete's response."""
+    upload_id = client.create_multipart_upload(Bucket=bucket, Key=key, **create)["UploadId"]
+    etags = upload_parts(client, bucket, key, upload_id, dict(enumerate(parts, start=1)))
+    return complete(client, bucket, key, upload_id, etags)
+
+
+def abort_all_uploads(client, bucket: str) -> None:
+    """Best-effort clean-up: abort every multipart upload still in progress in `bucket`."""
+    try:
+        for up in client.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
+            client.abort_multipart_upload(Bucket=bucket, Key=up["Key"], UploadId=up["UploadId"])
     except ClientError:
         pass
