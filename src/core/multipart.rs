@@ -63,6 +63,24 @@ pub struct UploadListing {
     pub next_upload_id_marker: Option<String>,
 }
 
+/// A completion that passed every check and has not changed anything yet.
+pub struct PreparedCompletion {
+    up: Upload,
+    dek: DataKey,
+    keys: PartKeys,
+    layout: Layout,
+    completed: Vec<CompletedPart>,
+    encoded_layout: String,
+    if_none_match_any: bool,
+}
+
+impl PreparedCompletion {
+    /// Stored bytes the final copy will move.
+    pub fn stored_len(&self) -> u64 {
+        self.layout.stored_len()
+    }
+}
+
 /// An upload resolved from its UploadId: where its parts live and (if unwrapped) its keys.
 struct Upload {
     placement: Placement,
@@ -271,7 +289,8 @@ impl BlobService {
         Ok(UploadListing { uploads, is_truncated: page.is_truncated, next_key_marker, next_upload_id_marker })
     }
 
-    /// CompleteMultipartUpload from the named `(part number, ETag)` list.
+    /// CompleteMultipartUpload from the named `(part number, ETag)` list: [`Self::prepare_completion`]
+    /// then [`Self::finish_completion`].
     #[allow(clippy::too_many_arguments)]
     pub async fn complete_upload(
         &self,
@@ -282,6 +301,22 @@ impl BlobService {
         named: &[(u32, String)],
         if_none_match_any: bool,
     ) -> CoreResult<PutOutcome> {
+        let prepared = self.prepare_completion(tenant, bucket, key, upload_id, named, if_none_match_any).await?;
+        self.finish_completion(tenant, bucket, key, prepared).await
+    }
+
+    /// The quick half of a completion: everything that can refuse it (unknown upload, S3's part rules,
+    /// `If-None-Match: *`, layout size) without changing anything. The upload stays usable on error.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn prepare_completion(
+        &self,
+        tenant: &Tenant,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        named: &[(u32, String)],
+        if_none_match_any: bool,
+    ) -> CoreResult<PreparedCompletion> {
         let up = self.resolve_upload(tenant, bucket, key, upload_id)?;
         let (dek, keys) = self.upload_keys(tenant, bucket, key, &up).await?;
         let p = &up.placement;
@@ -301,6 +336,20 @@ impl BlobService {
                 encoded_layout.len()
             )));
         }
+        Ok(PreparedCompletion { up, dek, keys, layout, completed, encoded_layout, if_none_match_any })
+    }
+
+    /// The slow half: completes the hidden upload and writes the final object (a server-side copy
+    /// whose time grows with the object's size).
+    pub async fn finish_completion(
+        &self,
+        tenant: &Tenant,
+        bucket: &str,
+        key: &str,
+        prepared: PreparedCompletion,
+    ) -> CoreResult<PutOutcome> {
+        let PreparedCompletion { up, dek, keys, layout, completed, encoded_layout, if_none_match_any } = prepared;
+        let p = &up.placement;
         let hidden = p
             .backend
             .complete_upload(&p.bucket, &up.backend_key, &up.token.backend_upload_id, &completed, false)

@@ -9,22 +9,49 @@ use super::error::to_s3_error;
 use crate::backend::Versioning;
 use crate::core::service::BlobService;
 
+/// S3's largest ListBuckets page.
+const MAX_BUCKETS: usize = 10_000;
+
+/// ListBuckets, with S3's optional paging: `max-buckets` (1..=10000) and a `continuation-token`,
+/// which here is the last bucket name of the previous page (names are sorted and unique).
 pub async fn list_buckets(
     core: &BlobService,
     req: S3Request<ListBucketsInput>,
 ) -> S3Result<S3Response<ListBucketsOutput>> {
     let tenant = tenant(&req)?;
-    let buckets = core.list_buckets(&tenant).await.map_err(to_s3_error)?;
-    let prefix = req.input.prefix.unwrap_or_default();
-    let buckets = buckets
+    let input = req.input;
+    let limit = match input.max_buckets {
+        None => None,
+        Some(n) => Some(
+            usize::try_from(n)
+                .ok()
+                .filter(|n| (1..=MAX_BUCKETS).contains(n))
+                .ok_or_else(|| s3_error!(InvalidArgument, "max-buckets must be an integer between 1 and 10000"))?,
+        ),
+    };
+    let all = core.list_buckets(&tenant).await.map_err(to_s3_error)?;
+    let prefix = input.prefix.clone().unwrap_or_default();
+    let after = input.continuation_token.filter(|t| !t.is_empty());
+    let mut matching =
+        all.into_iter().filter(|b| b.name.starts_with(&prefix) && after.as_ref().is_none_or(|a| b.name > *a));
+    let page: Vec<_> = match limit {
+        Some(n) => matching.by_ref().take(n).collect(),
+        None => matching.by_ref().collect(),
+    };
+    // A token only when another bucket follows, so the last page carries none (as in S3).
+    let continuation_token = match (limit, matching.next(), page.last()) {
+        (Some(_), Some(_), Some(last)) => Some(last.name.clone()),
+        _ => None,
+    };
+    let buckets = page
         .into_iter()
-        .filter(|b| b.name.starts_with(&prefix))
         .map(|b| Bucket { name: Some(b.name), creation_date: Some(timestamp(b.created)), bucket_region: None })
         .collect();
     Ok(S3Response::new(ListBucketsOutput {
         buckets: Some(buckets),
         owner: Some(Owner { display_name: Some(tenant.name.clone()), id: Some(tenant.name.clone()) }),
-        ..Default::default()
+        continuation_token,
+        prefix: input.prefix,
     }))
 }
 

@@ -1,6 +1,8 @@
 //! Multipart operations: CreateMultipartUpload, UploadPart, UploadPartCopy, CompleteMultipartUpload,
 //! AbortMultipartUpload, ListParts, ListMultipartUploads. Protocol shapes only; the core does the work.
 
+use std::sync::Arc;
+
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
@@ -159,8 +161,13 @@ pub async fn upload_part_copy(
     }))
 }
 
+/// Objects above this size complete with S3's keep-alive response: the final server-side copy takes
+/// time proportional to the size, longer than a client's read timeout for large objects. (The
+/// 200 MiB AWS CLI test goes through this path, the 100 MiB boto3 one through the plain one.)
+const KEEP_ALIVE_ABOVE: u64 = 128 * 1024 * 1024;
+
 pub async fn complete_multipart_upload(
-    core: &BlobService,
+    core: &Arc<BlobService>,
     req: S3Request<CompleteMultipartUploadInput>,
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
     let tenant = tenant(&req)?;
@@ -185,18 +192,31 @@ pub async fn complete_multipart_upload(
     if named.is_empty() {
         return Err(s3_error!(MalformedXML, "You must specify at least one part"));
     }
-    let out = core
-        .complete_upload(&tenant, &input.bucket, &input.key, &input.upload_id, &named, create_only)
+    let (bucket, key) = (input.bucket, input.key);
+    // Refusals (bad parts, 412) are answered now, with their real status.
+    let prepared = core
+        .prepare_completion(&tenant, &bucket, &key, &input.upload_id, &named, create_only)
         .await
         .map_err(to_s3_error)?;
-    Ok(S3Response::new(CompleteMultipartUploadOutput {
-        location: Some(format!("/{}/{}", input.bucket, input.key)),
-        bucket: Some(input.bucket),
-        key: Some(input.key),
+    let output = |out: crate::core::service::PutOutcome, bucket: String, key: String| CompleteMultipartUploadOutput {
+        location: Some(format!("/{bucket}/{key}")),
+        bucket: Some(bucket),
+        key: Some(key),
         e_tag: Some(etag(&out.etag)),
         version_id: out.version_id,
         ..Default::default()
-    }))
+    };
+    if prepared.stored_len() <= KEEP_ALIVE_ABOVE {
+        let out = core.finish_completion(&tenant, &bucket, &key, prepared).await.map_err(to_s3_error)?;
+        return Ok(S3Response::new(output(out, bucket, key)));
+    }
+    // 200 now, whitespace while the copy runs, then the result (or an error document, as S3 does).
+    let core = Arc::clone(core);
+    let future = async move {
+        let out = core.finish_completion(&tenant, &bucket, &key, prepared).await.map_err(to_s3_error)?;
+        Ok(output(out, bucket, key))
+    };
+    Ok(S3Response::new(CompleteMultipartUploadOutput { future: Some(Box::pin(future)), ..Default::default() }))
 }
 
 pub async fn abort_multipart_upload(

@@ -8,12 +8,16 @@ use super::checksum::{decode_content_md5, Algorithm, Expected, Mismatch, Verifie
 use super::conditions::Preconditions;
 use super::convert::{content_headers, etag, expires_out, metadata_in, metadata_out, range_request, tenant, timestamp};
 use super::error::to_s3_error;
-use crate::backend::ByteStream;
-use crate::core::service::{BlobService, CopySource as CoreCopySource, ObjectInfo, PutRequest};
+use crate::backend::{BackendError, ByteStream};
+use crate::core::error::CoreError;
+use crate::core::service::{BlobService, CopySource as CoreCopySource, ObjectInfo, PartNumber, PutRequest};
+use crate::core::tenant::Tenant;
 
 /// The digests a PutObject declares, from its headers (values) and `x-amz-trailer` (announced).
 fn expected_digests(input: &PutObjectInput, headers: &http::HeaderMap) -> S3Result<Expected> {
-    let md5 = match &input.content_md5 {
+    // s3s reads an empty header as absent; S3 refuses an empty Content-MD5, so look at the raw header too.
+    let raw_md5 = || headers.get("content-md5").map(|v| v.to_str().unwrap_or_default());
+    let md5 = match input.content_md5.as_deref().or_else(raw_md5) {
         Some(v) => Some(
             decode_content_md5(v)
                 .ok_or_else(|| s3_error!(InvalidDigest, "The Content-MD5 you specified was invalid."))?,
@@ -43,6 +47,15 @@ fn expected_digests(input: &PutObjectInput, headers: &http::HeaderMap) -> S3Resu
     Ok(Expected { md5, headers: given, trailer })
 }
 
+/// The Content-Encoding to store: `aws-chunked` describes this request's framing (undone by s3s), not
+/// the object, so S3 drops it (`gzip, aws-chunked` is stored as `gzip`).
+fn stored_content_encoding(value: Option<String>) -> Option<String> {
+    let value = value?;
+    let kept: Vec<&str> =
+        value.split(',').map(str::trim).filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case("aws-chunked")).collect();
+    (!kept.is_empty()).then(|| kept.join(", "))
+}
+
 fn bad_digest(m: Mismatch) -> s3s::S3Error {
     match m {
         Mismatch::Md5 => s3_error!(BadDigest, "The Content-MD5 you specified did not match what we received."),
@@ -59,12 +72,40 @@ fn if_none_match_any(cond: &Option<ETagCondition>) -> S3Result<bool> {
     }
 }
 
+/// `If-None-Match` / `If-Match` on a CopyObject apply to the destination; s3s does not model them, so
+/// they are read from the headers. `If-None-Match: *` (create only) is honoured; anything else is
+/// refused rather than silently ignored, since a client relying on it would overwrite data.
+fn copy_destination_if_none_match(headers: &http::HeaderMap) -> S3Result<bool> {
+    if headers.contains_key(http::header::IF_MATCH) {
+        return Err(s3_error!(NotImplemented, "If-Match on CopyObject is not supported"));
+    }
+    match headers.get(http::header::IF_NONE_MATCH) {
+        None => Ok(false),
+        Some(v) if v.as_bytes().trim_ascii() == b"*" => Ok(true),
+        Some(_) => Err(s3_error!(NotImplemented, "If-None-Match on CopyObject supports only '*'")),
+    }
+}
+
+/// 412 if `bucket/key` exists (sealed or not). The backend's own create-only copy stays the atomic
+/// check; this one makes backends that ignore `If-None-Match` on a copy (moto) refuse the plain case.
+async fn refuse_if_present(core: &BlobService, tenant: &Tenant, bucket: &str, key: &str) -> S3Result<()> {
+    match core.head_object(tenant, bucket, key, None).await {
+        Err(CoreError::Backend(BackendError::NoSuchKey)) => Ok(()),
+        Ok(_) | Err(CoreError::NotSealed | CoreError::Integrity(_)) => {
+            Err(s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold"))
+        }
+        Err(e) => Err(to_s3_error(e)),
+    }
+}
+
 pub async fn put_object(core: &BlobService, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
     let tenant = tenant(&req)?;
     let expected = expected_digests(&req.input, &req.headers)?;
     let trailers = req.trailing_headers.clone();
     let input = req.input;
     if input.if_match.is_some() {
+        // Conditional overwrite needs an atomic compare-and-swap in the backend (`PutOptions` has only
+        // create-only); a HEAD-then-PUT here would race, so refuse it rather than pretend.
         return Err(s3_error!(NotImplemented, "If-Match on PutObject is not supported"));
     }
     // Refuse rather than silently drop tags the client expects to be stored.
@@ -83,7 +124,7 @@ pub async fn put_object(core: &BlobService, req: S3Request<PutObjectInput>) -> S
         metadata: metadata_in(input.metadata),
         headers: content_headers(
             input.content_type,
-            input.content_encoding,
+            stored_content_encoding(input.content_encoding),
             input.content_disposition,
             input.content_language,
             input.cache_control,
@@ -165,6 +206,26 @@ macro_rules! object_output {
     }};
 }
 
+/// `?partNumber=`: 1..=10000, and not together with a Range header (S3 refuses both).
+fn part_number_of(part: Option<i32>, has_range: bool) -> S3Result<Option<PartNumber>> {
+    match part {
+        None => Ok(None),
+        Some(_) if has_range => {
+            Err(s3_error!(InvalidRequest, "Cannot specify both Range header and partNumber query parameter"))
+        }
+        Some(n) => {
+            u32::try_from(n).ok().filter(|n| (1..=10_000).contains(n)).map(|n| Some(PartNumber(n))).ok_or_else(|| {
+                s3_error!(InvalidArgument, "Part number must be an integer between 1 and 10000, inclusive")
+            })
+        }
+    }
+}
+
+/// `x-amz-mp-parts-count`: the part count of a multipart object, when a part was asked for.
+fn parts_count_of(info: &ObjectInfo, part: Option<PartNumber>) -> Option<i32> {
+    part.and(info.parts_count).and_then(|n| i32::try_from(n).ok())
+}
+
 fn i64_of(n: u64) -> S3Result<i64> {
     i64::try_from(n).map_err(|_| s3_error!(InternalError, "size out of range"))
 }
@@ -172,14 +233,12 @@ fn i64_of(n: u64) -> S3Result<i64> {
 pub async fn get_object(core: &BlobService, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
     let tenant = tenant(&req)?;
     let mut input = req.input;
-    if input.part_number.is_some() {
-        return Err(s3_error!(NotImplemented, "partNumber is not supported yet"));
-    }
+    let part = part_number_of(input.part_number, input.range.is_some())?;
     let overrides = overrides_of!(input);
     let preconditions = preconditions_of!(input);
     let range = input.range.map(range_request);
     let got = core
-        .get_object(&tenant, &input.bucket, &input.key, input.version_id.as_deref(), range)
+        .get_object(&tenant, &input.bucket, &input.key, input.version_id.as_deref(), range, part)
         .await
         .map_err(to_s3_error)?;
     let info = got.info;
@@ -194,6 +253,7 @@ pub async fn get_object(core: &BlobService, req: S3Request<GetObjectInput>) -> S
         body: Some(body),
         content_length: Some(i64_of(content_length)?),
         content_range: content_range,
+        parts_count: parts_count_of(&info, part),
     });
     Ok(S3Response::new(out))
 }
@@ -204,15 +264,30 @@ pub async fn head_object(
 ) -> S3Result<S3Response<HeadObjectOutput>> {
     let tenant = tenant(&req)?;
     let mut input = req.input;
-    if input.part_number.is_some() {
-        return Err(s3_error!(NotImplemented, "partNumber is not supported yet"));
-    }
+    let part = part_number_of(input.part_number, input.range.is_some())?;
     let overrides = overrides_of!(input);
     let preconditions = preconditions_of!(input);
-    let info =
-        core.head_object(&tenant, &input.bucket, &input.key, input.version_id.as_deref()).await.map_err(to_s3_error)?;
+    let version = input.version_id.as_deref();
+    let (info, range) = match part {
+        Some(n) => {
+            let (info, range) =
+                core.head_part(&tenant, &input.bucket, &input.key, version, n).await.map_err(to_s3_error)?;
+            (info, Some(range))
+        }
+        None => (core.head_object(&tenant, &input.bucket, &input.key, version).await.map_err(to_s3_error)?, None),
+    };
     preconditions.check(&info.etag, info.last_modified)?;
-    let out = object_output!(HeadObjectOutput, &info, overrides, { content_length: Some(i64_of(info.size)?) });
+    let (content_length, content_range) = match (&range, info.parts_count) {
+        (Some(r), Some(_)) => {
+            (r.end - r.start, Some(format!("bytes {}-{}/{}", r.start, r.end.saturating_sub(1), info.size)))
+        }
+        _ => (info.size, None),
+    };
+    let out = object_output!(HeadObjectOutput, &info, overrides, {
+        content_length: Some(i64_of(content_length)?),
+        content_range: content_range,
+        parts_count: parts_count_of(&info, part),
+    });
     Ok(S3Response::new(out))
 }
 
@@ -283,7 +358,7 @@ pub async fn copy_object(
     req: S3Request<CopyObjectInput>,
 ) -> S3Result<S3Response<CopyObjectOutput>> {
     let tenant = tenant(&req)?;
-    let input = req.input;
+    let mut input = req.input;
     let (src_bucket, src_key, src_version) = match &input.copy_source {
         CopySource::Bucket { bucket, key, version_id } => {
             (bucket.to_string(), key.to_string(), version_id.as_deref().map(str::to_owned))
@@ -292,13 +367,13 @@ pub async fn copy_object(
             return Err(s3_error!(NotImplemented, "access point copy sources are not supported"))
         }
     };
-    if input.copy_source_if_match.is_some()
-        || input.copy_source_if_none_match.is_some()
-        || input.copy_source_if_modified_since.is_some()
-        || input.copy_source_if_unmodified_since.is_some()
-    {
-        return Err(s3_error!(NotImplemented, "conditional copy is not supported yet"));
-    }
+    let create_only = copy_destination_if_none_match(&req.headers)?;
+    let source_conditions = Preconditions {
+        if_match: input.copy_source_if_match.take(),
+        if_none_match: input.copy_source_if_none_match.take(),
+        if_modified_since: input.copy_source_if_modified_since.take(),
+        if_unmodified_since: input.copy_source_if_unmodified_since.take(),
+    };
     if input.tagging.as_deref().is_some_and(|t| !t.is_empty()) {
         return Err(s3_error!(NotImplemented, "Object tagging (x-amz-tagging) is not supported yet"));
     }
@@ -321,9 +396,26 @@ pub async fn copy_object(
         ),
         if_none_match_any: false,
     });
+    let mut src_version = src_version;
+    if !source_conditions.is_empty() {
+        let info =
+            core.head_object(&tenant, &src_bucket, &src_key, src_version.as_deref()).await.map_err(to_s3_error)?;
+        source_conditions.check_copy_source(&info.etag, info.last_modified)?;
+        // Copy exactly the version the conditions were checked against, where there are versions. On an
+        // unversioned bucket an overwrite between this check and the copy can still slip in (S3 checks
+        // atomically); the backend trait has no conditional copy to close that window.
+        if src_version.is_none() {
+            src_version = info.version_id.filter(|v| v != "null");
+        }
+    }
+    if create_only {
+        refuse_if_present(core, &tenant, &input.bucket, &input.key).await?;
+    }
     let src = CoreCopySource { bucket: &src_bucket, key: &src_key, version_id: src_version.as_deref() };
-    let out =
-        core.copy_object(&tenant, src, &input.bucket, &input.key, replacement, false).await.map_err(to_s3_error)?;
+    let out = core
+        .copy_object(&tenant, src, &input.bucket, &input.key, replacement, create_only)
+        .await
+        .map_err(to_s3_error)?;
     Ok(S3Response::new(CopyObjectOutput {
         copy_object_result: Some(CopyObjectResult {
             e_tag: Some(etag(&out.put.etag)),
@@ -334,4 +426,36 @@ pub async fn copy_object(
         copy_source_version_id: out.source_version_id,
         ..Default::default()
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aws_chunked_is_not_stored_as_a_content_encoding() {
+        let enc = |v: &str| stored_content_encoding(Some(v.to_owned()));
+        assert_eq!(enc("gzip, aws-chunked").as_deref(), Some("gzip"));
+        assert_eq!(enc("aws-chunked"), None);
+        assert_eq!(enc("AWS-Chunked,br").as_deref(), Some("br"));
+        assert_eq!(enc("gzip").as_deref(), Some("gzip"));
+        assert_eq!(stored_content_encoding(None), None);
+    }
+
+    #[test]
+    fn copy_destination_conditions() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = http::HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, http::HeaderValue::from_static(v));
+            }
+            h
+        };
+        assert!(!copy_destination_if_none_match(&headers(&[])).unwrap());
+        assert!(copy_destination_if_none_match(&headers(&[("if-none-match", "*")])).unwrap());
+        for refused in [[("if-none-match", "\"a-1\"")], [("if-match", "*")]] {
+            let e = copy_destination_if_none_match(&headers(&refused)).unwrap_err();
+            assert_eq!(e.code().as_str(), "NotImplemented");
+        }
+    }
 }
