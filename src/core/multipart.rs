@@ -22,7 +22,7 @@ use crate::core::envelope::{
 };
 use crate::core::error::{CoreError, CoreResult};
 use crate::core::keys::{DataKey, KeyError};
-use crate::core::service::{key_error, BlobService, PutOutcome, PutRequest};
+use crate::core::service::{decode_envelope, key_error, BlobService, PutOutcome, PutRequest};
 use crate::core::stored::{backend_put_options, client_etag, digest_of, stored_metadata, STORED_CONTENT_TYPE};
 use crate::core::tenant::{Placement, Tenant};
 use crate::core::upload_token::{
@@ -61,6 +61,14 @@ pub struct UploadListing {
     pub is_truncated: bool,
     pub next_key_marker: Option<String>,
     pub next_upload_id_marker: Option<String>,
+}
+
+/// What [`BlobService::prepare_completion`] found.
+pub enum Completion {
+    /// Ready to finish.
+    Pending(PreparedCompletion),
+    /// This upload was completed before (a retried completion): its object's outcome.
+    AlreadyDone(PutOutcome),
 }
 
 /// A completion that passed every check and has not changed anything yet.
@@ -181,8 +189,7 @@ impl BlobService {
         let sealed = seal_with(SealKeys::Part { keys, part_number }, len, body);
         let p = &up.placement;
         let (bucket, id) = (&p.bucket, &up.token.backend_upload_id);
-        let stored =
-            p.backend.upload_part(bucket, &up.backend_key, id, part_number, sealed, ciphertext_len(len)).await;
+        let stored = p.backend.upload_part(bucket, &up.backend_key, id, part_number, sealed, ciphertext_len(len)).await;
         match stored {
             Ok(etag) => Ok(etag),
             // Some servers (moto) answer a part for a finished or unknown upload with a bare 500; ask
@@ -301,8 +308,10 @@ impl BlobService {
         named: &[(u32, String)],
         if_none_match_any: bool,
     ) -> CoreResult<PutOutcome> {
-        let prepared = self.prepare_completion(tenant, bucket, key, upload_id, named, if_none_match_any).await?;
-        self.finish_completion(tenant, bucket, key, prepared).await
+        match self.prepare_completion(tenant, bucket, key, upload_id, named, if_none_match_any).await? {
+            Completion::Pending(prepared) => self.finish_completion(tenant, bucket, key, prepared).await,
+            Completion::AlreadyDone(out) => Ok(out),
+        }
     }
 
     /// The quick half of a completion: everything that can refuse it (unknown upload, S3's part rules,
@@ -316,11 +325,22 @@ impl BlobService {
         upload_id: &str,
         named: &[(u32, String)],
         if_none_match_any: bool,
-    ) -> CoreResult<PreparedCompletion> {
+    ) -> CoreResult<Completion> {
         let up = self.resolve_upload(tenant, bucket, key, upload_id)?;
         let (dek, keys) = self.upload_keys(tenant, bucket, key, &up).await?;
         let p = &up.placement;
-        let stored_parts = self.all_parts(&up).await?;
+        let stored_parts = match self.all_parts(&up).await {
+            Ok(parts) => parts,
+            Err(CoreError::NoSuchUpload) => {
+                // S3 answers a repeated completion of a finished upload with success (a client whose
+                // response was lost retries). The object made from *this* upload carries its salt.
+                return match self.completed_by(&up, key).await {
+                    Some(out) => Ok(Completion::AlreadyDone(out)),
+                    None => Err(CoreError::NoSuchUpload),
+                };
+            }
+            Err(e) => return Err(e),
+        };
         let (layout, completed) = check_named_parts(named, &stored_parts)?;
         if if_none_match_any {
             match p.backend.head(&p.bucket, key, None).await {
@@ -336,7 +356,27 @@ impl BlobService {
                 encoded_layout.len()
             )));
         }
-        Ok(PreparedCompletion { up, dek, keys, layout, completed, encoded_layout, if_none_match_any })
+        Ok(Completion::Pending(PreparedCompletion {
+            up,
+            dek,
+            keys,
+            layout,
+            completed,
+            encoded_layout,
+            if_none_match_any,
+        }))
+    }
+
+    /// The current object at `key`, if this upload made it.
+    async fn completed_by(&self, up: &Upload, key: &str) -> Option<PutOutcome> {
+        let p = &up.placement;
+        let head = p.backend.head(&p.bucket, key, None).await.ok()?;
+        let (envelope, layout) = decode_envelope(&head).ok()?;
+        (layout.is_some() && envelope.salt == up.token.material.salt).then(|| PutOutcome {
+            etag: client_etag(&head.meta.etag),
+            version_id: head.meta.version_id.clone(),
+            last_modified: Some(head.meta.last_modified),
+        })
     }
 
     /// The slow half: completes the hidden upload and writes the final object (a server-side copy

@@ -124,7 +124,17 @@ async fn a_retried_part_replaces_the_first_attempt_and_nothing_is_left_hidden() 
         ups.uploads.iter().map(|u| (u.key.as_str(), u.upload_id.as_str())).collect::<Vec<_>>(),
         [("k", id.as_str())]
     );
-    f.svc.complete_upload(&f.alpha, "bkt", "k", &id, &[(1, e1), (2, e2)], false).await.unwrap();
+    let named = [(1, e1), (2, e2)];
+    let first = f.svc.complete_upload(&f.alpha, "bkt", "k", &id, &named, false).await.unwrap();
+    // A retried completion (its response lost) succeeds with the same object; another upload's id does not.
+    let again = f.svc.complete_upload(&f.alpha, "bkt", "k", &id, &named, false).await.unwrap();
+    assert_eq!(again.etag, first.etag);
+    let other = f.svc.create_upload(&f.alpha, "bkt", "k", PutRequest::default()).await.unwrap();
+    f.svc.abort_upload(&f.alpha, "bkt", "k", &other).await.unwrap();
+    assert!(matches!(
+        f.svc.complete_upload(&f.alpha, "bkt", "k", &other, &named, false).await,
+        Err(CoreError::NoSuchUpload)
+    ));
     let mut want = data(5 * MIB, 9);
     want.extend_from_slice(b"tail");
     assert_eq!(f.get("k", None, None).await.unwrap(), want);

@@ -11,6 +11,7 @@ use super::conditions::Preconditions;
 use super::convert::{content_headers, etag, maybe_encode, metadata_in, tenant, timestamp};
 use super::error::to_s3_error;
 use crate::backend::ByteStream;
+use crate::core::multipart::Completion;
 use crate::core::service::{BlobService, PutRequest, RangeRequest};
 
 fn part_number(n: i32) -> S3Result<u32> {
@@ -194,10 +195,23 @@ pub async fn complete_multipart_upload(
     }
     let (bucket, key) = (input.bucket, input.key);
     // Refusals (bad parts, 412) are answered now, with their real status.
-    let prepared = core
+    let prepared = match core
         .prepare_completion(&tenant, &bucket, &key, &input.upload_id, &named, create_only)
         .await
-        .map_err(to_s3_error)?;
+        .map_err(to_s3_error)?
+    {
+        Completion::Pending(prepared) => prepared,
+        Completion::AlreadyDone(out) => {
+            return Ok(S3Response::new(CompleteMultipartUploadOutput {
+                location: Some(format!("/{bucket}/{key}")),
+                e_tag: Some(etag(&out.etag)),
+                version_id: out.version_id,
+                bucket: Some(bucket),
+                key: Some(key),
+                ..Default::default()
+            }))
+        }
+    };
     let output = |out: crate::core::service::PutOutcome, bucket: String, key: String| CompleteMultipartUploadOutput {
         location: Some(format!("/{bucket}/{key}")),
         bucket: Some(bucket),
