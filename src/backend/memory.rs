@@ -24,6 +24,16 @@ use super::{
 #[derive(Debug, Default)]
 pub struct MemoryBackend {
     state: Mutex<State>,
+    /// Every object read (HEAD and GET, with the stored range asked for), so tests can count the
+    /// backend requests a client request costs.
+    reads: Mutex<Vec<Read>>,
+}
+
+/// One object read recorded by [`MemoryBackend`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Read {
+    Head { key: String },
+    Get { key: String, range: Option<std::ops::Range<u64>> },
 }
 
 #[derive(Debug, Default)]
@@ -99,6 +109,17 @@ impl MemoryBackend {
     /// An empty backend with no buckets.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The reads recorded since the last call (and forgets them).
+    pub fn take_reads(&self) -> Vec<Read> {
+        self.reads.lock().map(|mut r| std::mem::take(&mut *r)).unwrap_or_default()
+    }
+
+    fn record(&self, read: Read) {
+        if let Ok(mut r) = self.reads.lock() {
+            r.push(read);
+        }
     }
 
     /// A poisoned lock only means another test thread panicked; the maps are still consistent
@@ -246,10 +267,12 @@ impl Backend for MemoryBackend {
     }
 
     async fn head(&self, bucket: &str, key: &str, version_id: Option<&str>) -> Result<ObjectHead> {
+        self.record(Read::Head { key: key.to_owned() });
         self.find(bucket, key, version_id).map(|(h, _)| h)
     }
 
     async fn get(&self, bucket: &str, key: &str, opts: GetOptions) -> Result<GetResult> {
+        self.record(Read::Get { key: key.to_owned(), range: opts.range.clone() });
         let (head, data) = self.find(bucket, key, opts.version_id.as_deref())?;
         let size = head.meta.size;
         let range = match opts.range {

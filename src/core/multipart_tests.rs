@@ -239,3 +239,50 @@ async fn reordered_dropped_duplicated_swapped_and_truncated_parts_are_refused() 
         assert!(f.get("a", Some(RangeRequest::FromTo(mid, mid + 10)), None).await.is_err(), "{name}: range served");
     }
 }
+
+/// Counts the backend reads behind one client read and checks the bytes they asked for.
+#[tokio::test]
+async fn ranged_reads_cost_at_most_two_backend_requests_and_only_the_segments_they_need() {
+    use crate::backend::memory::Read;
+    use crate::core::envelope::{SEGMENT_SIZE, TAG_LEN};
+    let f = fixture();
+    f.bucket().await;
+    // On the segment grid (whole 64 KiB multiples but the last), off the grid, and a single PUT.
+    f.upload("grid", &[(1, data(5 * MIB, 1)), (2, data(5 * MIB, 2)), (3, data(1000, 3))]).await;
+    f.upload("offgrid", &[(1, data(5 * MIB + 1, 1)), (2, data(5 * MIB + 7, 2)), (3, data(1000, 3))]).await;
+    let single = data(3 * MIB, 4);
+    f.svc
+        .put_object(&f.alpha, "bkt", "single", body(&single), single.len() as u64, PutRequest::default())
+        .await
+        .unwrap();
+    let seg = SEGMENT_SIZE + TAG_LEN;
+    let b = (5 * MIB) as u64;
+    let cases: Vec<(&str, Option<RangeRequest>, Option<PartNumber>, usize)> = vec![
+        ("single", Some(RangeRequest::FromTo(100_000, 100_010)), None, 1),
+        ("single", Some(RangeRequest::From(3 * MIB as u64 - 5)), None, 1),
+        ("single", Some(RangeRequest::Suffix(10)), None, 2),
+        ("single", None, Some(PartNumber(1)), 2),
+        ("grid", Some(RangeRequest::FromTo(b - 5, b + 5)), None, 1),
+        ("grid", Some(RangeRequest::Suffix(2000)), None, 2),
+        ("grid", None, Some(PartNumber(2)), 2),
+        ("offgrid", Some(RangeRequest::FromTo(b + 3, b + 9)), None, 2),
+        ("offgrid", Some(RangeRequest::FromTo(2 * b + 20, 2 * b + 30)), None, 2),
+        ("offgrid", Some(RangeRequest::Suffix(2000)), None, 2),
+        ("offgrid", None, Some(PartNumber(3)), 2),
+    ];
+    for (key, range, part, most) in cases {
+        f.backend.take_reads();
+        let got = f.get(key, range, part).await.unwrap();
+        let reads = f.backend.take_reads();
+        assert!(reads.len() <= most, "{key} {range:?} {part:?}: {reads:?}");
+        // The bytes fetched for the body: the segments holding the range plus at most one on each side.
+        let Some(Read::Get { range: Some(r), .. }) = reads.last() else { panic!("{key}: no ranged GET: {reads:?}") };
+        let wanted = got.len() as u64;
+        // An open-ended window (`bytes=a-`) is clamped to the stored size by the backend.
+        let stored = f.backend.head("bkt", key, None).await.unwrap().meta.size;
+        assert!(
+            r.end.min(stored) - r.start <= wanted + 4 * seg,
+            "{key} {range:?} {part:?}: fetched {r:?} for {wanted} bytes"
+        );
+    }
+}
