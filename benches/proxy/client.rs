@@ -16,6 +16,12 @@ use http_body::{Frame, SizeHint};
 /// An aws-sdk-s3 client for a loopback endpoint: path style, no CRC trailers (plain bodies, as
 /// `WhenRequired` sends them), generous timeouts (a 10 GiB transfer on a loaded box is slow).
 pub fn client(endpoint: &str, key: &str, secret: &str) -> Client {
+    client_with_read_timeout(endpoint, key, secret, Duration::from_secs(60))
+}
+
+/// [`client`] with another read timeout: how long the client waits for a response's next bytes.
+/// 60 s is the AWS CLI's and boto3's default; a long CompleteMultipartUpload may need more.
+pub fn client_with_read_timeout(endpoint: &str, key: &str, secret: &str, read: Duration) -> Client {
     let conf = aws_sdk_s3::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .endpoint_url(endpoint)
@@ -24,12 +30,7 @@ pub fn client(endpoint: &str, key: &str, secret: &str) -> Client {
         .force_path_style(true)
         .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
         .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(3))
-                .read_timeout(Duration::from_secs(60))
-                .build(),
-        )
+        .timeout_config(TimeoutConfig::builder().connect_timeout(Duration::from_secs(3)).read_timeout(read).build())
         .build();
     Client::from_conf(conf)
 }
@@ -51,12 +52,22 @@ pub fn data(len: usize, seed: u64) -> Bytes {
 /// client no memory and no CPU beyond the copy into the socket.
 pub struct RepeatBody {
     chunk: Bytes,
+    /// Where in `chunk` the next frame starts (non-zero only before the first frame).
+    skip: usize,
     remaining: u64,
 }
 
 impl RepeatBody {
+    /// `len` bytes of `chunk` repeated, from the chunk's start.
     pub fn new(chunk: Bytes, len: u64) -> Self {
-        Self { chunk, remaining: len }
+        Self::starting_at(chunk, 0, len)
+    }
+
+    /// `len` bytes of the endless repetition of `chunk`, from byte `offset` of it: the bytes a
+    /// multipart upload's part at `offset` holds when the whole object is `new(chunk, size)`.
+    pub fn starting_at(chunk: Bytes, offset: u64, len: u64) -> Self {
+        let skip = if chunk.is_empty() { 0 } else { (offset % chunk.len() as u64) as usize };
+        Self { chunk, skip, remaining: len }
     }
 }
 
@@ -69,9 +80,10 @@ impl http_body::Body for RepeatBody {
         if this.remaining == 0 || this.chunk.is_empty() {
             return Poll::Ready(None);
         }
-        let n = usize::try_from(this.remaining).unwrap_or(usize::MAX).min(this.chunk.len());
+        let start = std::mem::take(&mut this.skip);
+        let n = usize::try_from(this.remaining).unwrap_or(usize::MAX).min(this.chunk.len() - start);
         this.remaining -= n as u64;
-        Poll::Ready(Some(Ok(Frame::data(this.chunk.slice(..n)))))
+        Poll::Ready(Some(Ok(Frame::data(this.chunk.slice(start..start + n)))))
     }
 
     fn is_end_stream(&self) -> bool {

@@ -5,16 +5,25 @@
 //!    s3s-fs; 64 MiB throughput ratio (goal ≥ 90 %), 4 KiB added latency (goal p50 ≤ 1 ms,
 //!    p99 ≤ 5 ms). Targets are interleaved round by round so machine noise hits them alike.
 //! 2. blobseal on its filesystem backend (embedded default), 64 MiB PUT/GET MB/s, for reference.
+//! 1b. The same 64 MiB object as a multipart upload in 8 MiB parts (the AWS CLI's part size), a GET
+//!    of that object and a 1 MiB ranged GET across its first part boundary, on all three targets.
+//!    Skipped, with a note in the report, if a target refuses multipart.
 //! 3. Peak RSS (`VmHWM`) of a fresh blobseal while a `BLOBSEAL_BENCH_SIZE` object (default 1 GiB)
-//!    streams up and down, on each backend (goal ≤ 64 MiB).
+//!    streams up and down, on each backend (goal ≤ 64 MiB), once as one PUT (at most 5 GiB, S3's
+//!    limit) and once as a multipart upload in 8 MiB parts.
 //!
 //! Knobs (environment): `BLOBSEAL_BIN` (default: the blobseal binary cargo built with this bench),
 //! `S3S_FS_BIN` (default `$BLOBSEAL_TEST_CACHE/s3s-fs/bin/s3s-fs`, cache `~/.cache/blobseal-test`),
 //! `BLOBSEAL_BENCH_SIZE` (`1GiB`, `10GiB`, `512MiB` or bytes), `BLOBSEAL_BENCH_BIG_N` (5),
-//! `BLOBSEAL_BENCH_SMALL_N` (300), `BLOBSEAL_BENCH_BUDGET_S` (120, per loop), `BLOBSEAL_BENCH_ONLY=memory`
-//! (part 3 alone; `benches/memory.sh`), `BLOBSEAL_BENCH_KEEP=1` (keep the scratch directory and logs).
+//! `BLOBSEAL_BENCH_SMALL_N` (300), `BLOBSEAL_BENCH_RANGE_N` (50), `BLOBSEAL_BENCH_MPU_CONC` (parts in
+//! flight, 4), `BLOBSEAL_BENCH_BUDGET_S` (120, per loop), `BLOBSEAL_BENCH_ONLY=memory` (part 3 alone;
+//! `benches/memory.sh`), `BLOBSEAL_BENCH_UPLOADS` (`single,multipart`: part 3's upload kinds),
+//! `BLOBSEAL_BENCH_KEEP=1` (keep the scratch directory and logs).
 
 mod client;
+mod memory;
+mod mpu_speed;
+mod multipart;
 mod procs;
 mod report;
 
@@ -23,24 +32,28 @@ use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
-use client::{delete, ensure_bucket, get, interleaved, put, RepeatBody, Samples};
+use client::{ensure_bucket, get, interleaved, put, Samples};
+use memory::Upload;
 use procs::{Server, S3FS_KEY, S3FS_SECRET, TENANT_KEY, TENANT_SECRET};
-use report::{MemRow, Report, Row};
+use report::{Report, Row};
 
 const MIB: u64 = 1024 * 1024;
 const BIG: u64 = 64 * MIB;
 const SMALL: u64 = 4 * 1024;
 const SMALL_WARMUP: usize = 10;
-/// Chunk of the streamed memory-test body (what an SDK typically hands the socket).
-const STREAM_CHUNK: usize = MIB as usize;
 
-struct Knobs {
+/// The bench's settings, from the environment (see the module doc).
+pub struct Knobs {
     blobseal: PathBuf,
     s3s_fs: PathBuf,
     mem_size: u64,
     big_n: usize,
     small_n: usize,
+    range_n: usize,
+    mpu_concurrency: usize,
     budget: Duration,
+    /// Part 3's upload kinds, in order.
+    uploads: Vec<Upload>,
     /// `BLOBSEAL_BENCH_ONLY=memory`: skip the throughput and latency part.
     memory_only: bool,
 }
@@ -68,10 +81,22 @@ fn parse_size(text: &str) -> Result<u64, String> {
     n.checked_mul(mult).ok_or_else(|| format!("size {text:?} too large"))
 }
 
+/// `single,multipart` → the upload kinds of part 3.
+fn uploads(text: &str, concurrency: usize) -> Result<Vec<Upload>, String> {
+    text.split(',')
+        .map(|w| match w.trim() {
+            "single" => Ok(Upload::Single),
+            "multipart" => Ok(Upload::Multipart { concurrency }),
+            other => Err(format!("BLOBSEAL_BENCH_UPLOADS: unknown kind {other:?} (single, multipart)")),
+        })
+        .collect()
+}
+
 fn knobs() -> Result<Knobs, String> {
     let num = |name: &str, default: usize| -> Result<usize, String> {
         env(name).map_or(Ok(default), |v| v.parse().map_err(|_| format!("{name}={v:?} is not a number")))
     };
+    let mpu_concurrency = num("BLOBSEAL_BENCH_MPU_CONC", 4)?.max(1);
     let cache = env("BLOBSEAL_TEST_CACHE")
         .map(PathBuf::from)
         .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".cache/blobseal-test")))
@@ -82,20 +107,23 @@ fn knobs() -> Result<Knobs, String> {
         mem_size: env("BLOBSEAL_BENCH_SIZE").map_or(Ok(1 << 30), |v| parse_size(&v))?,
         big_n: num("BLOBSEAL_BENCH_BIG_N", 5)?,
         small_n: num("BLOBSEAL_BENCH_SMALL_N", 300)?,
+        range_n: num("BLOBSEAL_BENCH_RANGE_N", 50)?,
+        mpu_concurrency,
         budget: Duration::from_secs(num("BLOBSEAL_BENCH_BUDGET_S", 120)? as u64),
         memory_only: match env("BLOBSEAL_BENCH_ONLY").as_deref() {
             None => false,
             Some("memory") => true,
             Some(other) => return Err(format!("BLOBSEAL_BENCH_ONLY={other:?}: only \"memory\" is known")),
         },
+        uploads: uploads(env("BLOBSEAL_BENCH_UPLOADS").as_deref().unwrap_or("single,multipart"), mpu_concurrency)?,
     })
 }
 
 /// One thing the client talks to: a label, an S3 client and the bucket it uses there.
-struct Target {
-    label: &'static str,
-    client: Client,
-    bucket: &'static str,
+pub struct Target {
+    pub label: &'static str,
+    pub client: Client,
+    pub bucket: &'static str,
 }
 
 fn main() -> std::process::ExitCode {
@@ -133,15 +161,35 @@ async fn run(k: &Knobs) -> Result<Report, String> {
         speed(k, root, &s3fs, &mut report).await?;
     }
 
-    // Peak RSS, each backend on a fresh process so VmHWM covers this transfer only.
-    let mem_s3 = procs::start_blobseal_s3(&k.blobseal, &root.join("mem-s3"), &s3fs.endpoint, "blobseal→s3s-fs")?;
-    report.mem.push(memory_run(&mem_s3, k.mem_size).await?);
-    drop(mem_s3);
-    let mem_fs = procs::start_blobseal_fs(&k.blobseal, &root.join("mem-fs"), "blobseal→fs")?;
-    report.mem.push(memory_run(&mem_fs, k.mem_size).await?);
-    drop(mem_fs);
+    // Peak RSS: each backend and upload kind on a fresh process so VmHWM covers that transfer only.
+    for (i, &upload) in k.uploads.iter().enumerate() {
+        let dir = root.join(format!("mem-s3-{i}"));
+        let server = procs::start_blobseal_s3(&k.blobseal, &dir, &s3fs.endpoint, "blobseal→s3s-fs")?;
+        record_memory(&mut report, memory::run(&server, k.mem_size, upload).await, &server, upload);
+        drop(server);
+        let dir = root.join(format!("mem-fs-{i}"));
+        let server = procs::start_blobseal_fs(&k.blobseal, &dir, "blobseal→fs")?;
+        record_memory(&mut report, memory::run(&server, k.mem_size, upload).await, &server, upload);
+        drop(server);
+        // The fs backend's objects are deleted, but its directory is removed only with the
+        // scratch directory: free the disk now, before the next (possibly 10 GiB) transfer.
+        if env("BLOBSEAL_BENCH_KEEP").is_none() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
     drop(s3fs);
     Ok(report)
+}
+
+/// A memory run's row, or a note saying why there is none (multipart may be refused; the other
+/// figures are still worth printing).
+fn record_memory(report: &mut Report, row: Result<report::MemRow, String>, server: &Server, upload: Upload) {
+    match row {
+        Ok(row) => report.mem.push(row),
+        Err(e) => {
+            report.notes.push(format!("memory {} {} not measured: {e}", server.name, upload.label()));
+        }
+    }
 }
 
 /// Parts 1 and 2: 64 MiB throughput and 4 KiB latency on all three targets, interleaved.
@@ -191,6 +239,11 @@ async fn speed(k: &Knobs, root: &std::path::Path, s3fs: &Server, report: &mut Re
         report.rows.push(Row::new(t.label, "GET", BIG, &gets[i]));
     }
 
+    // The same object, multipart. A target that refuses multipart costs only these rows.
+    if let Err(e) = mpu_speed::run(k, &targets, &big, report).await {
+        report.notes.push(format!("multipart throughput not measured: {e}"));
+    }
+
     // 4 KiB: direct and through blobseal to the same s3s-fs (the fs target for reference).
     eprintln!("4 KiB: {SMALL_WARMUP} warm-up + {} rounds of PUT, then of GET", k.small_n);
     let small = client::data(SMALL as usize, 2);
@@ -221,7 +274,8 @@ async fn speed(k: &Knobs, root: &std::path::Path, s3fs: &Server, report: &mut Re
     Ok(())
 }
 
-fn check(label: &str, n: u64, want: u64, crc: Option<u32>, want_crc: u32) -> Result<(), String> {
+/// `Ok` if a GET returned `want` bytes whose CRC-32 (when computed) is `want_crc`.
+pub fn check(label: &str, n: u64, want: u64, crc: Option<u32>, want_crc: u32) -> Result<(), String> {
     if n != want {
         return Err(format!("{label}: GET returned {n} bytes, expected {want}"));
     }
@@ -229,45 +283,4 @@ fn check(label: &str, n: u64, want: u64, crc: Option<u32>, want_crc: u32) -> Res
         Some(c) if c != want_crc => Err(format!("{label}: GET returned different bytes than were PUT")),
         _ => Ok(()),
     }
-}
-
-/// Streams `size` bytes up and down through `server` and samples its memory afterwards.
-async fn memory_run(server: &Server, size: u64) -> Result<MemRow, String> {
-    eprintln!("memory: {} MiB up and down through {}", size / MIB, server.name);
-    let c = client::client(&server.endpoint, TENANT_KEY, TENANT_SECRET);
-    ensure_bucket(&c, "mem").await?;
-    let (_, idle_rss) = procs::memory(server.pid())?;
-    // Slower than 20 MB/s on loopback means something is wrong; stop rather than hang.
-    let limit = Duration::from_secs(120 + size / 20_000_000);
-    let chunk = client::data(STREAM_CHUNK, 3);
-    let body = ByteStream::from_body_1_x(RepeatBody::new(chunk, size));
-    let cpu0 = procs::cpu_seconds(server.pid())?;
-    let t0 = std::time::Instant::now();
-    tokio::time::timeout(limit, put(&c, "mem", "huge", body, size))
-        .await
-        .map_err(|_| format!("PUT of {size} bytes took longer than {limit:?}"))??;
-    let put_s = t0.elapsed().as_secs_f64();
-    let cpu1 = procs::cpu_seconds(server.pid())?;
-    let t0 = std::time::Instant::now();
-    let (n, _) = tokio::time::timeout(limit, get(&c, "mem", "huge", false))
-        .await
-        .map_err(|_| format!("GET of {size} bytes took longer than {limit:?}"))??;
-    let get_s = t0.elapsed().as_secs_f64();
-    let cpu2 = procs::cpu_seconds(server.pid())?;
-    if n != size {
-        return Err(format!("{}: GET returned {n} bytes, expected {size}", server.name));
-    }
-    let (peak, _) = procs::memory(server.pid())?;
-    delete(&c, "mem", "huge").await;
-    let gib = size as f64 / (1u64 << 30) as f64;
-    Ok(MemRow {
-        label: server.name.clone(),
-        size,
-        idle_rss,
-        peak,
-        put_mbs: size as f64 / put_s / 1e6,
-        get_mbs: size as f64 / get_s / 1e6,
-        put_cpu: (cpu1 - cpu0) / gib,
-        get_cpu: (cpu2 - cpu1) / gib,
-    })
 }

@@ -33,11 +33,17 @@ impl Row {
 /// One peak-memory run.
 pub struct MemRow {
     pub label: String,
+    /// How the object went up (`PUT`, `MPU 8MiB`).
+    pub upload: &'static str,
     pub size: u64,
     /// `VmRSS` after start-up, before any transfer.
     pub idle_rss: u64,
-    /// `VmHWM` after the PUT and the GET.
+    /// `VmHWM` after the upload, before the GET.
+    pub put_peak: u64,
+    /// `VmHWM` after the upload and the GET.
     pub peak: u64,
+    /// How long CompleteMultipartUpload took (multipart only; part of the upload time).
+    pub complete_s: Option<f64>,
     pub put_mbs: f64,
     pub get_mbs: f64,
     /// blobseal's CPU seconds (user + system) per GiB moved, during the PUT and the GET.
@@ -50,6 +56,8 @@ pub struct Report {
     pub binary: String,
     pub rows: Vec<Row>,
     pub mem: Vec<MemRow>,
+    /// What was not measured, and why.
+    pub notes: Vec<String>,
 }
 
 fn size_text(size: u64) -> String {
@@ -71,7 +79,7 @@ fn verdict(ok: bool) -> &'static str {
 
 impl Report {
     pub fn new(binary: String) -> Self {
-        Self { binary, rows: Vec::new(), mem: Vec::new() }
+        Self { binary, rows: Vec::new(), mem: Vec::new(), notes: Vec::new() }
     }
 
     fn find(&self, target: &str, op: &str, size: u64) -> Option<&Row> {
@@ -84,6 +92,9 @@ impl Report {
             "BLOBSEAL_BENCH_SIZE",
             "BLOBSEAL_BENCH_BIG_N",
             "BLOBSEAL_BENCH_SMALL_N",
+            "BLOBSEAL_BENCH_RANGE_N",
+            "BLOBSEAL_BENCH_MPU_CONC",
+            "BLOBSEAL_BENCH_UPLOADS",
             "BLOBSEAL_BENCH_BUDGET_S",
         ]
         .iter()
@@ -99,12 +110,12 @@ impl Report {
         // Empty in the memory-only run (`BLOBSEAL_BENCH_ONLY=memory`).
         if !self.rows.is_empty() {
             println!(
-                "{:<18} {:<4} {:>7} {:>4} {:>9} {:>9} {:>9}",
+                "{:<18} {:<7} {:>7} {:>4} {:>9} {:>9} {:>9}",
                 "target", "op", "size", "n", "MB/s", "p50 ms", "p99 ms"
             );
             for r in &self.rows {
                 println!(
-                    "{:<18} {:<4} {:>7} {:>4} {:>9.1} {:>9.2} {:>9.2}",
+                    "{:<18} {:<7} {:>7} {:>4} {:>9.1} {:>9.2} {:>9.2}",
                     r.target,
                     r.op,
                     size_text(r.size),
@@ -117,30 +128,42 @@ impl Report {
             println!();
         }
         println!(
-            "{:<18} {:>7} {:>10} {:>13} {:>8} {:>8} {:>12}",
-            "peak memory", "object", "idle RSS", "peak VmHWM", "PUT MB/s", "GET MB/s", "CPU s/GiB"
+            "{:<16} {:<8} {:>7} {:>10} {:>10} {:>10} {:>8} {:>8} {:>12} {:>10}",
+            "peak memory",
+            "upload",
+            "object",
+            "idle RSS",
+            "VmHWM up",
+            "VmHWM",
+            "up MB/s",
+            "GET MB/s",
+            "CPU s/GiB",
+            "Complete s"
         );
         for m in &self.mem {
             println!(
-                "{:<18} {:>7} {:>6.1} MiB {:>9.1} MiB {:>8.1} {:>8.1}  {:>5.2}/{:<5.2}",
+                "{:<16} {:<8} {:>7} {:>6.1} MiB {:>6.1} MiB {:>6.1} MiB {:>8.1} {:>8.1}  {:>5.2}/{:<5.2} {:>10}",
                 m.label,
+                m.upload,
                 size_text(m.size),
                 m.idle_rss as f64 / MIB,
+                m.put_peak as f64 / MIB,
                 m.peak as f64 / MIB,
                 m.put_mbs,
                 m.get_mbs,
                 m.put_cpu,
-                m.get_cpu
+                m.get_cpu,
+                m.complete_s.map_or_else(|| "-".to_owned(), |s| format!("{s:.1}"))
             );
         }
         println!();
-        println!("goals (blobseal→s3s-fs against s3s-fs direct):");
-        for op in ["PUT", "GET"] {
-            let big = 64 << 20;
+        println!("goals (blobseal→s3s-fs against s3s-fs direct, same run):");
+        let big = 64 << 20;
+        for op in ["PUT", "GET", "MPU PUT", "MPU GET"] {
             if let (Some(d), Some(p)) = (self.find("s3s-fs direct", op, big), self.find("blobseal→s3s-fs", op, big)) {
                 let ratio = p.mbs / d.mbs * 100.0;
                 println!(
-                    "  64 MiB {op} throughput ratio {ratio:6.1} %   (goal ≥ 90 %)      {}",
+                    "  64 MiB {op:<7} throughput ratio {ratio:6.1} %   (goal ≥ 90 %)      {}",
                     verdict(ratio >= 90.0)
                 );
             }
@@ -159,14 +182,42 @@ impl Report {
         for m in &self.mem {
             let peak = m.peak as f64 / MIB;
             println!(
-                "  peak RSS {:<16} {} up+down {peak:6.1} MiB (goal ≤ 64 MiB)   {}",
+                "  peak RSS {:<16} {:<8} {} up+down {peak:6.1} MiB (goal ≤ 64 MiB)   {}",
                 m.label,
+                m.upload,
                 size_text(m.size),
                 verdict(peak <= 64.0)
             );
         }
+        self.print_context();
+        for note in &self.notes {
+            println!("  NOT MEASURED: {note}");
+        }
         println!("  (added latency = quantile through blobseal minus the same quantile direct;");
-        println!("   CPU s/GiB = blobseal's user+system CPU per GiB moved, PUT/GET)");
+        println!("   CPU s/GiB = blobseal's user+system CPU per GiB moved, upload/GET)");
+    }
+
+    /// Ratios without a goal: the ranged GET, and blobseal's fs backend against s3s-fs serving
+    /// the same disk (both store plain files; blobseal adds its front end and encryption).
+    fn print_context(&self) {
+        let pairs = [("blobseal→s3s-fs", "MPU RNG", 1 << 20), ("blobseal→fs", "MPU RNG", 1 << 20)];
+        let big: u64 = 64 << 20;
+        let fs_ops = ["PUT", "GET", "MPU PUT", "MPU GET"].map(|op| ("blobseal→fs", op, big));
+        let mut header = false;
+        for (target, op, size) in pairs.into_iter().chain(fs_ops) {
+            if let (Some(d), Some(p)) = (self.find("s3s-fs direct", op, size), self.find(target, op, size)) {
+                if !header {
+                    println!("context (no goal; against s3s-fs direct, same run):");
+                    header = true;
+                }
+                println!(
+                    "  {target:<16} {op:<7} {:>7} throughput ratio {:6.1} %, p50 {:+7.2} ms",
+                    size_text(size),
+                    p.mbs / d.mbs * 100.0,
+                    p.p50_ms - d.p50_ms
+                );
+            }
+        }
     }
 }
 

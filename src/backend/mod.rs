@@ -334,8 +334,8 @@ pub trait Backend: Send + Sync + Debug + 'static {
     /// Server-side copy of the stored bytes, replacing metadata and headers with `opts`.
     async fn copy(
         &self,
-        src_bucket: &str,
-        src_key: &str,
+        srcbucket: &str,
+        srckey: &str,
         src_version: Option<&str>,
         bucket: &str,
         key: &str,
@@ -347,7 +347,6 @@ pub trait Backend: Send + Sync + Debug + 'static {
     async fn list_versions(&self, bucket: &str, opts: ListVersionsOptions) -> Result<VersionPage>;
 
     // ---- multipart -----------------------------------------------------------------------------
-    // TEMPORARY default bodies (NotSupported) while the backends gain their implementations.
     // The S3 model: an upload is created with the object's metadata, parts (numbers 1..=10000, any
     // order, a re-upload replaces the part) are stored invisibly, and a completion names an ascending
     // subset of them, which becomes the object atomically (every named part but the last at least
@@ -356,9 +355,7 @@ pub trait Backend: Send + Sync + Debug + 'static {
 
     /// Starts an upload; `opts` (metadata, headers) become the object's when it completes.
     /// `opts.if_none_match_any` is ignored here (it is a completion option). Returns the upload id.
-    async fn create_upload(&self, _bucket: &str, _key: &str, _opts: PutOptions) -> Result<String> {
-        Err(BackendError::NotSupported("multipart"))
-    }
+    async fn create_upload(&self, bucket: &str, key: &str, opts: PutOptions) -> Result<String>;
     /// Stores part `part_number` from `len` bytes of `body` (atomic, like `put`); returns its ETag.
     async fn upload_part(
         &self,
@@ -368,10 +365,7 @@ pub trait Backend: Send + Sync + Debug + 'static {
         part_number: u32,
         body: ByteStream,
         len: u64,
-    ) -> Result<String> {
-        let _ = (bucket, key, upload_id, part_number, body, len);
-        Err(BackendError::NotSupported("multipart"))
-    }
+    ) -> Result<String>;
     /// Stores part `part_number` as a server-side copy of stored bytes `range` (whole object if `None`)
     /// of `src_bucket/src_key`; returns its ETag. At most MAX_PART_SIZE bytes.
     #[allow(clippy::too_many_arguments)]
@@ -381,13 +375,10 @@ pub trait Backend: Send + Sync + Debug + 'static {
         key: &str,
         upload_id: &str,
         part_number: u32,
-        src_bucket: &str,
-        src_key: &str,
+        srcbucket: &str,
+        srckey: &str,
         range: Option<std::ops::Range<u64>>,
-    ) -> Result<String> {
-        let _ = (bucket, key, upload_id, part_number, src_bucket, src_key, range);
-        Err(BackendError::NotSupported("multipart"))
-    }
+    ) -> Result<String>;
     /// Completes an upload from `parts` (see above). With `if_none_match_any`, fails with
     /// `PreconditionFailed` (leaving the upload in place) if the key already exists.
     async fn complete_upload(
@@ -397,26 +388,17 @@ pub trait Backend: Send + Sync + Debug + 'static {
         upload_id: &str,
         parts: &[CompletedPart],
         if_none_match_any: bool,
-    ) -> Result<PutResult> {
-        let _ = (bucket, key, upload_id, parts, if_none_match_any);
-        Err(BackendError::NotSupported("multipart"))
-    }
+    ) -> Result<PutResult>;
     /// Discards an upload and its parts. `NoSuchUpload` if it does not exist.
-    async fn abort_upload(&self, _bucket: &str, _key: &str, _upload_id: &str) -> Result<()> {
-        Err(BackendError::NotSupported("multipart"))
-    }
+    async fn abort_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<()>;
     /// The parts of an upload in progress.
     async fn list_parts(
         &self,
-        _bucket: &str,
-        _key: &str,
-        _upload_id: &str,
-        _opts: ListPartsOptions,
-    ) -> Result<PartsPage> {
-        Err(BackendError::NotSupported("multipart"))
-    }
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        opts: ListPartsOptions,
+    ) -> Result<PartsPage>;
     /// Uploads in progress in a bucket. `NotSupported` where the backend cannot list them.
-    async fn list_uploads(&self, _bucket: &str, _opts: ListUploadsOptions) -> Result<UploadsPage> {
-        Err(BackendError::NotSupported("multipart"))
-    }
+    async fn list_uploads(&self, bucket: &str, opts: ListUploadsOptions) -> Result<UploadsPage>;
 }
