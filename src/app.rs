@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -121,7 +120,6 @@ pub async fn serve_on(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let request_ids = Arc::new(AtomicU64::new(1));
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -139,11 +137,9 @@ pub async fn serve_on(
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
         let service = service.clone();
-        let ids = Arc::clone(&request_ids);
         let logged = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             let service = service.clone();
-            let id = ids.fetch_add(1, Ordering::Relaxed);
-            async move { Ok::<_, Infallible>(log_request(service, req, id, peer).await) }
+            async move { Ok::<_, Infallible>(log_request(service, req, new_request_id(), peer).await) }
         });
         let builder = ConnBuilder::new(TokioExecutor::new());
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), logged).into_owned();
@@ -163,12 +159,13 @@ pub async fn serve_on(
     }
 }
 
-/// Calls the S3 service and writes one line per request: method, path, status, duration.
+/// Calls the S3 service, tags the response with the request id (`x-amz-request-id`, and `<RequestId>` in
+/// an XML error body) and writes one line per request: id, method, path, status, duration.
 /// Query strings are not logged: presigned URLs carry signatures there.
 async fn log_request(
     service: s3s::service::S3Service,
     req: hyper::Request<Incoming>,
-    id: u64,
+    id: RequestId,
     peer: std::net::SocketAddr,
 ) -> hyper::Response<s3s::Body> {
     let start = Instant::now();
@@ -178,7 +175,7 @@ async fn log_request(
     let mut response = match service.call(req.map(s3s::Body::from)).await {
         Ok(r) => r,
         Err(e) => {
-            tracing::error!(request = id, error = ?e, "request failed inside the S3 service");
+            tracing::error!(request = %id, error = ?e, "request failed inside the S3 service");
             let mut r = hyper::Response::new(s3s::Body::empty());
             *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
             r
@@ -187,9 +184,65 @@ async fn log_request(
     if close_after {
         response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
     }
+    tag_response(&mut response, &id);
     let ms = start.elapsed().as_secs_f64() * 1000.0;
-    tracing::info!(request = id, %peer, %method, %path, status = response.status().as_u16(), ms = format!("{ms:.1}"), "request");
+    tracing::info!(request = %id, %peer, %method, %path, status = response.status().as_u16(), ms = format!("{ms:.1}"), "request");
     response
+}
+
+/// A random per-request id: 16 upper-case hex digits, the shape of S3's own `x-amz-request-id`.
+/// Random rather than a counter so that ids stay unique across restarts and replicas.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RequestId(String);
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn new_request_id() -> RequestId {
+    let mut raw = [0u8; 8];
+    // A failing system RNG leaves zeros: an id is for correlating logs, not a secret, so the request goes on.
+    if aws_lc_rs::rand::fill(&mut raw).is_err() {
+        tracing::warn!("system random generator failed; request id is zero");
+    }
+    RequestId(hex::encode_upper(raw))
+}
+
+/// Adds `x-amz-request-id` to every response and, for an error answer whose body is an S3 `<Error>` document
+/// built in memory (what s3s produces), a `<RequestId>` element with the same id. s3s 0.14 has no hook for
+/// this: its own errors (signature, parsing) are serialized before our code runs, so it is done on the way out.
+/// Streamed bodies are never touched.
+fn tag_response(response: &mut hyper::Response<s3s::Body>, id: &RequestId) {
+    if let Ok(value) = http::HeaderValue::from_str(&id.0) {
+        response.headers_mut().insert(s3s::header::X_AMZ_REQUEST_ID, value);
+    }
+    if !response.status().is_client_error() && !response.status().is_server_error() {
+        return;
+    }
+    let Some(body) = response.body().bytes() else { return };
+    if let Some(tagged) = with_request_id(&body, id) {
+        response.headers_mut().remove(http::header::CONTENT_LENGTH);
+        *response.body_mut() = s3s::Body::from(tagged);
+    }
+}
+
+/// The error document `body` with `<RequestId>id</RequestId>` inserted before its closing `</Error>`, or
+/// `None` when `body` is not such a document or already names a request id.
+fn with_request_id(body: &[u8], id: &RequestId) -> Option<Vec<u8>> {
+    const CLOSE: &[u8] = b"</Error>";
+    let head = body.trim_ascii_end().strip_suffix(CLOSE)?;
+    if head.windows(b"<RequestId>".len()).any(|w| w == b"<RequestId>") {
+        return None;
+    }
+    let mut out = Vec::with_capacity(body.len() + id.0.len() + 24);
+    out.extend_from_slice(head);
+    out.extend_from_slice(b"<RequestId>");
+    out.extend_from_slice(id.0.as_bytes());
+    out.extend_from_slice(b"</RequestId>");
+    out.extend_from_slice(CLOSE);
+    Some(out)
 }
 
 /// True for a request with `Expect: 100-continue` and an empty body. botocore (AWS CLI, boto3)
@@ -226,4 +279,60 @@ async fn shutdown_signal() {
         () = term => {}
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> RequestId {
+        RequestId(s.to_owned())
+    }
+
+    #[test]
+    fn request_ids_are_sixteen_hex_digits_and_differ() {
+        let a = new_request_id();
+        let b = new_request_id();
+        assert_eq!(a.0.len(), 16);
+        assert!(a.0.bytes().all(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(&c)), "{a}");
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn request_id_goes_before_the_closing_error_tag() {
+        let body = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>NoSuchKey</Code></Error>\n";
+        let out = with_request_id(body, &id("ABC")).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>NoSuchKey</Code><RequestId>ABC</RequestId></Error>"
+        );
+    }
+
+    #[test]
+    fn other_bodies_are_left_alone() {
+        assert!(with_request_id(b"", &id("A")).is_none());
+        assert!(with_request_id(b"<ListBucketResult></ListBucketResult>", &id("A")).is_none());
+        assert!(with_request_id(b"<Error><RequestId>X</RequestId></Error>", &id("A")).is_none());
+    }
+
+    #[test]
+    fn error_response_gets_header_and_body_id() {
+        let mut r = hyper::Response::new(s3s::Body::from("<Error><Code>NoSuchKey</Code></Error>".to_owned()));
+        *r.status_mut() = http::StatusCode::NOT_FOUND;
+        r.headers_mut().insert(http::header::CONTENT_LENGTH, http::HeaderValue::from_static("37"));
+        tag_response(&mut r, &id("0123456789ABCDEF"));
+        assert_eq!(r.headers()["x-amz-request-id"], "0123456789ABCDEF");
+        assert!(r.headers().get(http::header::CONTENT_LENGTH).is_none());
+        let body = r.body().bytes().unwrap();
+        assert_eq!(&body[..], b"<Error><Code>NoSuchKey</Code><RequestId>0123456789ABCDEF</RequestId></Error>");
+    }
+
+    #[test]
+    fn success_response_gets_only_the_header() {
+        let text = "<Error>not an error, just an object that looks like one</Error>";
+        let mut r = hyper::Response::new(s3s::Body::from(text.to_owned()));
+        tag_response(&mut r, &id("FEDCBA9876543210"));
+        assert_eq!(r.headers()["x-amz-request-id"], "FEDCBA9876543210");
+        assert_eq!(&r.body().bytes().unwrap()[..], text.as_bytes());
+    }
 }

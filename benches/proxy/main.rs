@@ -5,6 +5,7 @@
 //!    s3s-fs; 64 MiB throughput ratio (goal ≥ 90 %), 4 KiB added latency (goal p50 ≤ 1 ms,
 //!    p99 ≤ 5 ms). Targets are interleaved round by round so machine noise hits them alike.
 //! 2. blobseal on its filesystem backend (embedded default), 64 MiB PUT/GET MB/s, for reference.
+//!
 //! 1b. The same 64 MiB object as a multipart upload in 8 MiB parts (the AWS CLI's part size), a GET
 //!    of that object and a 1 MiB ranged GET across its first part boundary, on all three targets.
 //!    Skipped, with a note in the report, if a target refuses multipart.

@@ -3,6 +3,7 @@
 //! Bodies stream both ways and are never buffered whole. Every SDK error is converted in one
 //! place, [`map_err`]. Version id `"null"` (S3's name for "no version") is reported as `None`.
 
+mod blank_key;
 mod body;
 mod compat;
 #[macro_use]
@@ -26,6 +27,7 @@ use aws_sdk_s3::types::{
     VersioningConfiguration,
 };
 
+use self::blank_key::{wire_key, BlankKeyPath};
 use self::body::{body_failed, download, upload_body};
 use self::convert::{
     encode_copy_source, etag, map_err, metadata, parse_content_range, parse_expires, size, to_time,
@@ -100,6 +102,8 @@ impl S3Backend {
             .force_path_style(settings.force_path_style)
             .timeout_config(timeouts)
             .stalled_stream_protection(stall)
+            // Keys of only whitespace: see blank_key.rs.
+            .interceptor(BlankKeyPath)
             .retry_config(
                 RetryConfig::standard().with_max_attempts(2).with_initial_backoff(Duration::from_millis(200)),
             );
@@ -198,7 +202,7 @@ impl Backend for S3Backend {
             .client
             .head_object()
             .bucket(bucket)
-            .key(key)
+            .key(wire_key(key))
             .set_version_id(version_id.map(str::to_owned))
             .send()
             .await
@@ -228,7 +232,7 @@ impl Backend for S3Backend {
             .client
             .get_object()
             .bucket(bucket)
-            .key(key)
+            .key(wire_key(key))
             .set_version_id(opts.version_id.clone())
             .set_range(range)
             .send()
@@ -264,7 +268,7 @@ impl Backend for S3Backend {
             .client
             .put_object()
             .bucket(bucket)
-            .key(key)
+            .key(wire_key(key))
             .content_length(content_length)
             .body(upload)
             .set_metadata(Some(opts.metadata.into_iter().collect()))
@@ -302,7 +306,7 @@ impl Backend for S3Backend {
             .client
             .copy_object()
             .bucket(bucket)
-            .key(key)
+            .key(wire_key(key))
             .copy_source(encode_copy_source(src_bucket, src_key, src_version))
             .metadata_directive(MetadataDirective::Replace)
             .set_metadata(Some(opts.metadata.into_iter().collect()))
@@ -329,7 +333,7 @@ impl Backend for S3Backend {
             .client
             .delete_object()
             .bucket(bucket)
-            .key(key)
+            .key(wire_key(key))
             .set_version_id(version_id.map(str::to_owned))
             .send()
             .await

@@ -66,7 +66,7 @@ pub struct UploadListing {
 /// What [`BlobService::prepare_completion`] found.
 pub enum Completion {
     /// Ready to finish.
-    Pending(PreparedCompletion),
+    Pending(Box<PreparedCompletion>),
     /// This upload was completed before (a retried completion): its object's outcome.
     AlreadyDone(PutOutcome),
 }
@@ -309,7 +309,7 @@ impl BlobService {
         if_none_match_any: bool,
     ) -> CoreResult<PutOutcome> {
         match self.prepare_completion(tenant, bucket, key, upload_id, named, if_none_match_any).await? {
-            Completion::Pending(prepared) => self.finish_completion(tenant, bucket, key, prepared).await,
+            Completion::Pending(prepared) => self.finish_completion(tenant, bucket, key, *prepared).await,
             Completion::AlreadyDone(out) => Ok(out),
         }
     }
@@ -356,7 +356,7 @@ impl BlobService {
                 encoded_layout.len()
             )));
         }
-        Ok(Completion::Pending(PreparedCompletion {
+        Ok(Completion::Pending(Box::new(PreparedCompletion {
             up,
             dek,
             keys,
@@ -364,7 +364,7 @@ impl BlobService {
             completed,
             encoded_layout,
             if_none_match_any,
-        }))
+        })))
     }
 
     /// The current object at `key`, if this upload made it.

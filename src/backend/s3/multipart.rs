@@ -15,6 +15,7 @@ use std::sync::atomic::Ordering;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart as SdkCompletedPart};
 use aws_sdk_s3::Client;
 
+use super::blank_key::wire_key;
 use super::body::{body_failed, upload_body};
 use super::compat::RenameRoot;
 use super::convert::{encode_copy_source, etag, map_err, parse_expires, size, to_time, version};
@@ -33,7 +34,7 @@ pub(super) async fn create(client: &Client, bucket: &str, key: &str, opts: PutOp
     let out = client
         .create_multipart_upload()
         .bucket(bucket)
-        .key(key)
+        .key(wire_key(key))
         .set_metadata(Some(opts.metadata.into_iter().collect()))
         .set_content_type(h.content_type)
         .set_content_encoding(h.content_encoding)
@@ -70,7 +71,7 @@ pub(super) async fn upload_part(
     let out = client
         .upload_part()
         .bucket(bucket)
-        .key(key)
+        .key(wire_key(key))
         .upload_id(upload_id)
         .part_number(n)
         .content_length(content_length)
@@ -102,7 +103,7 @@ pub(super) async fn upload_part_copy(
     let out = client
         .upload_part_copy()
         .bucket(bucket)
-        .key(key)
+        .key(wire_key(key))
         .upload_id(upload_id)
         .part_number(n)
         .copy_source(encode_copy_source(src_bucket, src_key, None))
@@ -138,7 +139,7 @@ pub(super) async fn complete(
     let out = client
         .complete_multipart_upload()
         .bucket(bucket)
-        .key(key)
+        .key(wire_key(key))
         .upload_id(upload_id)
         .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(sdk_parts)).build())
         .set_if_none_match(if_none_match_any.then(|| "*".to_owned()))
@@ -153,7 +154,7 @@ pub(super) async fn abort(client: &Client, bucket: &str, key: &str, upload_id: &
     client
         .abort_multipart_upload()
         .bucket(bucket)
-        .key(key)
+        .key(wire_key(key))
         .upload_id(upload_id)
         .send()
         .await
@@ -174,7 +175,7 @@ pub(super) async fn list_parts(
     let out = client
         .list_parts()
         .bucket(bucket)
-        .key(key)
+        .key(wire_key(key))
         .upload_id(upload_id)
         .set_part_number_marker(opts.part_number_marker.map(|m| m.to_string()))
         .max_parts(i32::try_from(max_parts).unwrap_or(1000))

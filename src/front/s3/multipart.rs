@@ -200,7 +200,7 @@ pub async fn complete_multipart_upload(
         .await
         .map_err(to_s3_error)?
     {
-        Completion::Pending(prepared) => prepared,
+        Completion::Pending(prepared) => *prepared,
         Completion::AlreadyDone(out) => {
             return Ok(S3Response::new(CompleteMultipartUploadOutput {
                 location: Some(format!("/{bucket}/{key}")),
