@@ -503,7 +503,17 @@ impl BlobService {
         let needed = plan.cipher.end - plan.cipher.start;
         let body = take_bytes(got.body, needed);
         let object = format!("{}/{}/{}", tenant.name, bucket, key);
-        let body = open_segments(opened.segs, plan, body)
+        let mut body = open_segments(opened.segs, plan, body);
+        // Open the first segment before answering, so the commonest tampering (a wrong or moved first
+        // segment) is a clean error status instead of a cut-off 200.
+        let first = match body.next().await {
+            Some(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return Err(CoreError::Integrity(format!("first segment: {e}")))
+            }
+            first => first,
+        };
+        let body = futures::stream::iter(first)
+            .chain(body)
             .map(move |item| {
                 if let Err(e) = &item {
                     // Headers are out: the client only sees the connection cut. Say why here.

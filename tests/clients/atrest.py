@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import http.client
+import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 from urllib.parse import urlsplit
 
 import pytest
@@ -62,6 +66,60 @@ def fs_put_and_locate(s3, bucket: str, key: str, data: bytes, data_dir: Path) ->
     return found[0]
 
 
+def fs_locate_new(data_dir: Path, action: Callable[[], object]) -> Path:
+    """Run `action` (an upload through blobseal) and return the one object file it left under `data_dir`.
+
+    Files that appear and go again while `action` runs (multipart parts, blobseal's hidden upload object)
+    do not count: only object files (64 hex characters, FORMAT.md §12) present afterwards and new or changed.
+    """
+    before = fs_snapshot(data_dir)
+    action()
+    after = fs_snapshot(data_dir)
+    found = [p for p, meta in after.items() if before.get(p) != meta and len(p.name) == 64
+             and not p.name.startswith(".") and "objects" in p.parts]
+    if len(found) != 1:
+        pytest.fail(f"expected one new object file under {data_dir}, found: {found}")
+    return found[0]
+
+
+@dataclass
+class FsObject:
+    """One object file of the fs backend (FORMAT.md §12), split into its JSON header and its body.
+
+    `write` rewrites the file the way the fs backend itself would have written a body and metadata
+    (header `size` and MD5 follow the body), so that only blobseal's own checks can refuse the edit,
+    never the fs backend's consistency check of the file.
+    """
+    path: Path
+    header: dict
+    body: bytes
+
+    @classmethod
+    def read(cls, path: Path) -> "FsObject":
+        blob = path.read_bytes()
+        assert blob[:5] == b"BSOB\x01", f"{path} is not a version 1 object file"
+        json_len = int.from_bytes(blob[21:25], "big")
+        header = json.loads(blob[25:25 + json_len])
+        body = blob[25 + json_len:]
+        assert header["size"] == len(body), "object file header and body disagree"
+        return cls(path, header, body)
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        return self.header["metadata"]
+
+    def write(self, body: bytes | None = None, metadata: dict | None = None) -> None:
+        """Replace the file (atomically) with this object's header, `body` and `metadata` substituted."""
+        body = self.body if body is None else body
+        header = dict(self.header, size=len(body), metadata=self.metadata if metadata is None else metadata)
+        js = json.dumps(header, separators=(",", ":")).encode()
+        blob = b"BSOB\x01" + hashlib.md5(body).digest() + len(js).to_bytes(4, "big") + js + body
+        # A name starting with "." is a write in progress to the fs backend: never read as an object.
+        tmp = self.path.with_name(".tamper-" + self.path.name)
+        tmp.write_bytes(blob)
+        os.replace(tmp, self.path)
+
+
 @dataclass
 class RawObject:
     """An object as moto stores it: body and user metadata (which carries `blobseal-envelope`)."""
@@ -91,6 +149,17 @@ def moto_keys(raw) -> set[tuple[str, str]]:
     return out
 
 
+def moto_locate_new(raw, action: Callable[[], object]) -> RawObject:
+    """Run `action` (an upload through blobseal) and return the one raw object on moto it left behind."""
+    before = moto_keys(raw)
+    action()
+    new = moto_keys(raw) - before
+    if len(new) != 1:
+        pytest.fail(f"expected one new raw object on moto, found: {sorted(new)}")
+    b, k = new.pop()
+    return RawObject.read(raw, b, k)
+
+
 def moto_put_and_locate(s3, raw, bucket: str, key: str, data: bytes) -> RawObject:
     """PUT through blobseal and return the raw object that appeared on moto for it."""
     before = moto_keys(raw)
@@ -102,29 +171,37 @@ def moto_put_and_locate(s3, raw, bucket: str, key: str, data: bytes) -> RawObjec
     return RawObject.read(raw, b, k)
 
 
-def assert_unreadable(s3, bucket: str, key: str) -> Exception:
-    """GET must fail (error status or broken body); returning any complete body is a failure."""
+def assert_unreadable(s3, bucket: str, key: str, **get_args) -> Exception:
+    """GET must fail (error status or broken body); returning any complete body is a failure.
+
+    `get_args` go to `get_object` as they are (e.g. `Range="bytes=0-99"`).
+    """
     try:
-        resp = s3.get_object(Bucket=bucket, Key=key)
+        resp = s3.get_object(Bucket=bucket, Key=key, **get_args)
         body = resp["Body"].read()
     except AssertionError:
         raise
     except Exception as err:  # ClientError, IncompleteReadError, ResponseStreamingError, connection reset …
         return err
-    pytest.fail(f"tampered object {bucket}/{key} read back {len(body)} bytes with status "
+    pytest.fail(f"tampered object {bucket}/{key} {get_args or ''} read back {len(body)} bytes with status "
                 f"{resp['ResponseMetadata']['HTTPStatusCode']}")
 
 
 def assert_raw_get_never_complete(url: str, original: bytes) -> str:
     """Plain http.client GET of a (presigned) URL: either an error status, or a body that breaks off.
 
-    Returns a description of how it failed. A complete 200 body is a failure, whatever its bytes.
+    Returns a description of how it failed. A complete 200 body is a failure, whatever its bytes. A
+    connection closed before any status line (blobseal found the first segment bad after deciding on 200
+    but before the head went out) is a refusal too: the client received nothing.
     """
     parts = urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
     try:
         conn.request("GET", f"{parts.path}?{parts.query}")
-        resp = conn.getresponse()
+        try:
+            resp = conn.getresponse()
+        except http.client.RemoteDisconnected as err:
+            return f"closed before a status: {err}"
         if resp.status != 200:
             body = resp.read()
             assert resp.status >= 400, resp.status
@@ -136,5 +213,30 @@ def assert_raw_get_never_complete(url: str, original: bytes) -> str:
             return f"200 then {type(err).__name__}"
         pytest.fail(f"complete 200 body of {len(body)} bytes (original {len(original)}, "
                     f"content-length {resp.getheader('content-length')}) from a tampered object")
+    finally:
+        conn.close()
+
+
+def raw_get_received(url: str) -> tuple[int, bytes, bool]:
+    """Plain http.client GET of a (presigned) URL: (status, the body bytes that arrived, whether it was complete).
+
+    A connection closed before the status line is `(0, b"", False)`; a body cut short is the bytes
+    received before the cut and `False`. For asserting that whatever a refused GET let through was
+    only ever authenticated plaintext.
+    """
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    try:
+        conn.request("GET", f"{parts.path}?{parts.query}")
+        try:
+            resp = conn.getresponse()
+        except http.client.RemoteDisconnected:
+            return 0, b"", False
+        try:
+            return resp.status, resp.read(), True
+        except http.client.IncompleteRead as err:
+            return resp.status, err.partial, False
+        except (ConnectionError, http.client.HTTPException):
+            return resp.status, b"", False  # what arrived before a reset is not kept by http.client
     finally:
         conn.close()

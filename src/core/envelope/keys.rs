@@ -48,16 +48,36 @@ impl fmt::Debug for ObjectKeys {
 /// HKDF-SHA256(salt, ikm = dek) expanded to (segment key, commitment). Kept separate so the known-answer
 /// test can print the intermediate values for docs/FORMAT.md.
 fn derive_material(dek: &DataKey, salt: &[u8; SALT_LEN]) -> Result<(Zeroizing<[u8; 32]>, [u8; 32]), FormatError> {
+    derive_key_and_commitment(dek, salt, SEGMENT_KEY_INFO, COMMITMENT_INFO)
+}
+
+/// HKDF-SHA256(salt, ikm = dek), expanded once with `key_info` (a 32-byte key) and once with
+/// `commitment_info` (the 32-byte key commitment). Both object schemes derive their keys this way.
+pub(crate) fn derive_key_and_commitment(
+    dek: &DataKey,
+    salt: &[u8; SALT_LEN],
+    key_info: &[u8],
+    commitment_info: &[u8],
+) -> Result<(Zeroizing<[u8; 32]>, [u8; 32]), FormatError> {
     let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, salt).extract(dek.as_bytes());
-    let mut segment_key = Zeroizing::new([0u8; 32]);
-    prk.expand(&[SEGMENT_KEY_INFO], hkdf::HKDF_SHA256)
-        .and_then(|okm| okm.fill(&mut segment_key[..]))
+    let mut key = Zeroizing::new([0u8; 32]);
+    prk.expand(&[key_info], hkdf::HKDF_SHA256)
+        .and_then(|okm| okm.fill(&mut key[..]))
         .map_err(|_| FormatError::Crypto)?;
     let mut commitment = [0u8; 32];
-    prk.expand(&[COMMITMENT_INFO], hkdf::HKDF_SHA256)
+    prk.expand(&[commitment_info], hkdf::HKDF_SHA256)
         .and_then(|okm| okm.fill(&mut commitment))
         .map_err(|_| FormatError::Crypto)?;
-    Ok((segment_key, commitment))
+    Ok((key, commitment))
+}
+
+/// Constant-time comparison of a derived commitment with the stored one.
+pub(crate) fn check_commitment(derived: &[u8; 32], stored: &[u8; 32]) -> Result<(), FormatError> {
+    if bool::from(derived.ct_eq(stored)) {
+        Ok(())
+    } else {
+        Err(FormatError::CommitmentMismatch)
+    }
 }
 
 impl ObjectKeys {
@@ -76,11 +96,7 @@ impl ObjectKeys {
     /// Checks, in constant time, that these keys derive the `stored` commitment. A mismatch
     /// ([`FormatError::CommitmentMismatch`]) means a wrong data key or salt: do not decrypt.
     pub fn verify_commitment(&self, stored: &[u8; 32]) -> Result<(), FormatError> {
-        if bool::from(self.0.commitment.ct_eq(stored)) {
-            Ok(())
-        } else {
-            Err(FormatError::CommitmentMismatch)
-        }
+        check_commitment(&self.0.commitment, stored)
     }
 
     /// Encrypts segment `index` in place and returns its tag. `is_final` must be true exactly for the

@@ -16,12 +16,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM_SIV};
-use aws_lc_rs::hkdf;
-use subtle::ConstantTimeEq;
-use zeroize::Zeroizing;
 
 use super::format::{FormatError, TAG_LEN};
-use super::keys::SALT_LEN;
+use super::keys::{check_commitment, derive_key_and_commitment, SALT_LEN};
 use crate::core::keys::DataKey;
 
 /// HKDF `info` for the 32-byte AES-256-GCM-SIV key-generating key.
@@ -78,15 +75,7 @@ impl PartKeys {
     /// HKDF-SHA256(salt, ikm = dek) expanded with [`PART_KEY_INFO`] (32 bytes) and
     /// [`PART_COMMITMENT_INFO`] (32 bytes).
     pub fn derive(dek: &DataKey, salt: &[u8; SALT_LEN]) -> Result<Self, FormatError> {
-        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, salt).extract(dek.as_bytes());
-        let mut key = Zeroizing::new([0u8; 32]);
-        prk.expand(&[PART_KEY_INFO], hkdf::HKDF_SHA256)
-            .and_then(|okm| okm.fill(&mut key[..]))
-            .map_err(|_| FormatError::Crypto)?;
-        let mut commitment = [0u8; 32];
-        prk.expand(&[PART_COMMITMENT_INFO], hkdf::HKDF_SHA256)
-            .and_then(|okm| okm.fill(&mut commitment))
-            .map_err(|_| FormatError::Crypto)?;
+        let (key, commitment) = derive_key_and_commitment(dek, salt, PART_KEY_INFO, PART_COMMITMENT_INFO)?;
         let unbound = UnboundKey::new(&AES_256_GCM_SIV, &key[..]).map_err(|_| FormatError::Crypto)?;
         Ok(Self(Arc::new(Inner { aead: LessSafeKey::new(unbound), commitment })))
     }
@@ -98,11 +87,7 @@ impl PartKeys {
 
     /// Constant-time check of a stored commitment ([`FormatError::CommitmentMismatch`] on mismatch).
     pub fn verify_commitment(&self, stored: &[u8; 32]) -> Result<(), FormatError> {
-        if bool::from(self.0.commitment.ct_eq(stored)) {
-            Ok(())
-        } else {
-            Err(FormatError::CommitmentMismatch)
-        }
+        check_commitment(&self.0.commitment, stored)
     }
 
     /// Encrypts one segment's plaintext in place and returns its 16-byte tag (the synthetic IV), which
