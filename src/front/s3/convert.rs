@@ -115,3 +115,23 @@ mod tests {
         assert_eq!(r.map(range_request), Some(RangeRequest::From(2)));
     }
 }
+
+/// The `PutRequest` of a write (PutObject, CopyObject with REPLACE, CreateMultipartUpload): user
+/// metadata and the six entity headers, which every such s3s input carries under the same names.
+macro_rules! put_request_of {
+    ($input:expr, $create_only:expr) => {
+        $crate::core::service::PutRequest {
+            metadata: $crate::front::s3::convert::metadata_in($input.metadata),
+            headers: $crate::front::s3::convert::content_headers(
+                $input.content_type,
+                $input.content_encoding,
+                $input.content_disposition,
+                $input.content_language,
+                $input.cache_control,
+                $input.expires,
+            ),
+            if_none_match_any: $create_only,
+        }
+    };
+}
+pub(crate) use put_request_of;

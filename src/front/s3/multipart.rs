@@ -8,11 +8,11 @@ use s3s::{s3_error, S3Request, S3Response, S3Result};
 
 use super::checksum::{Expected, VerifiedBody};
 use super::conditions::Preconditions;
-use super::convert::{content_headers, etag, maybe_encode, metadata_in, tenant, timestamp};
+use super::convert::{etag, maybe_encode, put_request_of, tenant, timestamp};
 use super::error::to_s3_error;
 use crate::backend::ByteStream;
 use crate::core::multipart::Completion;
-use crate::core::service::{BlobService, PutRequest, RangeRequest};
+use crate::core::service::{BlobService, RangeRequest};
 
 fn part_number(n: i32) -> S3Result<u32> {
     u32::try_from(n)
@@ -35,18 +35,7 @@ pub async fn create_multipart_upload(
     if input.tagging.as_deref().is_some_and(|t| !t.is_empty()) {
         return Err(s3_error!(NotImplemented, "Object tagging (x-amz-tagging) is not supported yet"));
     }
-    let put = PutRequest {
-        metadata: metadata_in(input.metadata),
-        headers: content_headers(
-            input.content_type,
-            input.content_encoding,
-            input.content_disposition,
-            input.content_language,
-            input.cache_control,
-            input.expires,
-        ),
-        if_none_match_any: false,
-    };
+    let put = put_request_of!(input, false);
     let upload_id = core.create_upload(&tenant, &input.bucket, &input.key, put).await.map_err(to_s3_error)?;
     Ok(S3Response::new(CreateMultipartUploadOutput {
         bucket: Some(input.bucket),

@@ -6,7 +6,9 @@ use sync_wrapper::SyncStream;
 
 use super::checksum::{decode_content_md5, Algorithm, Expected, Mismatch, VerifiedBody};
 use super::conditions::Preconditions;
-use super::convert::{content_headers, etag, expires_out, metadata_in, metadata_out, range_request, tenant, timestamp};
+use super::convert::{
+    content_headers, etag, expires_out, metadata_in, metadata_out, put_request_of, range_request, tenant, timestamp,
+};
 use super::error::to_s3_error;
 use crate::backend::{BackendError, ByteStream};
 use crate::core::error::CoreError;
@@ -384,18 +386,7 @@ pub async fn copy_object(
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
         ));
     }
-    let replacement = replace.then(|| PutRequest {
-        metadata: metadata_in(input.metadata),
-        headers: content_headers(
-            input.content_type,
-            input.content_encoding,
-            input.content_disposition,
-            input.content_language,
-            input.cache_control,
-            input.expires,
-        ),
-        if_none_match_any: false,
-    });
+    let replacement = replace.then(|| put_request_of!(input, false));
     let mut src_version = src_version;
     if !source_conditions.is_empty() {
         let info =
