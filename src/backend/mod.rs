@@ -392,13 +392,7 @@ pub trait Backend: Send + Sync + Debug + 'static {
     /// Discards an upload and its parts. `NoSuchUpload` if it does not exist.
     async fn abort_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<()>;
     /// The parts of an upload in progress.
-    async fn list_parts(
-        &self,
-        bucket: &str,
-        key: &str,
-        upload_id: &str,
-        opts: ListPartsOptions,
-    ) -> Result<PartsPage>;
+    async fn list_parts(&self, bucket: &str, key: &str, upload_id: &str, opts: ListPartsOptions) -> Result<PartsPage>;
     /// Uploads in progress in a bucket. `NotSupported` where the backend cannot list them.
     async fn list_uploads(&self, bucket: &str, opts: ListUploadsOptions) -> Result<UploadsPage>;
 }

@@ -4,7 +4,9 @@
 #
 #   bash tests/conformance/run.sh /path/to/s3-tests                    fs backend
 #   bash tests/conformance/run.sh --backend moto /path/to/s3-tests     S3 backend on a moto_server
-#   bash tests/conformance/run.sh /path/to/s3-tests -- -k ifmatch -x   extra arguments after `--` go to pytest
+#   bash tests/conformance/run.sh --only ifmatch /path/to/s3-tests     only the selected tests matching a -k expression
+#   bash tests/conformance/run.sh /path/to/s3-tests -- -x               extra arguments after `--` go to pytest
+#                                                                       (a -k there replaces the selection: use --only)
 #
 # It builds blobseal (or uses $BLOBSEAL_BIN), makes a venv with the suite's requirements, writes a blobseal
 # config with three tenants (the suite's main, alt and tenant users, with the suite's fixed keys, each with its
@@ -12,13 +14,15 @@
 # Output: $OUT (default $CACHE/conformance-<backend>): blobseal.log, junit.xml, pytest.log, failures.txt.
 set -euo pipefail
 
-usage() { echo "usage: $0 [--backend fs|moto] S3_TESTS_DIR [-- PYTEST_ARGS...]" >&2; exit 2; }
+usage() { echo "usage: $0 [--backend fs|moto] [--only K_EXPR] S3_TESTS_DIR [-- PYTEST_ARGS...]" >&2; exit 2; }
 BACKEND=fs
+ONLY=""
 S3TESTS=""
 EXTRA=()
 while (($#)); do
   case "$1" in
     --backend) BACKEND="${2:-}"; shift 2 ;;
+    --only) ONLY="${2:-}"; [[ -n "$ONLY" ]] || usage; shift 2 ;;
     --) shift; EXTRA=("$@"); break ;;
     -h|--help) usage ;;
     *) [[ -z "$S3TESTS" ]] || usage; S3TESTS="$1"; shift ;;
@@ -194,12 +198,15 @@ MARKERS="not fails_on_aws and not fails_on_rgw and not tagging and not encryptio
 MARKERS+=" and not bucket_policy and not lifecycle and not object_lock and not s3select and not s3website"
 MARKERS+=" and not bucket_logging and not appendobject and not checksum and not storage_class"
 
+SELECT="($INCLUDE) and not ($EXCLUDE)"
+[[ -z "$ONLY" ]] || SELECT="($SELECT) and ($ONLY)"
+
 log "pytest (results in $OUT)"
 cd "$S3TESTS"
 RC=0
-S3TEST_CONF="$WORK/s3tests.conf" "$VENV/bin/python" -m pytest -p no:cacheprovider -q -rf \
+S3TEST_CONF="$WORK/s3tests.conf" "$VENV/bin/python" -m pytest -p no:cacheprovider -q -rfE \
   s3tests/functional/test_s3.py s3tests/functional/test_headers.py \
-  -m "$MARKERS" -k "($INCLUDE) and not ($EXCLUDE)" --junitxml="$OUT/junit.xml" "${EXTRA[@]}" \
+  -m "$MARKERS" -k "$SELECT" --junitxml="$OUT/junit.xml" "${EXTRA[@]}" \
   >"$OUT/pytest.log" 2>&1 || RC=$?
 grep -E '^FAILED|^ERROR' "$OUT/pytest.log" >"$OUT/failures.txt" || true
 tail -3 "$OUT/pytest.log"

@@ -97,25 +97,6 @@ pub fn maybe_encode(s: String, encode: bool) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn url_encoding_matches_s3() {
-        assert_eq!(url_encode("a b/c+d%e"), "a%20b/c%2Bd%25e");
-        assert_eq!(url_encode("ü"), "%C3%BC");
-    }
-
-    #[test]
-    fn ranges() {
-        let r = s3s::dto::Range::parse("bytes=-5").ok();
-        assert_eq!(r.map(range_request), Some(RangeRequest::Suffix(5)));
-        let r = s3s::dto::Range::parse("bytes=2-").ok();
-        assert_eq!(r.map(range_request), Some(RangeRequest::From(2)));
-    }
-}
-
 /// The `PutRequest` of a write (PutObject, CopyObject with REPLACE, CreateMultipartUpload): user
 /// metadata and the six entity headers, which every such s3s input carries under the same names.
 macro_rules! put_request_of {
@@ -135,3 +116,22 @@ macro_rules! put_request_of {
     };
 }
 pub(crate) use put_request_of;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_encoding_matches_s3() {
+        assert_eq!(url_encode("a b/c+d%e"), "a%20b/c%2Bd%25e");
+        assert_eq!(url_encode("ü"), "%C3%BC");
+    }
+
+    #[test]
+    fn ranges() {
+        let r = s3s::dto::Range::parse("bytes=-5").ok();
+        assert_eq!(r.map(range_request), Some(RangeRequest::Suffix(5)));
+        let r = s3s::dto::Range::parse("bytes=2-").ok();
+        assert_eq!(r.map(range_request), Some(RangeRequest::From(2)));
+    }
+}
