@@ -374,3 +374,32 @@ def test_moto_multipart_at_rest(bs_moto, moto_raw):
     finally:
         abort_all_uploads(s3, bucket)
         empty_and_delete(s3, bucket)
+
+
+def test_versioned_bucket_keeps_one_version_per_completion(bs_moto, moto_raw):
+    """On a versioned bucket a completion adds exactly one version under the client's key, the
+    hidden upload object leaves no version (nor delete marker) behind, and older versions stay readable."""
+    s3, bucket = bs_moto.client(), unique_bucket()
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    try:
+        first = b"v1" * (MIN_PART // 2) + b"tail-1"
+        second = b"v2" * (MIN_PART // 2) + b"tail-2"
+        v1 = multipart_put(s3, bucket, "doc", [first[:MIN_PART], first[MIN_PART:]])
+        v2 = multipart_put(s3, bucket, "doc", [second[:MIN_PART], second[MIN_PART:]])
+        versions = s3.list_object_versions(Bucket=bucket)
+        listed = [(v["Key"], v["VersionId"]) for v in versions.get("Versions", [])]
+        assert sorted(listed) == sorted([("doc", v1["VersionId"]), ("doc", v2["VersionId"])]), listed
+        assert versions.get("DeleteMarkers", []) == []
+        old = s3.get_object(Bucket=bucket, Key="doc", VersionId=v1["VersionId"])["Body"].read()
+        assert old == first
+        assert s3.get_object(Bucket=bucket, Key="doc")["Body"].read() == second
+        # Nothing of the hidden upload survives in the backend, not even as an old version.
+        raw = [b["Name"] for b in moto_raw.list_buckets()["Buckets"] if b["Name"].endswith(bucket)]
+        for name in raw:
+            page = moto_raw.list_object_versions(Bucket=name)
+            keys = [v["Key"] for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+            assert all(not k.startswith(".blobseal/") for k in keys), keys
+    finally:
+        abort_all_uploads(s3, bucket)
+        empty_and_delete(s3, bucket)
