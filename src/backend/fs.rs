@@ -92,11 +92,19 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 /// Copies exactly `len` bytes of `body` into `w` and flushes it, returning their MD5. A body that
 /// fails, or yields more or fewer than `len` bytes, is `InvalidRequest` (the caller's temp file is
 /// then discarded, so nothing partial becomes visible).
-async fn stream_into<W>(mut body: ByteStream, len: u64, w: &mut W) -> Result<[u8; 16]>
+async fn stream_into<W>(body: ByteStream, len: u64, w: &mut W) -> Result<[u8; 16]>
 where
     W: tokio::io::AsyncWrite + Unpin,
 {
-    let mut md5 = Md5::new();
+    stream_hashing(body, len, w, Some(Md5::new())).await
+}
+
+/// [`stream_into`], hashing only when given a hasher (a copy already knows its body's MD5); returns the
+/// digest, or zeros without a hasher.
+async fn stream_hashing<W>(mut body: ByteStream, len: u64, w: &mut W, mut md5: Option<Md5>) -> Result<[u8; 16]>
+where
+    W: tokio::io::AsyncWrite + Unpin,
+{
     let mut written = 0u64;
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| body_err(format!("body stream failed: {e}")))?;
@@ -104,14 +112,22 @@ where
         if written > len {
             return Err(body_err(format!("body longer than its declared {len} bytes")));
         }
-        md5.update(&chunk);
+        if let Some(md5) = md5.as_mut() {
+            md5.update(&chunk);
+        }
         w.write_all(&chunk).await.map_err(io_err)?;
     }
     if written != len {
         return Err(body_err(format!("body ended after {written} of {len} bytes")));
     }
     w.flush().await.map_err(io_err)?;
-    Ok(md5.finalize().into())
+    Ok(md5.map(|m| m.finalize().into()).unwrap_or_default())
+}
+
+/// The body MD5 recorded in an object file's header (its ETag unless the header carries another).
+fn source_md5(parsed: &format::Parsed) -> Option<[u8; 16]> {
+    let mut out = [0u8; 16];
+    hex::decode_to_slice(&parsed.etag, &mut out).ok().map(|()| out)
 }
 
 /// A unique hidden temp file name (`.tmp-*`): pid, time and a counter.
@@ -175,6 +191,7 @@ impl FsBackend {
         len: u64,
         opts: PutOptions,
         etag: Option<String>,
+        known_md5: Option<[u8; 16]>,
     ) -> Result<PutResult> {
         let dir = self.existing_bucket_dir(bucket).await?;
         let target = dir.join(object_file_name(key));
@@ -201,7 +218,14 @@ impl FsBackend {
         let prefix = format::encode_prefix(&header)?;
         let mut w = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
         w.write_all(&prefix).await.map_err(io_err)?;
-        let digest = stream_into(body, len, &mut w).await?;
+        // A copy's body is the source's, byte for byte: its MD5 is already known.
+        let digest = match known_md5 {
+            Some(md5) => {
+                stream_hashing(body, len, &mut w, None).await?;
+                md5
+            }
+            None => stream_into(body, len, &mut w).await?,
+        };
         let mut file = w.into_inner();
         file.seek(io::SeekFrom::Start(format::MD5_OFFSET)).await.map_err(io_err)?;
         file.write_all(&digest).await.map_err(io_err)?;
@@ -368,7 +392,7 @@ impl Backend for FsBackend {
     }
 
     async fn put(&self, bucket: &str, key: &str, body: ByteStream, len: u64, opts: PutOptions) -> Result<PutResult> {
-        self.write_object(bucket, key, body, len, opts, None).await
+        self.write_object(bucket, key, body, len, opts, None, None).await
     }
 
     /// Streams the source body (from the already-open file, so a concurrent overwrite of the
@@ -389,7 +413,8 @@ impl Backend for FsBackend {
         let size = parsed.header.size;
         let reader = tokio::io::AsyncReadExt::take(file, size);
         let body: ByteStream = Box::pin(tokio_util::io::ReaderStream::with_capacity(reader, READ_CHUNK));
-        self.write_object(bucket, key, body, size, opts, None).await
+        let md5 = source_md5(&parsed);
+        self.write_object(bucket, key, body, size, opts, None, md5).await
     }
 
     async fn delete(&self, bucket: &str, key: &str, version_id: Option<&str>) -> Result<DeleteResult> {

@@ -294,7 +294,7 @@ impl FsBackend {
             plan.push((dir.join(part_file_name(*n)), p.md5, p.size));
         }
         let opts = rec.into_put_options(if_none_match_any);
-        let result = self.write_object(bucket, key, assemble(plan), total, opts, Some(etag)).await?;
+        let result = self.write_object(bucket, key, assemble(plan), total, opts, Some(etag), None).await?;
         // The object is in place: failing to tidy up must not turn the completion into an error.
         if let Err(e) = remove_upload_dir(&dir).await {
             tracing::warn!(upload = %upload_id, error = %e, "completed upload left its directory behind");
