@@ -110,7 +110,9 @@ impl Expected {
         checksums: [Option<&str>; 5],
         headers: &http::HeaderMap,
     ) -> S3Result<Self> {
-        let md5 = match content_md5 {
+        // s3s reads an empty header as absent; S3 refuses an empty Content-MD5, so look at the raw header too.
+        let raw_md5 = || headers.get("content-md5").map(|v| v.to_str().unwrap_or_default());
+        let md5 = match content_md5.or_else(raw_md5) {
             Some(v) => Some(
                 decode_content_md5(v)
                     .ok_or_else(|| s3_error!(InvalidDigest, "The Content-MD5 you specified was invalid."))?,

@@ -97,6 +97,18 @@ pub fn maybe_encode(s: String, encode: bool) -> String {
     }
 }
 
+/// `x-amz-copy-source` as (bucket, key, version id); access-point sources are refused.
+pub fn copy_source_of(src: &s3s::dto::CopySource) -> S3Result<(String, String, Option<String>)> {
+    match src {
+        s3s::dto::CopySource::Bucket { bucket, key, version_id } => {
+            Ok((bucket.to_string(), key.to_string(), version_id.as_deref().map(str::to_owned)))
+        }
+        s3s::dto::CopySource::AccessPoint { .. } | s3s::dto::CopySource::Outpost { .. } => {
+            Err(s3s::s3_error!(NotImplemented, "access point copy sources are not supported"))
+        }
+    }
+}
+
 /// The `PutRequest` of a write (PutObject, CopyObject with REPLACE, CreateMultipartUpload): user
 /// metadata and the six entity headers, which every such s3s input carries under the same names.
 macro_rules! put_request_of {

@@ -8,7 +8,7 @@ use s3s::{s3_error, S3Request, S3Response, S3Result};
 
 use super::checksum::{Expected, VerifiedBody};
 use super::conditions::Preconditions;
-use super::convert::{etag, maybe_encode, put_request_of, tenant, timestamp};
+use super::convert::{copy_source_of, etag, maybe_encode, put_request_of, tenant, timestamp};
 use super::error::to_s3_error;
 use crate::backend::ByteStream;
 use crate::core::multipart::Completion;
@@ -109,14 +109,7 @@ pub async fn upload_part_copy(
     let tenant = tenant(&req)?;
     let mut input = req.input;
     let number = part_number(input.part_number)?;
-    let (src_bucket, src_key, src_version) = match &input.copy_source {
-        CopySource::Bucket { bucket, key, version_id } => {
-            (bucket.to_string(), key.to_string(), version_id.as_deref().map(str::to_owned))
-        }
-        CopySource::AccessPoint { .. } | CopySource::Outpost { .. } => {
-            return Err(s3_error!(NotImplemented, "access point copy sources are not supported"))
-        }
-    };
+    let (src_bucket, src_key, src_version) = copy_source_of(&input.copy_source)?;
     let range = input.copy_source_range.as_deref().map(copy_source_range).transpose()?;
     let conditions = Preconditions {
         if_match: input.copy_source_if_match.take(),

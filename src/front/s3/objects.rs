@@ -4,50 +4,17 @@ use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 use sync_wrapper::SyncStream;
 
-use super::checksum::{decode_content_md5, Algorithm, Expected, Mismatch, VerifiedBody};
+use super::checksum::{Expected, VerifiedBody};
 use super::conditions::Preconditions;
 use super::convert::{
-    content_headers, etag, expires_out, metadata_in, metadata_out, put_request_of, range_request, tenant, timestamp,
+    content_headers, copy_source_of, etag, expires_out, metadata_in, metadata_out, put_request_of, range_request,
+    tenant, timestamp,
 };
 use super::error::to_s3_error;
 use crate::backend::{BackendError, ByteStream};
 use crate::core::error::CoreError;
 use crate::core::service::{BlobService, CopySource as CoreCopySource, ObjectInfo, PartNumber, PutRequest};
 use crate::core::tenant::Tenant;
-
-/// The digests a PutObject declares, from its headers (values) and `x-amz-trailer` (announced).
-fn expected_digests(input: &PutObjectInput, headers: &http::HeaderMap) -> S3Result<Expected> {
-    // s3s reads an empty header as absent; S3 refuses an empty Content-MD5, so look at the raw header too.
-    let raw_md5 = || headers.get("content-md5").map(|v| v.to_str().unwrap_or_default());
-    let md5 = match input.content_md5.as_deref().or_else(raw_md5) {
-        Some(v) => Some(
-            decode_content_md5(v)
-                .ok_or_else(|| s3_error!(InvalidDigest, "The Content-MD5 you specified was invalid."))?,
-        ),
-        None => None,
-    };
-    let mut given = Vec::new();
-    let pairs = [
-        (Algorithm::Crc32, &input.checksum_crc32),
-        (Algorithm::Crc32c, &input.checksum_crc32c),
-        (Algorithm::Crc64Nvme, &input.checksum_crc64nvme),
-        (Algorithm::Sha1, &input.checksum_sha1),
-        (Algorithm::Sha256, &input.checksum_sha256),
-    ];
-    for (alg, value) in pairs {
-        if let Some(v) = value {
-            given.push((alg, v.trim().to_owned()));
-        }
-    }
-    let trailer = match headers.get("x-amz-trailer").and_then(|v| v.to_str().ok()) {
-        Some(name) => Some(
-            Algorithm::from_header(name)
-                .ok_or_else(|| s3_error!(InvalidArgument, "Unsupported x-amz-trailer: {name}"))?,
-        ),
-        None => None,
-    };
-    Ok(Expected { md5, headers: given, trailer })
-}
 
 /// The Content-Encoding to store: `aws-chunked` describes this request's framing (undone by s3s), not
 /// the object, so S3 drops it (`gzip, aws-chunked` is stored as `gzip`).
@@ -56,14 +23,6 @@ fn stored_content_encoding(value: Option<String>) -> Option<String> {
     let kept: Vec<&str> =
         value.split(',').map(str::trim).filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case("aws-chunked")).collect();
     (!kept.is_empty()).then(|| kept.join(", "))
-}
-
-fn bad_digest(m: Mismatch) -> s3s::S3Error {
-    match m {
-        Mismatch::Md5 => s3_error!(BadDigest, "The Content-MD5 you specified did not match what we received."),
-        Mismatch::Checksum(h) => s3_error!(BadDigest, "The {h} you specified did not match the calculated checksum."),
-        Mismatch::MissingTrailer(h) => s3_error!(InvalidRequest, "The announced trailing checksum {h} was not sent."),
-    }
 }
 
 fn if_none_match_any(cond: &Option<ETagCondition>) -> S3Result<bool> {
@@ -102,7 +61,15 @@ async fn refuse_if_present(core: &BlobService, tenant: &Tenant, bucket: &str, ke
 
 pub async fn put_object(core: &BlobService, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
     let tenant = tenant(&req)?;
-    let expected = expected_digests(&req.input, &req.headers)?;
+    let i = &req.input;
+    let checksums = [
+        i.checksum_crc32.as_deref(),
+        i.checksum_crc32c.as_deref(),
+        i.checksum_crc64nvme.as_deref(),
+        i.checksum_sha1.as_deref(),
+        i.checksum_sha256.as_deref(),
+    ];
+    let expected = Expected::declared(i.content_md5.as_deref(), checksums, &req.headers)?;
     let trailers = req.trailing_headers.clone();
     let input = req.input;
     if input.if_match.is_some() {
@@ -145,7 +112,7 @@ pub async fn put_object(core: &BlobService, req: S3Request<PutObjectInput>) -> S
             checksum_sha256: input.checksum_sha256,
             ..Default::default()
         })),
-        Err(e) => Err(verdict.mismatch().map(bad_digest).unwrap_or_else(|| to_s3_error(e))),
+        Err(e) => Err(verdict.mismatch().map(|m| m.to_s3_error()).unwrap_or_else(|| to_s3_error(e))),
     }
 }
 
@@ -361,14 +328,7 @@ pub async fn copy_object(
 ) -> S3Result<S3Response<CopyObjectOutput>> {
     let tenant = tenant(&req)?;
     let mut input = req.input;
-    let (src_bucket, src_key, src_version) = match &input.copy_source {
-        CopySource::Bucket { bucket, key, version_id } => {
-            (bucket.to_string(), key.to_string(), version_id.as_deref().map(str::to_owned))
-        }
-        CopySource::AccessPoint { .. } | CopySource::Outpost { .. } => {
-            return Err(s3_error!(NotImplemented, "access point copy sources are not supported"))
-        }
-    };
+    let (src_bucket, src_key, src_version) = copy_source_of(&input.copy_source)?;
     let create_only = copy_destination_if_none_match(&req.headers)?;
     let source_conditions = Preconditions {
         if_match: input.copy_source_if_match.take(),
