@@ -206,3 +206,33 @@ mod tests {
         assert_eq!(keys(1).verify_commitment(&keys(2).commitment()), Err(FormatError::CommitmentMismatch));
     }
 }
+
+#[cfg(test)]
+mod known_answer {
+    use super::*;
+
+    /// The vector in docs/FORMAT.md §13, cross-checked with Python's `cryptography` (HKDF + AESGCMSIV).
+    #[test]
+    fn known_answer_vector() {
+        let dek = DataKey::from_bytes(std::array::from_fn(|i| i as u8));
+        let salt: [u8; 32] = std::array::from_fn(|i| 0x20 + i as u8);
+        let (key, commitment) = derive_key_and_commitment(&dek, &salt, PART_KEY_INFO, PART_COMMITMENT_INFO).unwrap();
+        let keys = PartKeys::derive(&dek, &salt).unwrap();
+        let place = SegmentPlace { part_number: 3, index: 1, last_in_part: true };
+        let mut seg = b"blobseal part 3".to_vec();
+        let tag = keys.seal_segment(place, &mut seg).unwrap();
+        seg.extend_from_slice(&tag);
+        println!("part_key   {}", hex::encode(*key));
+        println!("commitment {}", hex::encode(commitment));
+        println!("nonce      {}", hex::encode(place.nonce().unwrap()));
+        println!("stored     {}", hex::encode(&seg));
+        assert_eq!(hex::encode(place.nonce().unwrap()), "000000030100000000000001");
+        assert_eq!(hex::encode(*key), KEY);
+        assert_eq!(hex::encode(commitment), COMMITMENT);
+        assert_eq!(hex::encode(&seg), STORED);
+    }
+
+    const KEY: &str = "ae1d49d44a1f459e8f092143b654dd29fc28e44607050bbf0fe1f78e78e3b62d";
+    const COMMITMENT: &str = "432879a35aafcb5737ada7e601a3d27263f951d7752da9c0a082801f1184a270";
+    const STORED: &str = "6ac8865f3305a61ce93729e93af0f48e9fe92b0421c967f2e8477b21fdf86c";
+}
