@@ -286,3 +286,22 @@ async fn ranged_reads_cost_at_most_two_backend_requests_and_only_the_segments_th
         );
     }
 }
+
+#[tokio::test]
+async fn hidden_upload_keys_are_not_the_clients() {
+    let f = fixture();
+    f.bucket().await;
+    let hidden = ".blobseal/mpu/k/x";
+    f.backend.put("bkt", hidden, body(b"raw"), 3, crate::backend::PutOptions::default()).await.unwrap();
+    assert!(matches!(f.get(hidden, None, None).await, Err(CoreError::Backend(BackendError::NoSuchKey))));
+    let head = f.svc.head_object(&f.alpha, "bkt", hidden, None).await;
+    assert!(matches!(head, Err(CoreError::Backend(BackendError::NoSuchKey))), "{head:?}");
+    assert!(matches!(f.svc.delete_object(&f.alpha, "bkt", hidden, None).await, Err(CoreError::InvalidRequest(_))));
+    let put = f.svc.put_object(&f.alpha, "bkt", hidden, body(b"x"), 1, PutRequest::default()).await;
+    assert!(matches!(put, Err(CoreError::InvalidRequest(_))));
+    let create = f.svc.create_upload(&f.alpha, "bkt", hidden, PutRequest::default()).await;
+    assert!(matches!(create, Err(CoreError::InvalidRequest(_))));
+    let page = f.svc.list_objects(&f.alpha, "bkt", ListOptions { max_keys: 100, ..Default::default() }).await.unwrap();
+    assert!(page.objects.is_empty(), "{:?}", page.objects);
+    assert!(f.backend.head("bkt", hidden, None).await.is_ok(), "the hidden object must be untouched");
+}

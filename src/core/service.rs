@@ -259,6 +259,14 @@ impl BlobService {
 
     // ---- envelopes -----------------------------------------------------------------------------
 
+    /// Reads of keys in blobseal's reserved namespace find nothing: those are not the client's objects.
+    fn check_visible_key(key: &str) -> CoreResult<()> {
+        if key.starts_with(RESERVED_KEY_PREFIX) {
+            return Err(BackendError::NoSuchKey.into());
+        }
+        Ok(())
+    }
+
     /// Refuses keys in blobseal's reserved namespace (where uploads in progress live).
     pub(crate) fn check_client_key(key: &str) -> CoreResult<()> {
         if key.starts_with(RESERVED_KEY_PREFIX) {
@@ -388,6 +396,7 @@ impl BlobService {
         key: &str,
         version_id: Option<&str>,
     ) -> CoreResult<ObjectInfo> {
+        Self::check_visible_key(key)?;
         let p = self.place(tenant, bucket)?;
         let head = p.backend.head(&p.bucket, key, version_id).await?;
         let id = ObjectIdentity { tenant: &tenant.name, bucket, key };
@@ -405,6 +414,7 @@ impl BlobService {
         version_id: Option<&str>,
         part: PartNumber,
     ) -> CoreResult<(ObjectInfo, Range<u64>)> {
+        Self::check_visible_key(key)?;
         let p = self.place(tenant, bucket)?;
         let head = p.backend.head(&p.bucket, key, version_id).await?;
         let id = ObjectIdentity { tenant: &tenant.name, bucket, key };
@@ -428,6 +438,7 @@ impl BlobService {
         range: Option<RangeRequest>,
         part: Option<PartNumber>,
     ) -> CoreResult<GetOutcome> {
+        Self::check_visible_key(key)?;
         let p = self.place(tenant, bucket)?;
         let id = ObjectIdentity { tenant: &tenant.name, bucket, key };
         let version = version_id.map(str::to_owned);
@@ -533,6 +544,7 @@ impl BlobService {
         key: &str,
         version_id: Option<&str>,
     ) -> CoreResult<crate::backend::DeleteResult> {
+        Self::check_client_key(key)?;
         let p = self.place(tenant, bucket)?;
         Ok(p.backend.delete(&p.bucket, key, version_id).await?)
     }
