@@ -9,3 +9,6 @@ pub mod service;
 pub mod stored;
 pub mod tenant;
 pub mod upload_token;
+
+#[cfg(test)]
+mod test_support;

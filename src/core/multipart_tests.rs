@@ -1,56 +1,11 @@
 //! Multipart uploads over the in-memory backend and a real local keyring.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-
-use bytes::Bytes;
-use futures::StreamExt as _;
-
 use super::*;
-use crate::backend::memory::MemoryBackend;
 use crate::backend::{Backend, GetOptions, ListOptions};
-use crate::core::keys::local::LocalKeyring;
 use crate::core::service::{PartNumber, RangeRequest};
-use crate::core::tenant::{Tenant, TenantDirectory};
+use crate::core::test_support::{body, fixture, read, Fixture};
 
 const MIB: usize = 1 << 20;
-
-struct Fixture {
-    svc: BlobService,
-    backend: Arc<MemoryBackend>,
-    alpha: Arc<Tenant>,
-    beta: Arc<Tenant>,
-    _dir: tempfile::TempDir,
-}
-
-fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let backend = Arc::new(MemoryBackend::new());
-    let mut d = TenantDirectory::new();
-    d.add_backend("mem", backend.clone());
-    for name in ["alpha", "beta"] {
-        let t = Tenant { name: name.into(), default_backend: "mem".into(), bucket_prefix: String::new() };
-        d.add_tenant(t, [name.to_uppercase()]);
-    }
-    let keys = LocalKeyring::open_or_create(&dir.path().join("k.json"), &["alpha".into(), "beta".into()]).unwrap();
-    let svc = BlobService::new(d, Arc::new(keys), BTreeMap::new());
-    let alpha = svc.directory().tenant("alpha").unwrap();
-    let beta = svc.directory().tenant("beta").unwrap();
-    Fixture { svc, backend, alpha, beta, _dir: dir }
-}
-
-fn body(data: &[u8]) -> ByteStream {
-    let chunks: Vec<std::io::Result<Bytes>> = data.chunks(100_000).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
-    futures::stream::iter(chunks).boxed()
-}
-
-async fn read(mut s: ByteStream) -> std::io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    while let Some(c) = s.next().await {
-        out.extend_from_slice(&c?);
-    }
-    Ok(out)
-}
 
 fn data(n: usize, seed: u8) -> Vec<u8> {
     (0..n).map(|i| ((i * 7 + usize::from(seed) * 13) % 251) as u8).collect()
@@ -138,7 +93,7 @@ async fn a_retried_part_replaces_the_first_attempt_and_nothing_is_left_hidden() 
     let mut want = data(5 * MIB, 9);
     want.extend_from_slice(b"tail");
     assert_eq!(f.get("k", None, None).await.unwrap(), want);
-    let raw = f.backend.list("bkt", ListOptions { max_keys: 1000, ..Default::default() }).await.unwrap();
+    let raw = f.backend.list("alpha-bkt", ListOptions { max_keys: 1000, ..Default::default() }).await.unwrap();
     assert_eq!(raw.objects.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(), ["k"]);
     assert!(matches!(
         f.svc.upload_part(&f.alpha, "bkt", "k", &id, 3, body(b"x"), 1).await,
@@ -192,13 +147,13 @@ async fn upload_ids_only_work_for_their_own_tenant_and_key() {
 
 /// Rewrites the stored object's bytes, keeping its metadata (what someone with backend access can do).
 async fn tamper(f: &Fixture, key: &str, edit: impl FnOnce(&mut Vec<u8>)) {
-    let got = f.backend.get("bkt", key, GetOptions::default()).await.unwrap();
+    let got = f.backend.get("alpha-bkt", key, GetOptions::default()).await.unwrap();
     let meta = got.head.metadata.clone();
     let mut bytes = read(got.body).await.unwrap();
     edit(&mut bytes);
     let opts = PutOptions { metadata: meta, ..Default::default() };
     let len = bytes.len() as u64;
-    f.backend.put("bkt", key, body(&bytes), len, opts).await.unwrap();
+    f.backend.put("alpha-bkt", key, body(&bytes), len, opts).await.unwrap();
 }
 
 #[tokio::test]
@@ -210,7 +165,7 @@ async fn reordered_dropped_duplicated_swapped_and_truncated_parts_are_refused() 
     let parts: Vec<(u32, Vec<u8>)> = (1..=3).map(|n| (n, data(p, n as u8))).collect();
     f.upload("a", &parts).await;
     f.upload("b", &parts).await;
-    let b_bytes = read(f.backend.get("bkt", "b", GetOptions::default()).await.unwrap().body).await.unwrap();
+    let b_bytes = read(f.backend.get("alpha-bkt", "b", GetOptions::default()).await.unwrap().body).await.unwrap();
     type Edit = Box<dyn FnOnce(&mut Vec<u8>)>;
     let cases: Vec<(&str, Edit)> = vec![
         (
@@ -279,7 +234,7 @@ async fn ranged_reads_cost_at_most_two_backend_requests_and_only_the_segments_th
         let Some(Read::Get { range: Some(r), .. }) = reads.last() else { panic!("{key}: no ranged GET: {reads:?}") };
         let wanted = got.len() as u64;
         // An open-ended window (`bytes=a-`) is clamped to the stored size by the backend.
-        let stored = f.backend.head("bkt", key, None).await.unwrap().meta.size;
+        let stored = f.backend.head("alpha-bkt", key, None).await.unwrap().meta.size;
         assert!(
             r.end.min(stored) - r.start <= wanted + 4 * seg,
             "{key} {range:?} {part:?}: fetched {r:?} for {wanted} bytes"
@@ -292,7 +247,7 @@ async fn hidden_upload_keys_are_not_the_clients() {
     let f = fixture();
     f.bucket().await;
     let hidden = ".blobseal/mpu/k/x";
-    f.backend.put("bkt", hidden, body(b"raw"), 3, crate::backend::PutOptions::default()).await.unwrap();
+    f.backend.put("alpha-bkt", hidden, body(b"raw"), 3, crate::backend::PutOptions::default()).await.unwrap();
     assert!(matches!(f.get(hidden, None, None).await, Err(CoreError::Backend(BackendError::NoSuchKey))));
     let head = f.svc.head_object(&f.alpha, "bkt", hidden, None).await;
     assert!(matches!(head, Err(CoreError::Backend(BackendError::NoSuchKey))), "{head:?}");
@@ -303,5 +258,5 @@ async fn hidden_upload_keys_are_not_the_clients() {
     assert!(matches!(create, Err(CoreError::InvalidRequest(_))));
     let page = f.svc.list_objects(&f.alpha, "bkt", ListOptions { max_keys: 100, ..Default::default() }).await.unwrap();
     assert!(page.objects.is_empty(), "{:?}", page.objects);
-    assert!(f.backend.head("bkt", hidden, None).await.is_ok(), "the hidden object must be untouched");
+    assert!(f.backend.head("alpha-bkt", hidden, None).await.is_ok(), "the hidden object must be untouched");
 }

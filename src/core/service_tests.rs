@@ -1,59 +1,9 @@
 //! `BlobService` over the in-memory backend and a real local keyring: the core's own contract,
 //! without any protocol in the way.
 
-use std::sync::Arc;
-
-use bytes::Bytes;
-use futures::StreamExt as _;
-
 use super::*;
-use crate::backend::memory::MemoryBackend;
 use crate::backend::{Backend, PutOptions};
-use crate::core::keys::local::LocalKeyring;
-use crate::core::tenant::Route;
-
-struct Fixture {
-    svc: BlobService,
-    backend: Arc<MemoryBackend>,
-    alpha: Arc<Tenant>,
-    beta: Arc<Tenant>,
-    _dir: tempfile::TempDir,
-}
-
-fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let backend = Arc::new(MemoryBackend::new());
-    let mut d = TenantDirectory::new();
-    d.add_backend("mem", backend.clone());
-    for name in ["alpha", "beta"] {
-        let t = Tenant { name: name.into(), default_backend: "mem".into(), bucket_prefix: format!("{name}-") };
-        d.add_tenant(t, [name.to_uppercase()]);
-    }
-    d.add_route(Route {
-        tenant: "beta".into(),
-        bucket: "b".into(),
-        backend: "mem".into(),
-        backend_bucket: "bb".into(),
-    });
-    let keys = LocalKeyring::open_or_create(&dir.path().join("k.json"), &["alpha".into(), "beta".into()]).unwrap();
-    let svc = BlobService::new(d, Arc::new(keys), BTreeMap::new());
-    let alpha = svc.directory().tenant("alpha").unwrap();
-    let beta = svc.directory().tenant("beta").unwrap();
-    Fixture { svc, backend, alpha, beta, _dir: dir }
-}
-
-fn body(data: &[u8]) -> ByteStream {
-    let chunks: Vec<std::io::Result<Bytes>> = data.chunks(10_000).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
-    futures::stream::iter(chunks).boxed()
-}
-
-async fn read(mut s: ByteStream) -> std::io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    while let Some(c) = s.next().await {
-        out.extend_from_slice(&c?);
-    }
-    Ok(out)
-}
+use crate::core::test_support::{body, fixture, read};
 
 fn data(n: usize) -> Vec<u8> {
     (0..n).map(|i| (i * 7 % 251) as u8).collect()
