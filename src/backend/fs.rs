@@ -20,7 +20,7 @@
 
 mod format;
 mod multipart;
-pub(super) mod rules;
+
 #[cfg(test)]
 mod tests;
 

@@ -1,7 +1,7 @@
 //! An in-memory [`Backend`] test double with optional per-bucket versioning, so the core's
 //! versioning paths can be unit-tested without a server. Bodies are buffered whole: not for
 //! production use. Multipart uploads follow the same S3 rules as the filesystem backend
-//! (`fs/rules.rs`), including the 5 MiB minimum for parts other than the last.
+//! (`multipart_rules.rs`), including the 5 MiB minimum for parts other than the last.
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
@@ -12,8 +12,8 @@ use futures::StreamExt as _;
 use md5::{Digest as _, Md5};
 use time::OffsetDateTime;
 
-use super::fs::rules::{self, StoredPart};
 use super::listing::{self, PageSpec};
+use super::multipart_rules::{self as rules, StoredPart};
 use super::{
     Backend, BackendError, BucketInfo, ByteStream, CompletedPart, ContentHeaders, DeleteResult, GetOptions, GetResult,
     ListOptions, ListPage, ListPartsOptions, ListUploadsOptions, ListVersionsOptions, ObjectHead, ObjectMeta, PartInfo,

@@ -8,6 +8,7 @@
 pub mod fs;
 mod listing;
 pub mod memory;
+mod multipart_rules;
 pub mod s3;
 
 /// The shared backend conformance suite; public only so `tests/` can run it against real servers.

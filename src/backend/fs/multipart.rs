@@ -20,8 +20,8 @@ use time::OffsetDateTime;
 use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _, AsyncWriteExt as _};
 
 use super::format::{corrupt, io_err};
-use super::rules::{self, StoredPart};
 use super::{blocking, stream_into, sync_dir, temp_name, FsBackend, TempFile, READ_CHUNK, WRITE_BUFFER};
+use crate::backend::multipart_rules::{self as rules, StoredPart};
 use crate::backend::{
     BackendError, ByteStream, CompletedPart, ContentHeaders, ListPartsOptions, ListUploadsOptions, PartInfo, PartsPage,
     PutOptions, PutResult, Result, UploadInfo, UploadsPage,
