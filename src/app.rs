@@ -172,6 +172,7 @@ async fn log_request(
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let close_after = empty_body_expecting_continue(req.headers());
+    let has_body = has_request_body(req.headers());
     let mut response = match service.call(req.map(s3s::Body::from)).await {
         Ok(r) => r,
         Err(e) => {
@@ -181,7 +182,10 @@ async fn log_request(
             r
         }
     };
-    if close_after {
+    // An error answered before the request body was read leaves the rest of it on the connection: hyper
+    // closes it after the response, so say so, or a client may reuse the dead connection for its next
+    // request (seen with botocore after an UploadPart refused early).
+    if close_after || (has_body && (response.status().is_client_error() || response.status().is_server_error())) {
         response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
     }
     tag_response(&mut response, &id);
@@ -249,6 +253,12 @@ fn with_request_id(body: &[u8], id: &RequestId) -> Option<Vec<u8>> {
 /// sends empty PUTs that way and then mis-reads the next response on the same kept-alive
 /// connection when no `100 Continue` came (boto/botocore#3755: the client hangs for its read
 /// timeout). Closing such a connection after the response costs one reconnect and avoids the hang.
+/// Whether a request carries a body (a non-zero Content-Length, or a chunked transfer).
+fn has_request_body(headers: &http::HeaderMap) -> bool {
+    let length = headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).map(str::trim);
+    headers.contains_key(http::header::TRANSFER_ENCODING) || length.is_some_and(|v| v != "0")
+}
+
 fn empty_body_expecting_continue(headers: &http::HeaderMap) -> bool {
     let expects_continue = headers
         .get(http::header::EXPECT)
@@ -287,6 +297,19 @@ mod tests {
 
     fn id(s: &str) -> RequestId {
         RequestId(s.to_owned())
+    }
+
+    #[test]
+    fn requests_with_bodies_are_recognised() {
+        let with = |name: http::header::HeaderName, value: &'static str| {
+            let mut h = http::HeaderMap::new();
+            h.insert(name, http::HeaderValue::from_static(value));
+            h
+        };
+        assert!(has_request_body(&with(http::header::CONTENT_LENGTH, "5242880")));
+        assert!(has_request_body(&with(http::header::TRANSFER_ENCODING, "chunked")));
+        assert!(!has_request_body(&with(http::header::CONTENT_LENGTH, "0")));
+        assert!(!has_request_body(&http::HeaderMap::new()));
     }
 
     #[test]
