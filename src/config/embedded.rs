@@ -3,7 +3,14 @@
 //! Environment variables (read through the `env` parameter, never `std::env` directly):
 //! - `BLOBSEAL_LISTEN` (default `127.0.0.1:9000`), `BLOBSEAL_DATA_DIR` (default `./blobseal-data`);
 //! - `BLOBSEAL_ACCESS_KEY_ID` + `BLOBSEAL_SECRET_ACCESS_KEY`: both or neither. With neither, the
-//!   credentials are read from `<data>/credentials.json`, or generated and saved there once.
+//!   credentials are read from `<data>/credentials.json`, or generated and saved there once;
+//! - `BLOBSEAL_MASTER_KEY` (base64 of 32 bytes): the key the local keyring is encrypted under. Without
+//!   it the master key is `<data>/master.key`, generated once (fine for trying blobseal out; in
+//!   production give it from a secret store, so a copy of the data dir alone opens nothing);
+//! - `BLOBSEAL_KEY_CACHE_TTL` (seconds, default 60): the key cache TTL.
+//!
+//! Keys: a local keyring `<data>/keyring.json`, the key store in the fs backend's bucket
+//! `blobseal-keys`, and the `x-amz-meta-data-subject` header naming an object's data subject.
 //!
 //! An empty variable counts as unset (the usual meaning of `VAR=` in container specs).
 
@@ -16,7 +23,8 @@ use zeroize::{Zeroize, Zeroizing};
 use super::private_file::{create_private_dir, ensure_private, write_private_atomic};
 use super::validate::DEFAULT_LISTEN;
 use super::{
-    AccessKey, BackendKind, BackendSettings, ConfigError, KeyProviderSettings, Secret, Settings, TenantSettings,
+    AccessKey, BackendKind, BackendSettings, ConfigError, DataSubjectRule, KeyCacheSettings, KeyProviderEntry,
+    KeyProviderSettings, KeyStoreSettings, MasterKeySource, Secret, Settings, TenantSettings, DEFAULT_KEY_STORE_BUCKET,
 };
 
 /// Name of the single tenant of the embedded default.
@@ -76,6 +84,18 @@ pub fn embedded(env: &dyn Fn(&str) -> Option<String>) -> Result<(Settings, Optio
         (None, None) => load_or_generate(&data.join(CREDENTIALS_FILE))?,
     };
 
+    let master_key = match var("BLOBSEAL_MASTER_KEY") {
+        Some(v) => MasterKeySource::Value(Secret::new(v)),
+        None => MasterKeySource::File(data.join("master.key")),
+    };
+    let mut key_cache = KeyCacheSettings::default();
+    if let Some(ttl) = var("BLOBSEAL_KEY_CACHE_TTL") {
+        let secs: u64 = ttl.parse().ok().filter(|s| *s <= 86_400).ok_or_else(|| {
+            ConfigError::Environment(format!("BLOBSEAL_KEY_CACHE_TTL={ttl:?} is not a number of seconds (0..=86400)"))
+        })?;
+        key_cache.ttl = std::time::Duration::from_secs(secs);
+    }
+
     let settings = Settings {
         listen,
         virtual_host_domain: None,
@@ -84,13 +104,23 @@ pub fn embedded(env: &dyn Fn(&str) -> Option<String>) -> Result<(Settings, Optio
             access_keys: vec![key],
             default_backend: DEFAULT_BACKEND.to_owned(),
             bucket_prefix: String::new(),
+            key_provider: DEFAULT_TENANT.to_owned(),
+            key_store: KeyStoreSettings {
+                backend: DEFAULT_BACKEND.to_owned(),
+                bucket: DEFAULT_KEY_STORE_BUCKET.to_owned(),
+            },
+            data_subjects: vec![DataSubjectRule::Metadata("data-subject".to_owned())],
         }],
         backends: vec![BackendSettings {
             name: DEFAULT_BACKEND.to_owned(),
             kind: BackendKind::Fs { root: data.join("objects") },
         }],
         buckets: Vec::new(),
-        key_provider: KeyProviderSettings::Local { keyring: data.join("keyring.json") },
+        key_providers: vec![KeyProviderEntry {
+            name: DEFAULT_TENANT.to_owned(),
+            settings: KeyProviderSettings::Local { keyring: data.join("keyring.json"), master_key },
+        }],
+        key_cache,
         source: format!("embedded default (data dir {})", data.display()),
     };
     Ok((settings, generated))
@@ -194,7 +224,12 @@ mod tests {
         assert_eq!(s.tenants[0].bucket_prefix, "");
         assert_eq!(s.tenants[0].access_keys[0].id, gen.access_key_id);
         assert!(matches!(&s.backends[0].kind, BackendKind::Fs { root } if *root == data.join("objects")));
-        assert_eq!(s.key_provider, KeyProviderSettings::Local { keyring: data.join("keyring.json") });
+        assert!(matches!(&s.key_providers[0].settings,
+            KeyProviderSettings::Local { keyring, master_key: MasterKeySource::File(m) }
+                if *keyring == data.join("keyring.json") && *m == data.join("master.key")));
+        assert_eq!(s.tenants[0].key_store.bucket, "blobseal-keys");
+        assert_eq!(s.tenants[0].data_subjects, vec![DataSubjectRule::Metadata("data-subject".into())]);
+        assert_eq!(s.key_cache.ttl.as_secs(), 60);
         assert!(!format!("{s:?}").contains(gen.secret_access_key.expose()), "Debug leaks the secret");
 
         let (s2, gen2) = embedded(&env).unwrap();

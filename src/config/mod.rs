@@ -10,6 +10,7 @@
 mod cross;
 pub mod embedded;
 mod interpolate;
+mod keys;
 mod names;
 pub mod private_file;
 mod secret;
@@ -38,8 +39,10 @@ pub struct Settings {
     /// Explicit bucket → backend routes. Each `(tenant, bucket)` and each `(backend, backend_bucket)`
     /// appears at most once, and every name refers to an existing tenant/backend.
     pub buckets: Vec<BucketRoute>,
-    /// Who holds the tenant keys.
-    pub key_provider: KeyProviderSettings,
+    /// Who holds the tenants' root keys; names are unique, every tenant names one.
+    pub key_providers: Vec<KeyProviderEntry>,
+    /// How long and how many unwrapped lifetime keys each process keeps.
+    pub key_cache: KeyCacheSettings,
     /// Where the config came from (a path, or "embedded default") for log lines.
     pub source: String,
 }
@@ -56,6 +59,61 @@ pub struct TenantSettings {
     /// Prefix put before this tenant's bucket names on its backends ("" = none). Two tenants sharing a
     /// backend must have distinct prefixes, neither a prefix of the other (validation error otherwise).
     pub bucket_prefix: String,
+    /// Name of the key provider holding this tenant's root keys.
+    pub key_provider: String,
+    /// Where this tenant's wrapped lifetime keys and shred receipts live.
+    pub key_store: KeyStoreSettings,
+    /// How an object names its data subject (first match wins); empty: no per-subject keys.
+    pub data_subjects: Vec<DataSubjectRule>,
+}
+
+/// A bucket on a backend holding a tenant's key store (never visible to clients).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyStoreSettings {
+    pub backend: String,
+    pub bucket: String,
+}
+
+/// Default key store bucket on the tenant's default backend.
+pub const DEFAULT_KEY_STORE_BUCKET: &str = "blobseal-keys";
+
+/// One way an object names its data subject.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DataSubjectRule {
+    /// A user-metadata header; the name without `x-amz-meta-`, lower case (`data-subject`).
+    Metadata(String),
+    /// A key pattern such as `customers/{subject}/**`.
+    KeyPattern(String),
+}
+
+/// The lifetime-key cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyCacheSettings {
+    /// Also the longest a destroyed key stays usable in a running replica.
+    pub ttl: std::time::Duration,
+    pub max_entries: usize,
+}
+
+impl Default for KeyCacheSettings {
+    fn default() -> Self {
+        Self { ttl: std::time::Duration::from_secs(60), max_entries: 10_000 }
+    }
+}
+
+/// A named key provider.
+#[derive(Clone, Debug)]
+pub struct KeyProviderEntry {
+    pub name: String,
+    pub settings: KeyProviderSettings,
+}
+
+/// Where a local keyring's master key comes from.
+#[derive(Clone, Debug)]
+pub enum MasterKeySource {
+    /// Base64 of 32 bytes, read from an environment variable.
+    Value(Secret),
+    /// A file holding base64 of 32 bytes (mode 0600); created with a fresh key if missing.
+    File(PathBuf),
 }
 
 /// An S3 access key a client signs with.
@@ -113,11 +171,53 @@ pub struct BucketRoute {
     pub backend_bucket: String,
 }
 
-/// Where tenant key-encryption keys live.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What holds a tenant's root keys.
+#[derive(Clone, Debug)]
 pub enum KeyProviderSettings {
-    /// A JSON keyring file on local disk (mode 0600), see `core::keys::local`.
-    Local { keyring: PathBuf },
+    /// A keyring file on local disk (mode 0600), encrypted under a master key; see `core::keys::local`.
+    Local { keyring: PathBuf, master_key: MasterKeySource },
+    /// AWS KMS (or a compatible endpoint): one KMS key per root generation.
+    AwsKms {
+        endpoint: Option<String>,
+        region: String,
+        access_key_id: String,
+        secret_access_key: Secret,
+        /// Days between disabling a destroyed root key and its deletion (7..=30).
+        deletion_window_days: u32,
+    },
+    /// A PKCS#11 token (an HSM, or SoftHSM2): one AES key object per root generation.
+    Pkcs11 { module: PathBuf, token_label: String, pin: Secret },
+}
+
+impl KeyProviderSettings {
+    /// `local`, `aws-kms` or `pkcs11`, as written in the config file.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            KeyProviderSettings::Local { .. } => "local",
+            KeyProviderSettings::AwsKms { .. } => "aws-kms",
+            KeyProviderSettings::Pkcs11 { .. } => "pkcs11",
+        }
+    }
+
+    /// One line for summaries; never a secret.
+    pub fn describe(&self) -> String {
+        match self {
+            KeyProviderSettings::Local { keyring, master_key } => {
+                let master = match master_key {
+                    MasterKeySource::Value(_) => "from the environment".to_owned(),
+                    MasterKeySource::File(p) => format!("in {}", p.display()),
+                };
+                format!("local keyring {} (master key {master})", keyring.display())
+            }
+            KeyProviderSettings::AwsKms { endpoint, region, access_key_id, deletion_window_days, .. } => format!(
+                "aws-kms region {region}, endpoint {}, key id {access_key_id}, deletion window {deletion_window_days} days",
+                endpoint.as_deref().unwrap_or("(AWS default)")
+            ),
+            KeyProviderSettings::Pkcs11 { module, token_label, .. } => {
+                format!("pkcs11 module {}, token {token_label:?}", module.display())
+            }
+        }
+    }
 }
 
 /// One problem in a config file, with the position of the offending YAML node (1-based).
@@ -188,11 +288,15 @@ impl Settings {
         if let Some(domain) = &self.virtual_host_domain {
             out.push_str(&format!("virtual hosts: <bucket>.{domain}\n"));
         }
-        match &self.key_provider {
-            KeyProviderSettings::Local { keyring } => {
-                out.push_str(&format!("key provider: local keyring {}\n", keyring.display()))
-            }
+        out.push_str(&format!("key providers ({}):\n", self.key_providers.len()));
+        for p in &self.key_providers {
+            out.push_str(&format!("  {}: {}\n", p.name, p.settings.describe()));
         }
+        out.push_str(&format!(
+            "key cache: ttl {} s (the longest a destroyed key stays usable in a running replica), {} entries\n",
+            self.key_cache.ttl.as_secs(),
+            self.key_cache.max_entries
+        ));
         out.push_str(&format!("backends ({}):\n", self.backends.len()));
         for b in &self.backends {
             let detail = match &b.kind {
@@ -214,6 +318,21 @@ impl Settings {
                 t.default_backend,
                 t.bucket_prefix,
                 ids.join(", ")
+            ));
+            let subjects: Vec<String> = t
+                .data_subjects
+                .iter()
+                .map(|r| match r {
+                    DataSubjectRule::Metadata(m) => format!("header x-amz-meta-{m}"),
+                    DataSubjectRule::KeyPattern(p) => format!("key pattern {p}"),
+                })
+                .collect();
+            out.push_str(&format!(
+                "    keys: provider {}, key store {}/{}, data subjects: {}\n",
+                t.key_provider,
+                t.key_store.backend,
+                t.key_store.bucket,
+                if subjects.is_empty() { "none".to_owned() } else { subjects.join(", ") }
             ));
         }
         out.push_str(&format!("bucket routes ({}):\n", self.buckets.len()));

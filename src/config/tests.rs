@@ -10,14 +10,20 @@ fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
 }
 
 fn std_env() -> impl Fn(&str) -> Option<String> {
-    env_of(&[("ACME_SECRET", "acme-secret-value"), ("S3_ID", "AKIDS3"), ("S3_SECRET", "s3-secret"), ("PORT", "9100")])
+    env_of(&[
+        ("ACME_SECRET", "acme-secret-value"),
+        ("S3_ID", "AKIDS3"),
+        ("S3_SECRET", "s3-secret"),
+        ("PORT", "9100"),
+        ("MASTER", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="),
+    ])
 }
 
 /// A valid two-backend, two-tenant document; tests derive broken variants from it by line.
 const GOOD: &str = "\
 listen: 127.0.0.1:${PORT}
 virtual_host_domain: s3.blobseal.local
-key_provider: { kind: local, keyring: ./data/keyring.json }
+key_provider: { kind: local, keyring: ./data/keyring.json, master_key_env: MASTER }
 backends:
   - name: eu-store
     kind: s3
@@ -132,7 +138,80 @@ fn listen_and_domain_errors() {
 #[test]
 fn key_provider_errors() {
     one_error(&edit(3, "key_provider: { kind: kms, keyring: x }"), "3:23", "unknown key provider kind");
-    one_error(&edit(3, "key_provider: { kind: local }"), "3:15", "keyring");
+    one_error(&edit(3, "key_provider: { kind: local, master_key_env: MASTER }"), "3:15", "keyring");
+    one_error(&edit(3, "key_provider: { kind: local, keyring: k }"), "3:15", "master_key_env");
+    one_error(
+        &edit(3, "key_provider: { kind: local, keyring: k, master_key_env: NOPE }"),
+        "3:58",
+        "NOPE (master_key_env) is not set",
+    );
+    one_error(
+        &edit(3, "key_provider: { kind: local, keyring: k, master_key_env: MASTER, region: x }"),
+        "3:74",
+        "only valid",
+    );
+    one_error(
+        &edit(3, "key_provider: { kind: aws-kms, region: eu-west-1, deletion_window_days: 3, credentials: { access_key_id: a, secret_access_key_env: S3_SECRET } }"),
+        "3:73",
+        "7..=30",
+    );
+    one_error(&edit(3, "key_provider: { kind: pkcs11, module: /m.so, token_label: t }"), "3:15", "pin_env");
+    let s = parse_str(
+        &edit(3, "key_provider: { kind: aws-kms, region: eu-west-1, credentials: { access_key_id: a, secret_access_key_env: S3_SECRET } }"),
+        "c.yaml",
+        &std_env(),
+    )
+    .unwrap();
+    assert_eq!(s.key_providers[0].name, "default");
+    assert!(matches!(&s.key_providers[0].settings, KeyProviderSettings::AwsKms { deletion_window_days: 7, .. }));
+    assert!(s.tenants.iter().all(|t| t.key_provider == "default"));
+}
+
+#[test]
+fn several_providers_tenant_keys_and_subjects() {
+    let text = GOOD.replace(
+        "key_provider: { kind: local, keyring: ./data/keyring.json, master_key_env: MASTER }\n",
+        "key_providers:\n  - { name: ring, kind: local, keyring: k.json, master_key_file: m.key }\n  - { name: hsm, kind: pkcs11, module: /m.so, token_label: t, pin_env: S3_SECRET }\nkey_cache: { ttl_seconds: 5, max_entries: 7 }\n",
+    );
+    // Two providers and tenants that do not say which: one error per tenant.
+    let err = parse_str(&text, "c.yaml", &std_env()).unwrap_err().to_string();
+    assert!(err.contains("tenant acme needs `key_provider:`") && err.contains("tenant globex needs"), "{err}");
+    let text = text
+        .replace("    bucket_prefix: acme-\n", "    bucket_prefix: acme-\n    key_provider: hsm\n    key_store: { backend: local, bucket: acme-keys }\n    data_subjects:\n      - header: x-amz-meta-Data-Subject\n      - key_pattern: \"customers/{subject}/**\"\n")
+        .replace("  - name: globex\n", "  - name: globex\n    key_provider: ring\n");
+    let s = parse_str(&text, "c.yaml", &std_env()).unwrap();
+    assert_eq!(s.key_cache, KeyCacheSettings { ttl: std::time::Duration::from_secs(5), max_entries: 7 });
+    let acme = &s.tenants[0];
+    assert_eq!(acme.key_provider, "hsm");
+    assert_eq!(acme.key_store, KeyStoreSettings { backend: "local".into(), bucket: "acme-keys".into() });
+    assert_eq!(
+        acme.data_subjects,
+        vec![
+            DataSubjectRule::Metadata("data-subject".into()),
+            DataSubjectRule::KeyPattern("customers/{subject}/**".into())
+        ]
+    );
+    let globex = &s.tenants[1];
+    assert_eq!(globex.key_store.bucket, DEFAULT_KEY_STORE_BUCKET);
+    assert_eq!(globex.key_store.backend, globex.default_backend);
+    assert!(globex.data_subjects.is_empty());
+    let summary = s.summary();
+    assert!(
+        summary
+            .contains("keys: provider hsm, key store local/acme-keys, data subjects: header x-amz-meta-data-subject"),
+        "{summary}"
+    );
+    assert!(!summary.contains("s3-secret"), "{summary}");
+
+    let bad = text.replace("      - header: x-amz-meta-Data-Subject\n", "      - header: X-Subject\n");
+    let err = parse_str(&bad, "c.yaml", &std_env()).unwrap_err().to_string();
+    assert!(err.contains("must be a user-metadata header"), "{err}");
+    let bad = text.replace("customers/{subject}/**", "customers/**/{subject}");
+    let err = parse_str(&bad, "c.yaml", &std_env()).unwrap_err().to_string();
+    assert!(err.contains("`**` may only be the last segment"), "{err}");
+    let bad = text.replace("key_provider: ring", "key_provider: nope");
+    let err = parse_str(&bad, "c.yaml", &std_env()).unwrap_err().to_string();
+    assert!(err.contains("unknown key provider \"nope\" (defined: ring, hsm)"), "{err}");
 }
 
 #[test]
@@ -159,7 +238,10 @@ fn credential_errors() {
     one_error(&edit(12, ""), "11:7", "missing secret");
     one_error(&edit(12, "      secret_access_key: inline"), "12:7", "unknown field `secret_access_key`");
     one_error(&edit(12, "      secret_access_key_file: /nonexistent/secret"), "12:31", "cannot read secret file");
-    let errs = errors_env(GOOD, &env_of(&[("ACME_SECRET", ""), ("S3_ID", "a"), ("S3_SECRET", "b"), ("PORT", "1")]));
+    let errs = errors_env(
+        GOOD,
+        &env_of(&[("ACME_SECRET", ""), ("S3_ID", "a"), ("S3_SECRET", "b"), ("PORT", "1"), ("MASTER", "m")]),
+    );
     assert_eq!(errs.len(), 2, "{errs:#?}");
     assert!(
         errs[0].starts_with("c.yaml:22:21: ") && errs[0].contains("ACME_SECRET (secret_env) is empty"),

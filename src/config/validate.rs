@@ -12,13 +12,13 @@ use zeroize::Zeroizing;
 
 use super::cross;
 use super::interpolate::{interpolate, is_var_name};
+use super::keys::{self as key_cfg, VTenantKeys};
 use super::names::{
     is_bucket, is_domain, is_endpoint, is_key_id, is_name, is_prefix, is_region, BUCKET_RULE, NAME_RULE, PREFIX_RULE,
 };
-use super::yaml::{sanitize, RawBackend, RawConfig, RawCredentials, RawKeyProvider, RawRoute, RawTenant, Str};
+use super::yaml::{sanitize, RawBackend, RawConfig, RawCredentials, RawRoute, RawTenant, Str};
 use super::{
-    AccessKey, BackendKind, BackendSettings, BucketRoute, ConfigError, Diagnostic, KeyProviderSettings, Secret,
-    Settings, TenantSettings,
+    AccessKey, BackendKind, BackendSettings, BucketRoute, ConfigError, Diagnostic, Secret, Settings, TenantSettings,
 };
 
 /// Listen address when the file has no `listen:`.
@@ -81,6 +81,10 @@ pub(super) struct VTenant {
     pub prefix_at: Location,
     /// Access keys that validated, with the position of each id.
     pub keys: Vec<(AccessKey, Location)>,
+    /// Key fields as written.
+    pub keys_cfg: VTenantKeys,
+    /// The resolved key provider name (set by `keys::resolve`).
+    pub key_provider: Option<String>,
 }
 
 /// A route as far as it validated; `backend_bucket` is resolved later (it may need the prefix).
@@ -115,7 +119,9 @@ pub(super) fn validate(
             .checked(s, "virtual_host_domain", is_domain, "expected a lowercase DNS name such as s3.example.com")
             .map(Some),
     };
-    let key_provider = key_provider(&mut cx, &raw.key_provider);
+    let doc_start = raw.backends.referenced;
+    let providers = key_cfg::providers(&mut cx, raw.key_provider.as_ref(), raw.key_providers.as_ref(), doc_start);
+    let key_cache = key_cfg::cache(&mut cx, raw.key_cache.as_ref());
 
     if raw.backends.value.is_empty() {
         cx.error(raw.backends.referenced, "at least one backend is required");
@@ -124,19 +130,21 @@ pub(super) fn validate(
         cx.error(raw.tenants.referenced, "at least one tenant is required");
     }
     let backends: Vec<VBackend> = raw.backends.value.iter().filter_map(|b| backend(&mut cx, b)).collect();
-    let tenants: Vec<VTenant> = raw.tenants.value.iter().filter_map(|t| tenant(&mut cx, t)).collect();
+    let mut tenants: Vec<VTenant> = raw.tenants.value.iter().filter_map(|t| tenant(&mut cx, t)).collect();
+    key_cfg::resolve(&mut cx, &providers, &backends, &mut tenants);
     let routes: Vec<VRoute> = raw.buckets.iter().filter_map(|r| route(&mut cx, r)).collect();
     let buckets = cross::check(&mut cx, &backends, &tenants, &routes);
 
     let mut diags = cx.diags;
-    match (listen, domain, key_provider) {
-        (Some(listen), Some(virtual_host_domain), Some(key_provider)) if diags.is_empty() => Ok(Settings {
+    match (listen, domain, key_cache) {
+        (Some(listen), Some(virtual_host_domain), Some(key_cache)) if diags.is_empty() => Ok(Settings {
             listen,
             virtual_host_domain,
             tenants: tenants.into_iter().map(into_tenant).collect(),
             backends: backends.into_iter().filter_map(|b| b.settings).collect(),
             buckets,
-            key_provider,
+            key_providers: key_cfg::into_entries(providers),
+            key_cache,
             source: file.to_owned(),
         }),
         _ => {
@@ -147,26 +155,16 @@ pub(super) fn validate(
 }
 
 fn into_tenant(t: VTenant) -> TenantSettings {
+    let key_store = key_cfg::key_store(&t);
     TenantSettings {
         name: t.name,
         access_keys: t.keys.into_iter().map(|(k, _)| k).collect(),
         default_backend: t.default_backend.map(|s| s.value).unwrap_or_default(),
         bucket_prefix: t.prefix.unwrap_or_default(),
+        key_provider: t.key_provider.unwrap_or_default(),
+        key_store,
+        data_subjects: t.keys_cfg.data_subjects,
     }
-}
-
-fn key_provider(cx: &mut Ctx<'_>, raw: &Spanned<RawKeyProvider>) -> Option<KeyProviderSettings> {
-    let kind = cx.text(&raw.value.kind)?;
-    if kind != "local" {
-        cx.error(raw.value.kind.referenced, format!("unknown key provider kind {kind:?} (supported: local)"));
-        return None;
-    }
-    let Some(keyring) = &raw.value.keyring else {
-        cx.error(raw.referenced, "key_provider of kind local needs `keyring: PATH`");
-        return None;
-    };
-    let path = cx.checked(keyring, "keyring path", |p| !p.is_empty(), "must not be empty")?;
-    Some(KeyProviderSettings::Local { keyring: PathBuf::from(path) })
 }
 
 fn backend(cx: &mut Ctx<'_>, raw: &Spanned<RawBackend>) -> Option<VBackend> {
@@ -245,7 +243,7 @@ fn s3_backend(cx: &mut Ctx<'_>, raw: &Spanned<RawBackend>) -> Option<BackendKind
     }
 }
 
-fn credentials(cx: &mut Ctx<'_>, raw: &Spanned<RawCredentials>) -> Option<(String, Secret)> {
+pub(super) fn credentials(cx: &mut Ctx<'_>, raw: &Spanned<RawCredentials>) -> Option<(String, Secret)> {
     let c = &raw.value;
     let id = match (&c.access_key_id, &c.access_key_id_env) {
         (Some(lit), None) => cx.checked(lit, "access_key_id", |v| !v.is_empty(), "must not be empty"),
@@ -269,7 +267,12 @@ fn credentials(cx: &mut Ctx<'_>, raw: &Spanned<RawCredentials>) -> Option<(Strin
 }
 
 /// A secret from exactly one of an environment variable or a file (never inline).
-fn secret(cx: &mut Ctx<'_>, item: Location, env: (Option<&Str>, &str), file: (Option<&Str>, &str)) -> Option<Secret> {
+pub(super) fn secret(
+    cx: &mut Ctx<'_>,
+    item: Location,
+    env: (Option<&Str>, &str),
+    file: (Option<&Str>, &str),
+) -> Option<Secret> {
     match (env.0, file.0) {
         (Some(_), Some(second)) => {
             cx.error(second.referenced, format!("give exactly one of {} or {}, not both", env.1, file.1));
@@ -301,7 +304,7 @@ fn secret(cx: &mut Ctx<'_>, item: Location, env: (Option<&Str>, &str), file: (Op
 
 /// The value of the environment variable named by `var` (itself interpolated), which must be set
 /// and non-empty. The value is zeroized when the caller drops it.
-fn env_value(cx: &mut Ctx<'_>, var: &Str, field: &str) -> Option<Zeroizing<String>> {
+pub(super) fn env_value(cx: &mut Ctx<'_>, var: &Str, field: &str) -> Option<Zeroizing<String>> {
     let name = cx.text(var)?;
     if !is_var_name(&name) {
         cx.error(var.referenced, format!("{field}: {name:?} is not an environment variable name"));
@@ -344,7 +347,17 @@ fn tenant(cx: &mut Ctx<'_>, raw: &Spanned<RawTenant>) -> Option<VTenant> {
             keys.push((AccessKey { id, secret }, k.value.id.referenced));
         }
     }
-    Some(VTenant { name: name?, name_at: t.name.referenced, default_backend, prefix, prefix_at, keys })
+    let keys_cfg = key_cfg::tenant_keys(cx, t.key_provider.as_ref(), t.key_store.as_ref(), t.data_subjects.as_ref());
+    Some(VTenant {
+        name: name?,
+        name_at: t.name.referenced,
+        default_backend,
+        prefix,
+        prefix_at,
+        keys,
+        keys_cfg,
+        key_provider: None,
+    })
 }
 
 fn route(cx: &mut Ctx<'_>, raw: &Spanned<RawRoute>) -> Option<VRoute> {

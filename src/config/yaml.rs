@@ -22,19 +22,62 @@ pub(super) type Str = Spanned<String>;
 pub(super) struct RawConfig {
     pub listen: Option<Str>,
     pub virtual_host_domain: Option<Str>,
-    pub key_provider: Spanned<RawKeyProvider>,
+    /// One provider (named `default`), or `key_providers:` with several; exactly one of the two.
+    pub key_provider: Option<Spanned<RawKeyProvider>>,
+    pub key_providers: Option<Spanned<Vec<Spanned<RawKeyProvider>>>>,
+    pub key_cache: Option<Spanned<RawKeyCache>>,
     pub backends: Spanned<Vec<Spanned<RawBackend>>>,
     pub tenants: Spanned<Vec<Spanned<RawTenant>>>,
     #[serde(default)]
     pub buckets: Vec<Spanned<RawRoute>>,
 }
 
-/// `key_provider: { kind: local, keyring: PATH }`.
+/// One key provider. Like backends, the fields of every kind share one struct (tagged enums lose
+/// positions); validation rejects fields of the wrong kind.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawKeyProvider {
+    /// Required in `key_providers:`; `default` under `key_provider:`.
+    pub name: Option<Str>,
     pub kind: Str,
+    /// local
     pub keyring: Option<Str>,
+    pub master_key_env: Option<Str>,
+    pub master_key_file: Option<Str>,
+    /// aws-kms
+    pub endpoint: Option<Str>,
+    pub region: Option<Str>,
+    pub credentials: Option<Spanned<RawCredentials>>,
+    pub deletion_window_days: Option<Spanned<u32>>,
+    /// pkcs11
+    pub module: Option<Str>,
+    pub token_label: Option<Str>,
+    pub pin_env: Option<Str>,
+    pub pin_file: Option<Str>,
+}
+
+/// `key_cache: { ttl_seconds: 60, max_entries: 10000 }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawKeyCache {
+    pub ttl_seconds: Option<Spanned<u64>>,
+    pub max_entries: Option<Spanned<u64>>,
+}
+
+/// A tenant's `key_store: { backend: NAME, bucket: NAME }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawKeyStore {
+    pub backend: Option<Str>,
+    pub bucket: Option<Str>,
+}
+
+/// One entry of a tenant's `data_subjects:`: exactly one of the two fields.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSubjectRule {
+    pub header: Option<Str>,
+    pub key_pattern: Option<Str>,
 }
 
 /// One entry of `backends:`. Fields of both kinds live in one struct (rather than a serde-tagged
@@ -72,6 +115,9 @@ pub(super) struct RawTenant {
     pub default_backend: Str,
     pub bucket_prefix: Option<Str>,
     pub access_keys: Spanned<Vec<Spanned<RawAccessKey>>>,
+    pub key_provider: Option<Str>,
+    pub key_store: Option<Spanned<RawKeyStore>>,
+    pub data_subjects: Option<Spanned<Vec<Spanned<RawSubjectRule>>>>,
 }
 
 /// A tenant access key; the secret comes from exactly one of `secret_env` / `secret_file`.
@@ -156,6 +202,6 @@ mod tests {
         let listen = raw.listen.unwrap();
         assert_eq!(listen.value, "0.0.0.0:9000");
         assert_eq!((listen.referenced.line(), listen.referenced.column()), (2, 9));
-        assert_eq!(raw.key_provider.value.kind.referenced.column(), 23);
+        assert_eq!(raw.key_provider.unwrap().value.kind.referenced.column(), 23);
     }
 }

@@ -21,6 +21,13 @@ pub enum CoreError {
     /// A key provider failed; the request fails closed.
     #[error(transparent)]
     Key(KeyError),
+    /// The key that opens this object was destroyed (crypto-shredded or retired): it can never be
+    /// read again. The text says which and when; it names no key material.
+    #[error("{0}")]
+    KeyDestroyed(String),
+    /// A write was refused by key policy (the tenant or the object's data subject was shredded).
+    #[error("{0}")]
+    WriteRefused(String),
     /// The stored envelope or ciphertext is malformed or does not authenticate.
     #[error("integrity check failed: {0}")]
     Integrity(String),

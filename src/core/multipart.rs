@@ -129,7 +129,8 @@ impl BlobService {
         let aad = upload_wrap_aad(&id, &up.token.material.salt);
         let dek = match self.keys().unwrap(&tenant.name, &up.token.material.wrapped, &aad).await {
             Ok(dek) => dek,
-            Err(KeyError::Unwrap) => return Err(CoreError::NoSuchUpload),
+            // Another tenant's (or a shredded key's) upload id: to this caller, no such upload.
+            Err(KeyError::Unwrap | KeyError::Destroyed(_)) => return Err(CoreError::NoSuchUpload),
             Err(e) => return Err(key_error(e)),
         };
         let keys = PartKeys::derive(&dek, &up.token.material.salt)?;
@@ -145,7 +146,10 @@ impl BlobService {
         let dek = DataKey::generate().map_err(key_error)?;
         let mut salt = [0u8; 32];
         aws_lc_rs::rand::fill(&mut salt).map_err(|_| CoreError::Key(KeyError::Random))?;
-        let wrapped = self.keys().wrap(&tenant.name, &dek, &upload_wrap_aad(&id, &salt)).await.map_err(key_error)?;
+        let stored = stored_metadata(req.metadata, &req.headers);
+        let scope = self.keys().scope_of(&tenant.name, key, &stored).map_err(key_error)?;
+        let wrapped =
+            self.keys().wrap(&tenant.name, &scope, &dek, &upload_wrap_aad(&id, &salt)).await.map_err(key_error)?;
         let material = UploadMaterial { salt, wrapped };
         let backend_key = material.backend_key(key).map_err(|_| CoreError::Unreachable("upload material encodes"))?;
         if backend_key.len() > MAX_BACKEND_KEY {
@@ -156,7 +160,7 @@ impl BlobService {
         }
         // The metadata rides on the hidden upload until Complete copies it into the final object.
         let opts = PutOptions {
-            metadata: stored_metadata(req.metadata, &req.headers),
+            metadata: stored,
             headers: ContentHeaders { content_type: Some(STORED_CONTENT_TYPE.to_owned()), ..ContentHeaders::default() },
             if_none_match_any: false,
         };
@@ -475,7 +479,7 @@ impl BlobService {
             wrapped_dek: Vec::new(),
         };
         let id = ObjectIdentity { tenant: &tenant.name, bucket, key };
-        let encoded = self.seal_envelope(tenant, &id, envelope, dek).await?;
+        let encoded = self.seal_envelope(tenant, &id, envelope, dek, &stored).await?;
         let opts = backend_put_options(stored, encoded, if_none_match_any);
         let res = copy_with_padding(p, &up.backend_key, hidden_version.as_deref(), key, layout, opts).await?;
         Ok(PutOutcome { etag: client_etag(&res.etag), version_id: res.version_id, last_modified: res.last_modified })

@@ -21,7 +21,8 @@ use crate::core::envelope::{
     PartKeys, SegmentKeys, LAYOUT_META,
 };
 use crate::core::error::{CoreError, CoreResult};
-use crate::core::keys::{DataKey, KeyError, KeyProvider, WrappedKey};
+use crate::core::keys::chain::Keychain;
+use crate::core::keys::{DataKey, KeyError, WrappedKey};
 use crate::core::stored::{
     backend_put_options, client_etag, digest_of, listed_size, stored_headers, stored_metadata, user_metadata,
     ENVELOPE_META, RESERVED_META_PREFIX,
@@ -157,7 +158,7 @@ pub struct PartNumber(pub u32);
 #[derive(Debug)]
 pub struct BlobService {
     directory: TenantDirectory,
-    keys: Arc<dyn KeyProvider>,
+    keys: Arc<Keychain>,
     /// Backend name → region, for GetBucketLocation.
     regions: BTreeMap<String, String>,
 }
@@ -166,6 +167,8 @@ pub(crate) fn key_error(e: KeyError) -> CoreError {
     match e {
         // A wrapped key that does not open for this identity is tampered or moved ciphertext.
         KeyError::Unwrap => CoreError::Integrity("data key does not authenticate for this object".into()),
+        KeyError::Destroyed(why) => CoreError::KeyDestroyed(why),
+        KeyError::Refused(why) => CoreError::WriteRefused(why),
         other => CoreError::Key(other),
     }
 }
@@ -182,7 +185,7 @@ pub fn resolve_range(range: RangeRequest, size: u64) -> CoreResult<Range<u64>> {
 }
 
 impl BlobService {
-    pub fn new(directory: TenantDirectory, keys: Arc<dyn KeyProvider>, regions: BTreeMap<String, String>) -> Self {
+    pub fn new(directory: TenantDirectory, keys: Arc<Keychain>, regions: BTreeMap<String, String>) -> Self {
         Self { directory, keys, regions }
     }
 
@@ -195,7 +198,7 @@ impl BlobService {
         self.directory.tenant_for_access_key(access_key_id)
     }
 
-    pub(crate) fn keys(&self) -> &Arc<dyn KeyProvider> {
+    pub fn keys(&self) -> &Arc<Keychain> {
         &self.keys
     }
 
@@ -287,16 +290,19 @@ impl BlobService {
     }
 
     /// Wraps `dek` for the object `id` into `envelope` (setting its key id and wrapped key) and
-    /// returns the envelope encoded for backend metadata.
+    /// returns the envelope encoded for backend metadata. `stored` is the object's stored metadata:
+    /// it may name the data subject whose key wraps `dek`.
     pub(crate) async fn seal_envelope(
         &self,
         tenant: &Tenant,
         id: &ObjectIdentity<'_>,
         mut envelope: Envelope,
         dek: &DataKey,
+        stored: &BTreeMap<String, String>,
     ) -> CoreResult<String> {
         let aad = envelope.wrap_aad(id);
-        let wrapped = self.keys.wrap(&tenant.name, dek, &aad).await.map_err(key_error)?;
+        let scope = self.keys.scope_of(&tenant.name, id.key, stored).map_err(key_error)?;
+        let wrapped = self.keys.wrap(&tenant.name, &scope, dek, &aad).await.map_err(key_error)?;
         envelope.kek_id = wrapped.kek_id;
         envelope.wrapped_dek = wrapped.blob;
         let bytes = envelope.encode()?;
@@ -381,7 +387,7 @@ impl BlobService {
             kek_id: String::new(),
             wrapped_dek: Vec::new(),
         };
-        let encoded = self.seal_envelope(tenant, &id, envelope, &dek).await?;
+        let encoded = self.seal_envelope(tenant, &id, envelope, &dek, &stored).await?;
         let opts = backend_put_options(stored, encoded, req.if_none_match_any);
         let sealed = seal_stream(keys, len, body);
         let res = p.backend.put(&p.bucket, key, sealed, crate::core::envelope::ciphertext_len(len), opts).await?;
@@ -586,7 +592,7 @@ impl BlobService {
             ..opened.envelope
         };
         let dst_id = ObjectIdentity { tenant: &tenant.name, bucket, key };
-        let encoded = self.seal_envelope(tenant, &dst_id, envelope, &opened.dek).await?;
+        let encoded = self.seal_envelope(tenant, &dst_id, envelope, &opened.dek, &stored).await?;
         let opts = backend_put_options(stored, encoded, if_none_match_any);
         let res = if sp.backend_name == dp.backend_name {
             dp.backend.copy(&sp.bucket, src.key, src.version_id, &dp.bucket, key, opts).await?

@@ -56,6 +56,11 @@ async fn copies_rewrap_and_moved_ciphertext_is_refused() {
     // ... and to another tenant's bucket under the same key: refused as well.
     f.backend.create_bucket("bb").await.unwrap();
     f.backend.copy("alpha-x", "a", None, "bb", "a", opts).await.unwrap();
+    // Beta has no key named like alpha's yet: the key is missing for it.
+    let err = f.svc.head_object(&f.beta, "b", "a", None).await.err();
+    assert!(matches!(err, Some(CoreError::KeyDestroyed(_))), "{err:?}");
+    // Once beta has its own `tenant:1`, that key does not open alpha's data key.
+    f.svc.put_object(&f.beta, "b", "own", body(b"beta"), 4, PutRequest::default()).await.unwrap();
     let err = f.svc.head_object(&f.beta, "b", "a", None).await.err();
     assert!(matches!(err, Some(CoreError::Integrity(_))), "{err:?}");
 }

@@ -6,7 +6,7 @@
 //! the tenant's default backend under the tenant's bucket prefix. Ownership is therefore a pure
 //! function of config and names: no pod-local state.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::backend::Backend;
@@ -48,6 +48,8 @@ pub struct TenantDirectory {
     backends: HashMap<String, Arc<dyn Backend>>,
     /// (tenant, client bucket) → route.
     routes: HashMap<(String, String), Route>,
+    /// (backend, backend bucket) pairs no client may reach: the key stores.
+    reserved: HashSet<(String, String)>,
 }
 
 impl TenantDirectory {
@@ -67,6 +69,20 @@ impl TenantDirectory {
             self.by_access_key.insert(id, Arc::clone(&tenant));
         }
         self.tenants.insert(tenant.name.clone(), tenant);
+    }
+
+    /// Makes `bucket` on `backend` unreachable for every client (a key store lives there).
+    pub fn reserve(&mut self, backend: &str, bucket: &str) {
+        self.reserved.insert((backend.to_owned(), bucket.to_owned()));
+    }
+
+    /// The backend registered under `name`.
+    pub fn backend_named(&self, name: &str) -> Option<Arc<dyn Backend>> {
+        self.backends.get(name).cloned()
+    }
+
+    fn is_reserved(&self, backend: &str, bucket: &str) -> bool {
+        self.reserved.contains(&(backend.to_owned(), bucket.to_owned()))
     }
 
     pub fn add_route(&mut self, route: Route) {
@@ -98,6 +114,9 @@ impl TenantDirectory {
     /// Where `tenant`'s bucket `bucket` lives. A bucket routed explicitly to another tenant is refused.
     pub fn place(&self, tenant: &Tenant, bucket: &str) -> CoreResult<Placement> {
         if let Some(route) = self.routes.get(&(tenant.name.clone(), bucket.to_owned())) {
+            if self.is_reserved(&route.backend, &route.backend_bucket) {
+                return Err(CoreError::BucketNotOwned(bucket.to_owned()));
+            }
             return Ok(Placement {
                 backend_name: route.backend.clone(),
                 backend: self.backend(&route.backend)?,
@@ -105,7 +124,9 @@ impl TenantDirectory {
             });
         }
         let backend_bucket = format!("{}{}", tenant.bucket_prefix, bucket);
-        if self.is_claimed_by_other(tenant, &tenant.default_backend, &backend_bucket) {
+        if self.is_claimed_by_other(tenant, &tenant.default_backend, &backend_bucket)
+            || self.is_reserved(&tenant.default_backend, &backend_bucket)
+        {
             return Err(CoreError::BucketNotOwned(bucket.to_owned()));
         }
         Ok(Placement {
@@ -140,7 +161,10 @@ impl TenantDirectory {
     /// Maps a bucket found on `tenant`'s default backend back to the client's name, if it is the tenant's.
     pub fn client_bucket_name(&self, tenant: &Tenant, backend_bucket: &str) -> Option<String> {
         let name = backend_bucket.strip_prefix(&tenant.bucket_prefix)?;
-        if name.is_empty() || self.is_claimed_by_other(tenant, &tenant.default_backend, backend_bucket) {
+        if name.is_empty()
+            || self.is_claimed_by_other(tenant, &tenant.default_backend, backend_bucket)
+            || self.is_reserved(&tenant.default_backend, backend_bucket)
+        {
             return None;
         }
         // A bucket that is the target of one of this tenant's own routes is listed under the route's name.

@@ -1,5 +1,5 @@
-//! What the core's unit tests share: a `BlobService` over the in-memory backend with a real local
-//! keyring and two tenants (`alpha`, bucket prefix `alpha-`; `beta`, prefix `beta-`, plus a route of
+//! What the core's unit tests share: a `BlobService` over the in-memory backend with a keychain (an
+//! in-memory root-key provider, the key store in the backend bucket `keystore`) and two tenants (`alpha`, bucket prefix `alpha-`; `beta`, prefix `beta-`, plus a route of
 //! its bucket `b` to the backend bucket `bb`), and body helpers.
 
 use std::collections::BTreeMap;
@@ -10,7 +10,11 @@ use futures::StreamExt as _;
 
 use crate::backend::memory::MemoryBackend;
 use crate::backend::ByteStream;
-use crate::core::keys::local::LocalKeyring;
+use crate::core::keys::cache::CacheSettings;
+use crate::core::keys::chain::{Keychain, TenantKeys};
+use crate::core::keys::store::KeyStore;
+use crate::core::keys::subject::{KeyPattern, SubjectRules, SubjectSource};
+use crate::core::keys::test_provider::TestProvider;
 use crate::core::service::BlobService;
 use crate::core::tenant::{Route, Tenant, TenantDirectory};
 
@@ -19,11 +23,44 @@ pub(crate) struct Fixture {
     pub(crate) backend: Arc<MemoryBackend>,
     pub(crate) alpha: Arc<Tenant>,
     pub(crate) beta: Arc<Tenant>,
-    _dir: tempfile::TempDir,
+    pub(crate) provider: Arc<TestProvider>,
+}
+
+/// Bucket of the key store on the memory backend.
+pub(crate) const KEY_STORE: &str = "keystore";
+
+/// Both tenants name their data subject by `x-amz-meta-data-subject` or by `customers/{subject}/**`.
+pub(crate) fn subject_rules() -> SubjectRules {
+    SubjectRules(vec![
+        SubjectSource::Metadata("data-subject".into()),
+        SubjectSource::KeyPattern(KeyPattern::parse("customers/{subject}/**").unwrap()),
+    ])
+}
+
+/// A keychain for `tenants` on `backend` with `provider` and the given cache.
+pub(crate) fn keychain(
+    backend: Arc<MemoryBackend>,
+    provider: Arc<TestProvider>,
+    tenants: &[&str],
+    cache: CacheSettings,
+) -> Keychain {
+    let mut chain = Keychain::new(cache);
+    for t in tenants {
+        let keys = TenantKeys {
+            provider: provider.clone(),
+            store: KeyStore::new(backend.clone(), KEY_STORE),
+            subjects: subject_rules(),
+        };
+        chain.add_tenant(t, keys);
+    }
+    chain
 }
 
 pub(crate) fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
+    fixture_with_cache(CacheSettings::default())
+}
+
+pub(crate) fn fixture_with_cache(cache: CacheSettings) -> Fixture {
     let backend = Arc::new(MemoryBackend::new());
     let mut d = TenantDirectory::new();
     d.add_backend("mem", backend.clone());
@@ -37,11 +74,13 @@ pub(crate) fn fixture() -> Fixture {
         backend: "mem".into(),
         backend_bucket: "bb".into(),
     });
-    let keys = LocalKeyring::open_or_create(&dir.path().join("k.json"), &["alpha".into(), "beta".into()]).unwrap();
-    let svc = BlobService::new(d, Arc::new(keys), BTreeMap::new());
+    d.reserve("mem", KEY_STORE);
+    let provider = Arc::new(TestProvider::default());
+    let chain = keychain(backend.clone(), provider.clone(), &["alpha", "beta"], cache);
+    let svc = BlobService::new(d, Arc::new(chain), BTreeMap::new());
     let alpha = svc.directory().tenant("alpha").unwrap();
     let beta = svc.directory().tenant("beta").unwrap();
-    Fixture { svc, backend, alpha, beta, _dir: dir }
+    Fixture { svc, backend, alpha, beta, provider }
 }
 
 pub(crate) fn body(data: &[u8]) -> ByteStream {

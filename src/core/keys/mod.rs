@@ -1,10 +1,24 @@
-//! Key providers: who holds the tenant keys that wrap each object's data key.
+//! Key providers: who holds the tenant root keys at the top of blobseal's key hierarchy.
 //!
-//! blobseal never stores a data key in the clear. Each object gets a fresh random data key
-//! (DEK); a [`KeyProvider`] wraps it under the tenant's key-encryption key (KEK), binding the
-//! wrap to `aad` (the object's identity and envelope header), and unwraps it on read.
+//! ```text
+//!   root key (in the provider: keyring entry, KMS key, HSM object; versioned; never leaves it)
+//!     └─ wraps lifetime keys (tenant key `tenant:N`, one key per data subject `subject:<hash>`),
+//!        stored wrapped in the tenant's key store (an object store bucket: shared by every replica)
+//!          └─ wrap each object's data key (AES-256-GCM, bound to the object's identity and header)
+//! ```
+//! A [`KeyProvider`] only manages root keys: create, wrap/unwrap a lifetime key, destroy. The
+//! hierarchy itself (lifetime keys, cache, key store) is [`chain::Keychain`].
 
+pub mod aead;
+pub mod aws_kms;
+pub mod cache;
+pub mod chain;
 pub mod local;
+pub mod pkcs11;
+pub mod store;
+pub mod subject;
+#[cfg(test)]
+pub(crate) mod test_provider;
 
 use std::fmt::Debug;
 
@@ -14,7 +28,7 @@ use zeroize::Zeroizing;
 /// Length of a data key in bytes (AES-256).
 pub const DATA_KEY_LEN: usize = 32;
 
-/// A plaintext data key. Zeroized on drop; never printed.
+/// A plaintext data key (or lifetime key). Zeroized on drop; never printed.
 pub struct DataKey(Zeroizing<[u8; DATA_KEY_LEN]>);
 
 impl DataKey {
@@ -29,8 +43,20 @@ impl DataKey {
         Self(Zeroizing::new(bytes))
     }
 
+    /// A copy of `bytes` if it is exactly [`DATA_KEY_LEN`] long (a provider's unwrap output).
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, KeyError> {
+        let arr: [u8; DATA_KEY_LEN] = bytes.try_into().map_err(|_| KeyError::Unwrap)?;
+        Ok(Self::from_bytes(arr))
+    }
+
     pub fn as_bytes(&self) -> &[u8; DATA_KEY_LEN] {
         &self.0
+    }
+}
+
+impl Clone for DataKey {
+    fn clone(&self) -> Self {
+        Self::from_bytes(*self.0)
     }
 }
 
@@ -40,40 +66,91 @@ impl Debug for DataKey {
     }
 }
 
-/// A data key wrapped by a provider, with the id of the key that wrapped it.
+/// A data key wrapped under a lifetime key, with the id of the lifetime key (`tenant:3`,
+/// `subject:<hex>`): what an object's envelope stores.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WrappedKey {
-    /// Which KEK (and version) wrapped it, e.g. `local:default:1`. ASCII, at most 255 bytes.
+    /// Which key wrapped it. ASCII, at most 255 bytes.
     pub kek_id: String,
-    /// The provider's opaque wrapped blob. At most 65535 bytes.
+    /// The wrapped blob. At most 65535 bytes.
     pub blob: Vec<u8>,
+}
+
+/// What a root-key wrap is bound to. Providers turn it into AES-GCM associated data ([`WrapContext::aad`])
+/// or, for AWS KMS, into an encryption context with the same fields: a lifetime key wrapped for one
+/// tenant (or under one id) does not unwrap for another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WrapContext<'a> {
+    /// The tenant that owns the root key and the lifetime key.
+    pub tenant: &'a str,
+    /// The lifetime key's id (`tenant:3`, `subject:<hex>`).
+    pub key_id: &'a str,
+}
+
+impl WrapContext<'_> {
+    /// `"blobseal/v1/root-wrap" ‖ u32 BE len ‖ tenant ‖ u32 BE len ‖ key_id`.
+    pub fn aad(&self) -> Vec<u8> {
+        let mut out = b"blobseal/v1/root-wrap".to_vec();
+        for part in [self.tenant, self.key_id] {
+            let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
+            out.extend_from_slice(&len.to_be_bytes());
+            out.extend_from_slice(part.as_bytes());
+        }
+        out
+    }
+}
+
+/// What destroying a root key did, for a shred receipt ("deleted from the keyring", "disabled;
+/// deletion scheduled for 2026-12-01T00:00:00Z", ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destruction {
+    pub root_id: String,
+    pub detail: String,
 }
 
 /// Why a key operation failed. Every variant fails the request closed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeyError {
-    /// The tenant has no key with this id (or no key at all).
+    /// The provider has no such key (never had it, or it was destroyed).
     #[error("unknown key {0}")]
     UnknownKey(String),
+    /// The key that opened this object was destroyed (crypto-shredded): it can never be read again.
+    #[error("{0}")]
+    Destroyed(String),
+    /// Writes are refused: the tenant or data subject was shredded.
+    #[error("{0}")]
+    Refused(String),
     /// The wrapped key did not authenticate: wrong key, wrong identity, or tampered.
-    #[error("wrapped data key does not authenticate")]
+    #[error("wrapped key does not authenticate")]
     Unwrap,
-    /// The provider could not be reached.
+    /// The provider (or the key store) could not be reached or answered an error.
     #[error("key provider unavailable: {0}")]
     Unavailable(String),
     #[error("random generator failed")]
     Random,
+    /// The provider's own storage (keyring file, token) is unusable.
     #[error("keyring: {0}")]
     Keyring(String),
 }
 
-/// Wraps and unwraps data keys under a tenant's key.
+/// Manages tenant root keys. Implementations: [`local::LocalKeyring`], `aws_kms::AwsKms`,
+/// `pkcs11::Pkcs11Provider`. A provider that cannot be reached answers [`KeyError::Unavailable`];
+/// it never falls back to another key.
 #[async_trait]
 pub trait KeyProvider: Send + Sync + Debug + 'static {
-    /// Wraps `dek` under `tenant`'s current key, bound to `aad`.
-    async fn wrap(&self, tenant: &str, dek: &DataKey, aad: &[u8]) -> Result<WrappedKey, KeyError>;
-    /// Unwraps a key wrapped by [`KeyProvider::wrap`] with the same `tenant` and `aad`;
-    /// any other tenant, aad or a tampered blob gives [`KeyError::Unwrap`].
-    async fn unwrap(&self, tenant: &str, wrapped: &WrappedKey, aad: &[u8]) -> Result<DataKey, KeyError>;
+    /// `local`, `aws-kms` or `pkcs11`, for logs and receipts.
+    fn kind(&self) -> &'static str;
+    /// Creates a new root key for `tenant` and returns its id: ASCII, at most 255 bytes, stable,
+    /// naming the key in this provider (`local:acme:2`, a KMS key ARN, `pkcs11:acme:2`).
+    async fn create_root(&self, tenant: &str) -> Result<String, KeyError>;
+    /// Wraps `key` under the root key `root_id`, bound to `cx`.
+    async fn wrap(&self, root_id: &str, key: &DataKey, cx: &WrapContext<'_>) -> Result<Vec<u8>, KeyError>;
+    /// Unwraps a blob from [`KeyProvider::wrap`] with the same root and context. Another context, root
+    /// or a tampered blob gives [`KeyError::Unwrap`]; a root that does not exist (any more)
+    /// [`KeyError::UnknownKey`]; a root id not owned by `cx.tenant` is refused without being used.
+    async fn unwrap(&self, root_id: &str, blob: &[u8], cx: &WrapContext<'_>) -> Result<DataKey, KeyError>;
+    /// Destroys the root key `root_id` of `tenant` for good (or as far as the provider allows:
+    /// KMS schedules deletion and disables the key at once; the detail says which).
+    async fn destroy(&self, tenant: &str, root_id: &str) -> Result<Destruction, KeyError>;
 }

@@ -21,6 +21,16 @@ pub fn to_s3_error(err: CoreError) -> S3Error {
             tracing::error!(%detail, "integrity check failed: refusing to release the object");
             S3Error::with_message(C::InternalError, "The stored object failed its integrity check and was not served.")
         }
+        // Both are final for this object or subject: a client must not retry, so 403 (as S3 answers when an
+        // SSE-KMS key is unusable), with the reason and time but no key material.
+        CoreError::KeyDestroyed(why) => {
+            tracing::warn!(%why, "object's key was destroyed: not readable");
+            S3Error::with_message(C::AccessDenied, format!("The key of this object was destroyed: {why}"))
+        }
+        CoreError::WriteRefused(why) => {
+            tracing::warn!(%why, "write refused by key policy");
+            S3Error::with_message(C::AccessDenied, format!("Write refused: {why}"))
+        }
         CoreError::NotSealed => {
             tracing::error!("object in the backend carries no blobseal envelope: refusing to serve it");
             S3Error::with_message(C::InternalError, "The stored object is not sealed by blobseal and was not served.")

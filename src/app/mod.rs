@@ -14,9 +14,10 @@ use tokio::net::TcpListener;
 use crate::backend::fs::FsBackend;
 use crate::backend::s3::{S3Backend, S3BackendSettings};
 use crate::backend::{Backend, BackendError};
-use crate::config::{BackendKind, KeyProviderSettings, Settings};
-use crate::core::keys::local::LocalKeyring;
-use crate::core::keys::{KeyError, KeyProvider};
+use crate::config::{BackendKind, Settings};
+use crate::core::keys::KeyError;
+
+pub mod keys;
 use crate::core::service::BlobService;
 use crate::core::tenant::{Route, Tenant, TenantDirectory};
 use crate::front::s3::{build_service, BuildError};
@@ -92,11 +93,8 @@ pub async fn build(settings: &Settings) -> Result<Runtime, AppError> {
             backend_bucket: r.backend_bucket.clone(),
         });
     }
-    let tenant_names: Vec<String> = settings.tenants.iter().map(|t| t.name.clone()).collect();
-    let keys: Arc<dyn KeyProvider> = match &settings.key_provider {
-        KeyProviderSettings::Local { keyring } => Arc::new(LocalKeyring::open_or_create(keyring, &tenant_names)?),
-    };
-    let core = Arc::new(BlobService::new(directory, keys, regions));
+    let keychain = keys::keychain(settings, &mut directory)?;
+    let core = Arc::new(BlobService::new(directory, Arc::new(keychain), regions));
     let service = build_service(Arc::clone(&core), secrets, settings.virtual_host_domain.as_deref())?;
     Ok(Runtime { core, service })
 }
