@@ -155,7 +155,7 @@ run_backend() {
     wait_for "(: </dev/tcp/127.0.0.1/$s3port)"
     cat >"$dir/blobseal.yaml" <<EOF
 listen: 127.0.0.1:$port
-key_provider: { kind: local, keyring: $dir/keyring.json }
+key_provider: { kind: local, keyring: $dir/keyring.json, master_key_file: $dir/master.key }
 backends:
   - name: s3fs
     kind: s3

@@ -190,7 +190,12 @@ async fn mp_headers(b: &dyn Backend, bucket: &str) {
         cache_control: Some("no-store".into()),
         expires: Some("Wed, 21 Oct 2037 07:28:00 GMT".into()),
     };
-    let opts = PutOptions { metadata: metadata.clone(), headers: headers.clone(), if_none_match_any: false };
+    let opts = PutOptions {
+        metadata: metadata.clone(),
+        headers: headers.clone(),
+        if_none_match_any: false,
+        source_if_match: None,
+    };
     let id = b.create_upload(bucket, key, opts).await.unwrap();
     let c1 = part(b, bucket, key, &id, 1, b"only part").await;
     b.complete_upload(bucket, key, &id, &[c1], false).await.unwrap();

@@ -48,6 +48,7 @@ fn shipped_configs_check_ok_without_printing_secrets() {
                 ("EU_STORE_SECRET", "eu-secret-value"),
                 ("ACME_SECRET", "acme-secret-value"),
                 ("GLOBEX_SECRET", "globex-secret-value"),
+                ("BLOBSEAL_MASTER_KEY", "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE="),
             ],
         ),
         ("config/examples/fs.yaml", vec![("ALICE_SECRET", "alice-secret-value"), ("BOB_SECRET", "bob-secret-value")]),
@@ -55,7 +56,14 @@ fn shipped_configs_check_ok_without_printing_secrets() {
             "config/examples/s3-moto.yaml",
             vec![("MOTO_KEY_ID", "test"), ("MOTO_SECRET", "moto-secret-value"), ("DEV_SECRET", "dev-secret-value")],
         ),
-        ("config/examples/s3.yaml", vec![("AWS_STORE_KEY_ID", "AKIDAWS"), ("SECRETS_DIR", secrets_dir)]),
+        (
+            "config/examples/s3.yaml",
+            vec![
+                ("AWS_STORE_KEY_ID", "AKIDAWS"),
+                ("SECRETS_DIR", secrets_dir),
+                ("BLOBSEAL_MASTER_KEY", "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE="),
+            ],
+        ),
     ];
     for (file, env) in cases {
         let path = repo(file);
@@ -79,7 +87,7 @@ fn broken_configs_exit_2_with_positions() {
         assert_eq!(out.status.code(), Some(2), "{name}: {}", text(&out.stdout));
         (path.display().to_string(), text(&out.stderr))
     };
-    let head = "key_provider: { kind: local, keyring: k.json }\nbackends:\n  - name: d\n    kind: fs\n";
+    let head = "key_provider: { kind: local, keyring: k.json, master_key_file: m.key }\nbackends:\n  - name: d\n    kind: fs\n";
 
     let (path, stderr) = check("unknown.yaml", &format!("{head}    colour: red\ntenants: []\n"), &[]);
     assert!(stderr.starts_with(&format!("{path}:5:5: ")) && stderr.contains("colour"), "{stderr}");

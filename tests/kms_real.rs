@@ -27,7 +27,7 @@ fn settings(endpoint: &str) -> AwsKmsSettings {
 }
 
 fn provider(server: &Server) -> AwsKms {
-    AwsKms::new(settings(&server.endpoint)).unwrap()
+    AwsKms::new(settings(&server.endpoint)).unwrap_or_else(|e| panic!("building the provider: {e}"))
 }
 
 /// A plain SDK client on the same server, to look at what the provider left in KMS.
@@ -217,4 +217,21 @@ async fn an_unreachable_kms_is_unavailable_within_seconds() {
         KeyError::Unavailable(m) => assert!(!m.contains("testing-secret"), "{m}"),
         other => panic!("{other:?}"),
     }
+}
+
+#[tokio::test]
+async fn a_kms_that_never_answers_times_out() {
+    // The kernel completes the TCP handshake for a bound listener that never accepts: the request
+    // is sent and no answer ever comes, like a hung KMS endpoint (not a refused connection).
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", silent.local_addr().unwrap());
+    let kms = AwsKms::new(settings(&endpoint)).unwrap();
+
+    let started = Instant::now();
+    let err = kms.create_root("acme").await.unwrap_err();
+    let took = started.elapsed();
+    assert!(matches!(&err, KeyError::Unavailable(m) if m.contains("timed out")), "{err:?}");
+    // The operation timeout is 10 s; allow scheduling slack but not a hang.
+    assert!(took >= Duration::from_secs(4) && took < Duration::from_secs(15), "create_root took {took:?}");
+    drop(silent);
 }

@@ -101,7 +101,7 @@ pub fn start_blobseal_s3(bin: &Path, dir: &Path, backend: &str, name: &str) -> R
 pub fn s3_config(port: u16, keyring: &Path, backend: &str) -> String {
     format!(
         "listen: 127.0.0.1:{port}\n\
-         key_provider: {{ kind: local, keyring: {keyring} }}\n\
+         key_provider: {{ kind: local, keyring: {keyring}, master_key_file: {keyring}.master }}\n\
          backends:\n\
          \x20 - name: s3fs\n\
          \x20   kind: s3\n\

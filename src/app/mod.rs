@@ -45,6 +45,17 @@ pub struct Runtime {
 
 /// Builds the backends, key provider and services from settings.
 pub async fn build(settings: &Settings) -> Result<Runtime, AppError> {
+    let (core, secrets) = build_core(settings)?;
+    let service = build_service(Arc::clone(&core), secrets, settings.virtual_host_domain.as_deref())?;
+    Ok(Runtime { core, service })
+}
+
+/// The tenants' S3 secrets by access key id.
+pub type TenantSecrets = HashMap<String, s3s::auth::SecretKey>;
+
+/// Builds backends, key providers and the object service (what the CLI's key commands use too),
+/// and collects the tenants' S3 secrets.
+pub fn build_core(settings: &Settings) -> Result<(Arc<BlobService>, TenantSecrets), AppError> {
     let mut directory = TenantDirectory::new();
     let mut regions = BTreeMap::new();
     for b in &settings.backends {
@@ -95,8 +106,7 @@ pub async fn build(settings: &Settings) -> Result<Runtime, AppError> {
     }
     let keychain = keys::keychain(settings, &mut directory)?;
     let core = Arc::new(BlobService::new(directory, Arc::new(keychain), regions));
-    let service = build_service(Arc::clone(&core), secrets, settings.virtual_host_domain.as_deref())?;
-    Ok(Runtime { core, service })
+    Ok((core, secrets))
 }
 
 /// Runs blobseal until SIGINT/SIGTERM, then drains open connections.

@@ -189,7 +189,12 @@ async fn objects(b: &dyn Backend, bucket: &str) {
         cache_control: Some("no-cache".into()),
         expires: Some("Wed, 21 Oct 2037 07:28:00 GMT".into()),
     };
-    let opts = PutOptions { metadata: metadata.clone(), headers: headers.clone(), if_none_match_any: false };
+    let opts = PutOptions {
+        metadata: metadata.clone(),
+        headers: headers.clone(),
+        if_none_match_any: false,
+        source_if_match: None,
+    };
     let r = b.put(bucket, "big", body(&data, 65536 + 3), data.len() as u64, opts).await.unwrap();
     assert_eq!(r.etag, md5_hex(&data), "etag is the MD5 of the stored bytes");
 

@@ -409,6 +409,12 @@ impl Backend for FsBackend {
     ) -> Result<PutResult> {
         check_version(src_version)?;
         let (file, parsed) = self.open(src_bucket, src_key).await?;
+        // The file opened is the version copied (a rename replaces the name, not this open file), so
+        // checking its ETag here is exact.
+        let etag = parsed.header.etag.as_deref().unwrap_or(&parsed.etag);
+        if opts.source_if_match.as_ref().is_some_and(|want| want != etag) {
+            return Err(BackendError::PreconditionFailed);
+        }
         let mut file = tokio::fs::File::from_std(file);
         file.seek(io::SeekFrom::Start(parsed.body_offset)).await.map_err(io_err)?;
         let size = parsed.header.size;

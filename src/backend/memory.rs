@@ -302,7 +302,10 @@ impl Backend for MemoryBackend {
         key: &str,
         opts: PutOptions,
     ) -> Result<PutResult> {
-        let (_, data) = self.find(src_bucket, src_key, src_version)?;
+        let (head, data) = self.find(src_bucket, src_key, src_version)?;
+        if opts.source_if_match.as_ref().is_some_and(|want| *want != head.meta.etag) {
+            return Err(BackendError::PreconditionFailed);
+        }
         self.store(bucket, key, data, opts)
     }
 

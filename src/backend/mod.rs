@@ -150,6 +150,9 @@ pub struct PutOptions {
     pub headers: ContentHeaders,
     /// Conditional create: fail with `PreconditionFailed` if the key exists.
     pub if_none_match_any: bool,
+    /// [`Backend::copy`] only: fail with `PreconditionFailed` unless the source's ETag (unquoted) is this
+    /// one (S3's `x-amz-copy-source-if-match`), so a copy never pairs new bytes with old metadata.
+    pub source_if_match: Option<String>,
 }
 
 /// Outcome of a write.

@@ -317,6 +317,7 @@ impl Backend for S3Backend {
             .set_cache_control(h.cache_control)
             .set_expires(parse_expires(h.expires.as_deref())?)
             .set_if_none_match(opts.if_none_match_any.then(|| "*".to_owned()))
+            .set_copy_source_if_match(opts.source_if_match.map(|e| format!("\"{e}\"")))
             .send()
             .await
             .map_err(|e| map_err(e, not_found))?;

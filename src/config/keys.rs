@@ -212,7 +212,8 @@ pub(super) fn cache(cx: &mut Ctx<'_>, raw: Option<&Spanned<RawKeyCache>>) -> Opt
 pub(super) struct VTenantKeys {
     pub provider: Option<Spanned<String>>,
     pub store_backend: Option<Spanned<String>>,
-    pub store_bucket: String,
+    /// `None`: the default, `<bucket_prefix>blobseal-keys`.
+    pub store_bucket: Option<String>,
     pub data_subjects: Vec<DataSubjectRule>,
 }
 
@@ -225,10 +226,9 @@ pub(super) fn tenant_keys(
     let respan = |s: &Str, value: String| Spanned { value, ..s.clone() };
     let provider = provider.and_then(|p| cx.text(p).map(|v| respan(p, v)));
     let store_backend = store.and_then(|s| s.value.backend.as_ref()).and_then(|b| cx.text(b).map(|v| respan(b, v)));
-    let store_bucket = match store.and_then(|s| s.value.bucket.as_ref()) {
-        None => DEFAULT_KEY_STORE_BUCKET.to_owned(),
-        Some(b) => cx.checked(b, "key store bucket", is_bucket, BUCKET_RULE).unwrap_or_default(),
-    };
+    let store_bucket = store
+        .and_then(|s| s.value.bucket.as_ref())
+        .and_then(|b| cx.checked(b, "key store bucket", is_bucket, BUCKET_RULE));
     let mut data_subjects = Vec::new();
     for rule in subjects.map(|s| s.value.as_slice()).unwrap_or_default() {
         match (&rule.value.header, &rule.value.key_pattern) {
@@ -295,7 +295,8 @@ pub(super) fn into_entries(providers: Vec<VProvider>) -> Vec<KeyProviderEntry> {
         .collect()
 }
 
-/// A tenant's key-store settings once its default backend is known.
+/// A tenant's key-store settings once its default backend is known; the default bucket is
+/// `<bucket_prefix>blobseal-keys` on the default backend (inside the tenant's own name space).
 pub(super) fn key_store(t: &VTenant) -> KeyStoreSettings {
     let backend = t
         .keys_cfg
@@ -304,5 +305,10 @@ pub(super) fn key_store(t: &VTenant) -> KeyStoreSettings {
         .map(|b| b.value.clone())
         .or_else(|| t.default_backend.as_ref().map(|d| d.value.clone()))
         .unwrap_or_default();
-    KeyStoreSettings { backend, bucket: t.keys_cfg.store_bucket.clone() }
+    let bucket = t
+        .keys_cfg
+        .store_bucket
+        .clone()
+        .unwrap_or_else(|| format!("{}{DEFAULT_KEY_STORE_BUCKET}", t.prefix.as_deref().unwrap_or_default()));
+    KeyStoreSettings { backend, bucket }
 }

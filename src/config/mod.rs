@@ -74,7 +74,7 @@ pub struct KeyStoreSettings {
     pub bucket: String,
 }
 
-/// Default key store bucket on the tenant's default backend.
+/// Default key store bucket on the tenant's default backend, after the tenant's bucket prefix.
 pub const DEFAULT_KEY_STORE_BUCKET: &str = "blobseal-keys";
 
 /// One way an object names its data subject.

@@ -192,7 +192,7 @@ fn several_providers_tenant_keys_and_subjects() {
         ]
     );
     let globex = &s.tenants[1];
-    assert_eq!(globex.key_store.bucket, DEFAULT_KEY_STORE_BUCKET);
+    assert_eq!(globex.key_store.bucket, format!("{}{DEFAULT_KEY_STORE_BUCKET}", globex.bucket_prefix));
     assert_eq!(globex.key_store.backend, globex.default_backend);
     assert!(globex.data_subjects.is_empty());
     let summary = s.summary();

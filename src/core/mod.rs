@@ -5,6 +5,7 @@ pub mod envelope;
 pub mod error;
 pub mod keys;
 pub mod multipart;
+pub mod rekey;
 pub mod service;
 pub mod stored;
 pub mod tenant;

@@ -162,7 +162,7 @@ impl BlobService {
         let opts = PutOptions {
             metadata: stored,
             headers: ContentHeaders { content_type: Some(STORED_CONTENT_TYPE.to_owned()), ..ContentHeaders::default() },
-            if_none_match_any: false,
+            ..PutOptions::default()
         };
         let backend_upload_id = p.backend.create_upload(&p.bucket, &backend_key, opts).await?;
         UploadToken { backend_upload_id, material }.encode().map_err(|_| CoreError::Unreachable("upload id encodes"))

@@ -92,6 +92,7 @@ pub(crate) fn backend_put_options(
         metadata: stored,
         headers: ContentHeaders { content_type: Some(STORED_CONTENT_TYPE.to_owned()), ..ContentHeaders::default() },
         if_none_match_any,
+        source_if_match: None,
     }
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from pathlib import Path
 
@@ -15,6 +16,7 @@ listen: "127.0.0.1:{port}"
 key_provider:
   kind: local
   keyring: "{keyring}"
+  master_key_file: "{keyring}.master"
 backends:
   - name: moto
     kind: s3
@@ -28,6 +30,8 @@ tenants:
   - name: acme
     default_backend: moto
     bucket_prefix: "acme-"
+    # One key store per keyring: several deployments (tests) share this moto, replicas share a keyring.
+    key_store: {bucket: "{keystore}"}
     access_keys:
       - id: {access_key}
         secret_env: BST_ACME_SECRET
@@ -37,8 +41,9 @@ buckets: []
 
 def moto_config(moto_endpoint: str, keyring: Path, access_key: str) -> str:
     """MOTO_CONFIG filled in, except `{port}` which procs.blobseal replaces once it picked the port."""
+    keystore = "ks-" + hashlib.sha1(str(keyring).encode()).hexdigest()[:16]
     return MOTO_CONFIG.replace("{moto}", moto_endpoint).replace("{keyring}", str(keyring)).replace(
-        "{access_key}", access_key)
+        "{access_key}", access_key).replace("{keystore}", keystore)
 
 
 def start_moto_blobseal(workdir: Path, name: str, moto_endpoint: str) -> tuple[procs.Server, str, str]:

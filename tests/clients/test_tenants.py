@@ -14,7 +14,7 @@ from s3util import client_error, random_bytes, s3_client, unique_bucket
 CONFIG = """\
 listen: "127.0.0.1:{port}"
 virtual_host_domain: s3.localtest
-key_provider: {kind: local, keyring: "@KEYRING@"}
+key_provider: {kind: local, keyring: "@KEYRING@", master_key_file: "@KEYRING@.master"}
 backends:
   - name: moto
     kind: s3

@@ -106,7 +106,7 @@ fi
 PORT="$(free_port)"
 cat >"$WORK/blobseal.yaml" <<EOF
 listen: "127.0.0.1:$PORT"
-key_provider: { kind: local, keyring: "$WORK/keys/keyring.json" }
+key_provider: { kind: local, keyring: "$WORK/keys/keyring.json", master_key_file: "$WORK/keys/master.key" }
 backends:
 $BACKEND_YAML
 tenants:

@@ -68,7 +68,8 @@ pub(super) async fn copy(b: &dyn Backend, bucket: &str) {
     let mut m2 = BTreeMap::new();
     m2.insert("two".to_owned(), "2".to_owned());
     let headers = ContentHeaders { content_type: Some("text/x-copy".into()), ..Default::default() };
-    let opts = PutOptions { metadata: m2.clone(), headers: headers.clone(), if_none_match_any: false };
+    let opts =
+        PutOptions { metadata: m2.clone(), headers: headers.clone(), if_none_match_any: false, source_if_match: None };
     let r = b.copy(bucket, "src", None, bucket, "dst/copy", opts.clone()).await.unwrap();
     assert_eq!(r.etag, put_r.etag, "copy keeps the bytes, hence the MD5 etag");
     let head = b.head(bucket, "dst/copy", None).await.unwrap();
@@ -79,6 +80,13 @@ pub(super) async fn copy(b: &dyn Backend, bucket: &str) {
     let r = b.copy(bucket, "src", None, bucket, "src", opts.clone()).await;
     assert!(r.is_ok(), "copy onto itself with new metadata: {r:?}");
     assert_eq!(b.head(bucket, "src", None).await.unwrap().metadata, m2, "self-copy replaced metadata");
+    // A copy guarded by the source's ETag: refused once the source changed, done while it has not.
+    let stale = PutOptions { source_if_match: Some("0123456789abcdef0123456789abcdef".into()), ..opts.clone() };
+    let r = b.copy(bucket, "src", None, bucket, "src", stale).await;
+    assert!(matches!(r, Err(BackendError::PreconditionFailed)), "copy with a stale source etag: {r:?}");
+    let fresh = PutOptions { source_if_match: Some(put_r.etag.clone()), ..opts.clone() };
+    let r = b.copy(bucket, "src", None, bucket, "src", fresh).await;
+    assert!(r.is_ok(), "copy with the current source etag: {r:?}");
     let r = b.copy(bucket, "missing", None, bucket, "dst2", opts).await;
     assert!(matches!(r, Err(BackendError::NoSuchKey)), "copy from missing key: {r:?}");
     drop_bucket(b, bucket, false).await;

@@ -82,6 +82,7 @@ impl UploadRecord {
                 expires: self.expires,
             },
             if_none_match_any,
+            source_if_match: None,
         }
     }
 }

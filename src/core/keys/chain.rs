@@ -305,7 +305,7 @@ impl Keychain {
 
     /// Creates lifetime key `id` under `root`, unless another replica created it first (then
     /// that one is used).
-    async fn create_lifetime(&self, tenant: &str, id: &str, root: &RootRecord) -> Result<DataKey, KeyError> {
+    pub async fn create_lifetime(&self, tenant: &str, id: &str, root: &RootRecord) -> Result<DataKey, KeyError> {
         let key = DataKey::generate()?;
         let record = self.wrap_record(tenant, id, &key, root).await?;
         let store = &self.tenant(tenant)?.store;

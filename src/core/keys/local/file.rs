@@ -226,8 +226,7 @@ pub(super) fn write(
     let json = serde_json::to_vec(&sealed).map_err(|e| KeyError::Keyring(e.to_string()))?;
     write_private_atomic(path, &json).map_err(|e| io_error("cannot write", path, e))?;
     if let Some(old) = replaced {
-        let _ = (path, old);
-        Ok::<(), io::Error>(()).map_err(|e| io_error("cannot set mtime of", path, e))?;
+        push_mtime_past(path, old).map_err(|e| io_error("cannot set mtime of", path, e))?;
     }
     stamp(path)
 }

@@ -85,8 +85,8 @@ impl LocalKeyring {
     /// [`KeyProvider::create_root`].
     ///
     /// Errors ([`KeyError::Keyring`]): the file is group/world accessible (refused, not fixed: the
-    /// keys may have leaked), was encrypted under another master key or modified ("cannot decrypt
-    /// keyring <path>: wrong master key or corrupted file"), is format 1 (plaintext, from an older
+    /// keys may have leaked), was encrypted under another master key or modified (`cannot decrypt
+    /// keyring <path>: wrong master key or corrupted file`), is format 1 (plaintext, from an older
     /// blobseal), is malformed, or cannot be read, locked or written. [`KeyError::Random`] if the
     /// CSPRNG fails.
     pub fn open(path: &Path, master: MasterKey) -> Result<Self, KeyError> {
@@ -270,7 +270,7 @@ impl KeyProvider for LocalKeyring {
         self.with_root(cx.tenant, version, root_id, |root| open_key(root, blob, &cx.aad()))?
     }
 
-    /// Removes the key from the file and persists it; the detail is "removed from keyring <path>".
+    /// Removes the key from the file and persists it; the detail is `removed from keyring <path>`.
     /// A root that does not exist (any more) or belongs to another tenant is [`KeyError::UnknownKey`].
     async fn destroy(&self, tenant: &str, root_id: &str) -> Result<Destruction, KeyError> {
         self.destroy_sync(tenant, root_id)
