@@ -1,7 +1,8 @@
 //! blobseal: a transparent, encrypting S3 proxy.
 //!
 //! Request path: `front` (S3 protocol via s3s) → `core` (tenants, envelope encryption, keys)
-//! → `backend` (filesystem, S3). See `docs/DESIGN.md`.
+//! → `backend` (filesystem, S3). `ops` holds the key-management commands (`blobseal keys`, `blobseal shred`).
+//! See `docs/DESIGN.md`.
 #![forbid(unsafe_code)]
 
 pub mod app;
@@ -9,3 +10,4 @@ pub mod backend;
 pub mod config;
 pub mod core;
 pub mod front;
+pub mod ops;

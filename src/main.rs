@@ -4,10 +4,17 @@
 //! `FILE:LINE:COL: message` on its own stderr line).
 #![forbid(unsafe_code)]
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use blobseal::config::{self, ConfigError, GeneratedCredentials, Settings};
+use blobseal::ops::retire::retire;
+use blobseal::ops::rewrap::rewrap;
+use blobseal::ops::rotate::rotate;
+use blobseal::ops::shred::{shred, ShredRequest};
+use blobseal::ops::status::status;
+use blobseal::ops::{Ops, OpsError};
 use clap::{Parser, Subcommand};
 
 /// blobseal: a transparent, encrypting S3 proxy.
@@ -33,6 +40,75 @@ enum Command {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+    /// Manage a tenant's keys: status, rotate, rewrap, retire. Safe while servers run: they pick
+    /// changes up within the key cache TTL.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Crypto-shred a tenant, or data subjects of a tenant: destroy their keys so that every copy of
+    /// their objects, wherever it is, becomes unreadable. Irreversible; writes a receipt.
+    Shred {
+        #[arg(long, value_name = "TENANT")]
+        tenant: String,
+        /// A data subject to shred (repeatable); without it the whole tenant is shredded.
+        #[arg(long, value_name = "SUBJECT")]
+        subject: Vec<String>,
+        /// Who asks, for the receipt (default: $USER@host).
+        #[arg(long, value_name = "WHO")]
+        by: Option<String>,
+        /// Confirm: shredding cannot be undone.
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+/// `--config FILE`, or the embedded default ($BLOBSEAL_DATA_DIR, ./blobseal-data).
+#[derive(Debug, clap::Args)]
+struct ConfigArg {
+    /// YAML config file; without it, the embedded default under $BLOBSEAL_DATA_DIR (./blobseal-data).
+    #[arg(long, short, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Show a tenant's root generations, tenant keys and data-subject key count.
+    Status {
+        #[arg(long, value_name = "TENANT")]
+        tenant: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Make a new root generation and tenant key the ones used for new writes.
+    Rotate {
+        #[arg(long, value_name = "TENANT")]
+        tenant: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Re-wrap every object's data key under the current tenant key (envelopes only; resumable).
+    Rewrap {
+        #[arg(long, value_name = "TENANT")]
+        tenant: String,
+        /// Only this bucket.
+        #[arg(long, value_name = "BUCKET")]
+        bucket: Option<String>,
+        /// Stop after this many objects (run again to continue from the checkpoint).
+        #[arg(long, value_name = "N")]
+        limit: Option<u64>,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Remove old tenant keys and destroy old root keys; refuses while any object still uses them.
+    Retire {
+        #[arg(long, value_name = "TENANT")]
+        tenant: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
 }
 
 const EXIT_RUNTIME: u8 = 1;
@@ -43,6 +119,122 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Serve { config: None }) {
         Command::CheckConfig { file } => check_config(&file),
         Command::Serve { config } => serve(config),
+        Command::Keys { command } => keys(command),
+        Command::Shred { tenant, subject, by, yes, config } => {
+            if !yes {
+                eprintln!("shredding cannot be undone: pass --yes to confirm");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+            let by = blobseal::ops::operator(by.as_deref());
+            let request = ShredRequest { tenant, subjects: subject, by, quiet: false };
+            run_ops(config.config, |ops| async move {
+                let receipt = shred(&ops, &request).await?;
+                let json = serde_json::to_string_pretty(&receipt).unwrap_or_default();
+                // The receipt is also in the key store: a closed stdout (`| head`) must not fail the shred.
+                let _ = writeln!(std::io::stdout(), "{json}");
+                eprintln!(
+                    "shredded {} of tenant {}; receipt {} (replicas stop using the keys within {} s)",
+                    if receipt.subjects.is_empty() {
+                        "all keys".to_owned()
+                    } else {
+                        format!("{} subject(s)", receipt.subjects.len())
+                    },
+                    receipt.tenant,
+                    receipt.receipt,
+                    receipt.cache_ttl_seconds
+                );
+                Ok(())
+            })
+        }
+    }
+}
+
+fn keys(command: KeysCommand) -> ExitCode {
+    match command {
+        KeysCommand::Status { tenant, config } => run_ops(config.config, |ops| async move {
+            print!("{}", status(&ops, &tenant).await?);
+            Ok(())
+        }),
+        KeysCommand::Rotate { tenant, config } => run_ops(config.config, |ops| async move {
+            let r = rotate(&ops, &tenant).await?;
+            println!(
+                "rotated tenant {tenant}: root generation {} ({}), new writes use {} (running servers within {} s); \
+                 {} lifetime key(s) re-wrapped under the new root. Next: `blobseal keys rewrap --tenant {tenant}`, then \
+                 `blobseal keys retire --tenant {tenant}`",
+                r.root_gen,
+                r.root_id,
+                r.tenant_key,
+                ops.keys().ttl().as_secs(),
+                r.rewrapped_lifetime_keys
+            );
+            Ok(())
+        }),
+        KeysCommand::Rewrap { tenant, bucket, limit, config } => run_ops(config.config, |ops| async move {
+            let started = std::time::Instant::now();
+            let sum = rewrap(&ops, &tenant, bucket.as_deref(), limit).await?;
+            println!("{}", sum.line(&tenant, started.elapsed().as_secs_f64()));
+            if sum.failed > 0 {
+                return Err(OpsError::Refused(format!(
+                    "{} object(s) could not be rewrapped (see the log)",
+                    sum.failed
+                )));
+            }
+            Ok(())
+        }),
+        KeysCommand::Retire { tenant, config } => run_ops(config.config, |ops| async move {
+            let r = retire(&ops, &tenant, false).await?;
+            if r.removed_keys.is_empty() && r.destroyed_roots.is_empty() {
+                println!("tenant {tenant}: nothing to retire");
+            } else {
+                let roots: Vec<String> =
+                    r.destroyed_roots.iter().map(|d| format!("{} ({})", d.root_id, d.detail)).collect();
+                println!(
+                    "retired tenant {tenant}: removed [{}], destroyed root keys [{}]",
+                    r.removed_keys.join(", "),
+                    roots.join(", ")
+                );
+            }
+            Ok(())
+        }),
+    }
+}
+
+/// Loads settings (a file or the embedded default), builds the object service and runs `f` on a
+/// runtime. Exit 0 on success, 1 on a failure or refusal, 2 on a config error.
+fn run_ops<F, Fut>(config_file: Option<PathBuf>, f: F) -> ExitCode
+where
+    F: FnOnce(Ops) -> Fut,
+    Fut: std::future::Future<Output = Result<(), OpsError>>,
+{
+    init_tracing_at("warn");
+    let loaded: Result<(Settings, Option<GeneratedCredentials>), ConfigError> = match &config_file {
+        Some(path) => config::load_file(path, &process_env).map(|s| (s, None)),
+        None => config::embedded(&process_env),
+    };
+    let (settings, generated) = match loaded {
+        Ok(loaded) => loaded,
+        Err(err) => return config_failure(&err),
+    };
+    if let Some(creds) = &generated {
+        print_generated(creds, &settings);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("cannot start the async runtime: {err}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    let result = runtime.block_on(async move {
+        let (core, _) = blobseal::app::build_core(&settings).map_err(|e| OpsError::Refused(e.to_string()))?;
+        f(Ops::new(core)).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
     }
 }
 
@@ -102,8 +294,13 @@ fn serve(config_file: Option<PathBuf>) -> ExitCode {
 
 /// Logs go to stderr, one compact line per event; `RUST_LOG` filters (default `info`).
 fn init_tracing() {
+    init_tracing_at("info");
+}
+
+/// Like [`init_tracing`] with another default level (the key commands log warnings only).
+fn init_tracing_at(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     // Colour only on a terminal: escape codes in a log file or journal are noise.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).compact().init();

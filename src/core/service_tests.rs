@@ -88,3 +88,40 @@ async fn tenants_see_only_their_buckets() {
     assert_eq!(names(f.svc.list_buckets(&f.beta).await.unwrap()), ["b"]);
     assert!(f.svc.head_bucket(&f.beta, "x").await.is_err());
 }
+
+#[tokio::test]
+async fn an_unreachable_key_provider_fails_writes_closed_and_stores_nothing() {
+    let f = fixture();
+    f.svc.create_bucket(&f.alpha, "x").await.unwrap();
+    f.provider.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    let err = f.svc.put_object(&f.alpha, "x", "a", body(b"secret"), 6, PutRequest::default()).await.err();
+    assert!(matches!(err, Some(CoreError::Key(crate::core::keys::KeyError::Unavailable(_)))), "{err:?}");
+    let listed = f.backend.list("alpha-x", Default::default()).await.unwrap();
+    assert!(listed.objects.is_empty(), "nothing may be stored under no key or another key");
+    // Back up: the same write succeeds and reads back.
+    f.provider.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    f.svc.put_object(&f.alpha, "x", "a", body(b"secret"), 6, PutRequest::default()).await.unwrap();
+    let got = f.svc.get_object(&f.alpha, "x", "a", None, None, None).await.unwrap();
+    assert_eq!(read(got.body).await.unwrap(), b"secret");
+}
+
+#[tokio::test]
+async fn subjects_get_their_own_keys() {
+    let f = fixture();
+    f.svc.create_bucket(&f.alpha, "x").await.unwrap();
+    let ann = PutRequest { metadata: [("data-subject".to_owned(), "ann".to_owned())].into(), ..PutRequest::default() };
+    f.svc.put_object(&f.alpha, "x", "by-header", body(b"a"), 1, ann).await.unwrap();
+    f.svc.put_object(&f.alpha, "x", "customers/ann/call.wav", body(b"b"), 1, PutRequest::default()).await.unwrap();
+    f.svc.put_object(&f.alpha, "x", "logs/1", body(b"c"), 1, PutRequest::default()).await.unwrap();
+    let id = |k: &str| {
+        let backend = f.backend.clone();
+        let k = k.to_owned();
+        async move { crate::core::rekey::stored_key_id(&backend.head("alpha-x", &k, None).await.unwrap()).unwrap() }
+    };
+    let ann_key = crate::core::keys::chain::subject_key_id("alpha", "ann");
+    assert_eq!(id("by-header").await, ann_key);
+    assert_eq!(id("customers/ann/call.wav").await, ann_key);
+    assert_eq!(id("logs/1").await, "tenant:1");
+    let names: Vec<String> = f.svc.list_buckets(&f.alpha).await.unwrap().into_iter().map(|b| b.name).collect();
+    assert_eq!(names, vec!["x".to_owned()]);
+}

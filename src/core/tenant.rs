@@ -201,6 +201,24 @@ mod tests {
     }
 
     #[test]
+    fn reserved_key_store_buckets_are_nobodys() {
+        let mut d = dir();
+        d.reserve("m", "a-blobseal-keys");
+        let a = d.tenant("a").unwrap();
+        assert!(matches!(d.place(&a, "blobseal-keys"), Err(CoreError::BucketNotOwned(_))));
+        assert_eq!(d.client_bucket_name(&a, "a-blobseal-keys"), None);
+        assert_eq!(d.client_bucket_name(&a, "a-other").as_deref(), Some("other"));
+        assert!(d.place(&a, "other").is_ok());
+        d.add_route(Route {
+            tenant: "a".into(),
+            bucket: "k".into(),
+            backend: "m".into(),
+            backend_bucket: "a-blobseal-keys".into(),
+        });
+        assert!(matches!(d.place(&a, "k"), Err(CoreError::BucketNotOwned(_))), "not even by an explicit route");
+    }
+
+    #[test]
     fn access_keys_map_to_tenants() {
         let d = dir();
         assert_eq!(d.tenant_for_access_key("AK_A").map(|t| t.name.clone()).ok(), Some("a".to_owned()));

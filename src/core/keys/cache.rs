@@ -118,7 +118,9 @@ mod tests {
 
     /// Counts live values, to prove eviction and expiry drop them.
     #[derive(Clone)]
-    struct Tracked(Arc<()>);
+    struct Tracked {
+        _live: Arc<()>,
+    }
 
     #[test]
     fn hit_miss_expiry_and_bound() {
@@ -142,9 +144,9 @@ mod tests {
     fn values_are_dropped_on_eviction_and_zero_ttl_caches_nothing() {
         let live = Arc::new(());
         let cache = TtlCache::new(CacheSettings { ttl: Duration::from_secs(60), max_entries: 1 });
-        cache.insert(1, Tracked(Arc::clone(&live)));
+        cache.insert(1, Tracked { _live: Arc::clone(&live) });
         assert_eq!(Arc::strong_count(&live), 2);
-        cache.insert(2, Tracked(Arc::new(())));
+        cache.insert(2, Tracked { _live: Arc::new(()) });
         assert_eq!(Arc::strong_count(&live), 1, "evicted value dropped");
 
         let off = TtlCache::new(CacheSettings { ttl: Duration::ZERO, max_entries: 10 });

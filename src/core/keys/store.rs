@@ -102,6 +102,12 @@ impl KeyStore {
     /// The record at `key`, or `None` if there is none. A record that does not parse is an error
     /// (fail closed: a damaged key store must not look like a missing key).
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, KeyError> {
+        let Some(bytes) = self.get_raw(key).await? else { return Ok(None) };
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| KeyError::Keyring(format!("key store record {key}: {e}")))
+    }
+
+    /// The bytes of the record at `key` exactly as stored (receipts are chained by their hash).
+    pub async fn get_raw(&self, key: &str) -> Result<Option<Vec<u8>>, KeyError> {
         let got = match self.backend.get(&self.bucket, key, GetOptions::default()).await {
             Ok(got) => got,
             Err(BackendError::NoSuchKey | BackendError::NoSuchBucket) => return Ok(None),
@@ -116,7 +122,7 @@ impl KeyStore {
                 return Err(KeyError::Keyring(format!("key store record {key} is too large")));
             }
         }
-        serde_json::from_slice(&bytes).map(Some).map_err(|e| KeyError::Keyring(format!("key store record {key}: {e}")))
+        Ok(Some(bytes))
     }
 
     /// Writes `value` at `key`. With `create_only`, an existing record is kept and `Ok(false)` returned

@@ -142,6 +142,8 @@ mod tests {
             (CoreError::Backend(BackendError::Unavailable("x".into())), "ServiceUnavailable"),
             (CoreError::Key(KeyError::Unavailable("x".into())), "ServiceUnavailable"),
             (CoreError::Integrity("x".into()), "InternalError"),
+            (CoreError::KeyDestroyed("shredded".into()), "AccessDenied"),
+            (CoreError::WriteRefused("shredded".into()), "AccessDenied"),
             (CoreError::RangeNotSatisfiable { size: 3 }, "InvalidRange"),
             (CoreError::Backend(BackendError::BucketNotEmpty), "BucketNotEmpty"),
         ];

@@ -1,0 +1,145 @@
+//! Key management commands run from the command line (`blobseal keys …`, `blobseal shred`): they
+//! act on the same key store and providers as the running servers, which pick every change up
+//! within the key cache TTL (nothing here needs the servers stopped).
+//!
+//! One file per command; `roll.rs` is the root roll they share, `receipt.rs` the shred receipts.
+
+pub mod receipt;
+pub mod retire;
+pub mod rewrap;
+pub mod roll;
+pub mod rotate;
+pub mod shred;
+pub mod status;
+
+use std::sync::Arc;
+
+use crate::backend::{BackendError, ListOptions, ListVersionsOptions};
+use crate::core::error::CoreError;
+use crate::core::keys::chain::Keychain;
+use crate::core::keys::KeyError;
+use crate::core::service::BlobService;
+use crate::core::tenant::{Placement, Tenant};
+use crate::core::upload_token::RESERVED_KEY_PREFIX;
+
+/// Why a command failed or refused. Printed on stderr; the exit code is 1.
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    #[error("unknown tenant {0}")]
+    UnknownTenant(String),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error(transparent)]
+    Core(#[from] CoreError),
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl From<BackendError> for OpsError {
+    fn from(e: BackendError) -> Self {
+        OpsError::Core(CoreError::Backend(e))
+    }
+}
+
+/// What every command works with: the object service (backends, tenants, keychain).
+pub struct Ops {
+    pub core: Arc<BlobService>,
+}
+
+impl Ops {
+    pub fn new(core: Arc<BlobService>) -> Self {
+        Self { core }
+    }
+
+    pub fn keys(&self) -> &Keychain {
+        self.core.keys()
+    }
+
+    pub fn tenant(&self, name: &str) -> Result<Arc<Tenant>, OpsError> {
+        self.core.directory().tenant(name).map_err(|_| OpsError::UnknownTenant(name.to_owned()))
+    }
+
+    /// The tenant's buckets (client name and placement), or just `only` if given.
+    pub async fn buckets(&self, tenant: &Tenant, only: Option<&str>) -> Result<Vec<(String, Placement)>, OpsError> {
+        let names: Vec<String> = match only {
+            Some(b) => vec![b.to_owned()],
+            None => self.core.list_buckets(tenant).await?.into_iter().map(|b| b.name).collect(),
+        };
+        let mut out = Vec::new();
+        for name in names {
+            let p = self.core.directory().place(tenant, &name)?;
+            out.push((name, p));
+        }
+        Ok(out)
+    }
+}
+
+/// One page (up to 1000) of a bucket's current client objects after `after`; the hidden upload
+/// namespace is skipped. Returns the keys and whether more follow.
+pub async fn object_page(p: &Placement, after: Option<&str>) -> Result<(Vec<String>, bool), OpsError> {
+    let opts = ListOptions { start_after: after.map(str::to_owned), max_keys: 1000, ..ListOptions::default() };
+    let page = p.backend.list(&p.bucket, opts).await?;
+    let keys = page.objects.into_iter().map(|o| o.key).filter(|k| !k.starts_with(RESERVED_KEY_PREFIX)).collect();
+    Ok((keys, page.is_truncated))
+}
+
+/// Every stored version of every client object in the bucket (current objects only where the
+/// backend has no versions): `(key, version id)`.
+pub async fn all_versions(p: &Placement) -> Result<Vec<(String, Option<String>)>, OpsError> {
+    let mut out = Vec::new();
+    let (mut key_marker, mut version_marker) = (None, None);
+    loop {
+        let opts = ListVersionsOptions {
+            key_marker: key_marker.take(),
+            version_id_marker: version_marker.take(),
+            max_keys: 1000,
+            ..ListVersionsOptions::default()
+        };
+        let page = match p.backend.list_versions(&p.bucket, opts).await {
+            Ok(page) => page,
+            Err(BackendError::NotSupported(_)) => return current_objects(p).await,
+            Err(e) => return Err(e.into()),
+        };
+        for v in page.versions {
+            if !v.is_delete_marker && !v.meta.key.starts_with(RESERVED_KEY_PREFIX) {
+                out.push((v.meta.key, v.meta.version_id));
+            }
+        }
+        if !page.is_truncated || page.next_key_marker.is_none() {
+            return Ok(out);
+        }
+        key_marker = page.next_key_marker;
+        version_marker = page.next_version_id_marker;
+    }
+}
+
+async fn current_objects(p: &Placement) -> Result<Vec<(String, Option<String>)>, OpsError> {
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let (keys, more) = object_page(p, after.as_deref()).await?;
+        after = keys.last().cloned();
+        out.extend(keys.into_iter().map(|k| (k, None)));
+        if !more || after.is_none() {
+            return Ok(out);
+        }
+    }
+}
+
+/// Who runs the command, for receipts: `$USER@host` unless given.
+pub fn operator(given: Option<&str>) -> String {
+    if let Some(who) = given {
+        return who.to_owned();
+    }
+    let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
+    let host =
+        std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "localhost".into());
+    format!("{user}@{host}")
+}
+
+/// Now, RFC 3339.
+pub fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
+}

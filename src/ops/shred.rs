@@ -1,0 +1,149 @@
+//! `blobseal shred --tenant T [--subject S]...`: crypto-shredding.
+//!
+//! - A tenant: a tombstone first (writes are refused from then on, within the cache TTL), then every
+//!   root key of the tenant is destroyed in its provider and every lifetime key record removed. No
+//!   copy of any object or key-store record can be opened afterwards: all of them lead to those roots.
+//! - Data subjects: each subject's lifetime key record is removed and a tombstone written (writes for
+//!   the subject are refused, reads say why), then the root is rolled: a new root generation, a wait
+//!   of one cache TTL (so no replica still creates keys under the old root), every surviving lifetime
+//!   key re-wrapped under the new root, and the old roots destroyed. A pre-shred copy of the subject's
+//!   key record (in a backup or an old version of the key store) is wrapped under a destroyed root.
+//!
+//! Each shred writes a [`Receipt`]. Rerunning an interrupted shred finishes it.
+
+use super::receipt::{self, DestroyedRoot, NewRoot, Receipt};
+use super::roll::{destroy_older_roots, destroy_root, rewrap_lifetime_keys, wait_for_replicas};
+use super::{now, Ops, OpsError};
+use crate::core::keys::chain::subject_key_id;
+use crate::core::keys::store::{names, Tombstone};
+use crate::core::keys::subject::subject_hash;
+
+/// What to shred.
+#[derive(Debug, Clone)]
+pub struct ShredRequest {
+    pub tenant: String,
+    /// Empty: the whole tenant.
+    pub subjects: Vec<String>,
+    /// Who asked (for the receipt).
+    pub by: String,
+    /// No progress lines on stderr.
+    pub quiet: bool,
+}
+
+pub async fn shred(ops: &Ops, req: &ShredRequest) -> Result<Receipt, OpsError> {
+    ops.tenant(&req.tenant)?;
+    if req.subjects.is_empty() {
+        shred_tenant(ops, req).await
+    } else {
+        shred_subjects(ops, req).await
+    }
+}
+
+async fn shred_tenant(ops: &Ops, req: &ShredRequest) -> Result<Receipt, OpsError> {
+    let tenant = req.tenant.as_str();
+    let keys = ops.keys();
+    let t = keys.tenant(tenant)?;
+    let (seq, receipt_key, previous) = receipt::next_slot(&t.store, tenant).await?;
+    let at = now();
+    let stone = Tombstone { shredded_at: at.clone(), receipt: receipt_key.clone() };
+    t.store.put(&names::shredded_tenant(tenant), &stone, false).await?;
+    let state = keys.load_state(tenant).await?;
+    let mut destroyed_roots = Vec::new();
+    for root in &state.roots {
+        let done = destroy_root(keys, tenant, root).await?;
+        destroyed_roots.push(DestroyedRoot {
+            gen: root.gen,
+            root_id: done.root_id,
+            provider: root.provider.clone(),
+            detail: done.detail,
+        });
+    }
+    let mut destroyed_keys = Vec::new();
+    let prefix = names::lifetime_prefix(tenant);
+    for name in t.store.list(&prefix).await? {
+        t.store.delete(&name).await?;
+        destroyed_keys.push(name.strip_prefix(&prefix).unwrap_or(&name).to_owned());
+    }
+    let receipt = Receipt {
+        format: 1,
+        seq,
+        receipt: receipt_key,
+        kind: "tenant".into(),
+        tenant: tenant.to_owned(),
+        subjects: Vec::new(),
+        destroyed_keys,
+        destroyed_roots,
+        new_root: None,
+        at,
+        by: req.by.clone(),
+        cache_ttl_seconds: keys.ttl().as_secs(),
+        previous_receipt_sha256: previous,
+    };
+    receipt::write(&t.store, &receipt).await?;
+    keys.forget(tenant, &receipt.destroyed_keys);
+    Ok(receipt)
+}
+
+async fn shred_subjects(ops: &Ops, req: &ShredRequest) -> Result<Receipt, OpsError> {
+    let tenant = req.tenant.as_str();
+    let keys = ops.keys();
+    let t = keys.tenant(tenant)?;
+    let state = keys.load_state(tenant).await?;
+    if let Some(stone) = &state.shredded {
+        return Err(OpsError::Refused(format!("tenant {tenant} was already shredded at {}", stone.shredded_at)));
+    }
+    let (seq, receipt_key, previous) = receipt::next_slot(&t.store, tenant).await?;
+    let at = now();
+    let mut subjects = Vec::new();
+    let mut destroyed_keys = Vec::new();
+    for subject in &req.subjects {
+        let id = subject_key_id(tenant, subject);
+        let record = names::lifetime(tenant, &id);
+        if t.store.get_raw(&record).await?.is_some() {
+            destroyed_keys.push(id.clone());
+        }
+        // Tombstone before delete: a replica that misses the key then finds the reason, never a gap
+        // in which it would create a fresh key for the subject.
+        let stone = Tombstone { shredded_at: at.clone(), receipt: receipt_key.clone() };
+        t.store.put(&names::shredded_subject(tenant, &subject_hash(tenant, subject)), &stone, false).await?;
+        t.store.delete(&record).await?;
+        subjects.push(id);
+    }
+    keys.forget(tenant, &subjects);
+
+    // Roll the root so that no old copy of the removed records can be opened.
+    let new_root = match keys.create_root_generation(tenant).await? {
+        Some(root) => root,
+        None => {
+            return Err(OpsError::Refused(
+                "another process created a root generation at the same time; run the shred again".into(),
+            ))
+        }
+    };
+    wait_for_replicas(keys, req.quiet).await;
+    rewrap_lifetime_keys(keys, tenant, &new_root).await?;
+    let old: Vec<_> = keys.load_state(tenant).await?.roots.into_iter().filter(|r| r.gen < new_root.gen).collect();
+    let destroyed = destroy_older_roots(keys, tenant, &new_root).await?;
+    let destroyed_roots = old
+        .iter()
+        .zip(destroyed)
+        .map(|(r, d)| DestroyedRoot { gen: r.gen, root_id: d.root_id, provider: r.provider.clone(), detail: d.detail })
+        .collect();
+    let receipt = Receipt {
+        format: 1,
+        seq,
+        receipt: receipt_key,
+        kind: "subject".into(),
+        tenant: tenant.to_owned(),
+        subjects,
+        destroyed_keys,
+        destroyed_roots,
+        new_root: Some(NewRoot { gen: new_root.gen, root_id: new_root.root_id.clone() }),
+        at,
+        by: req.by.clone(),
+        cache_ttl_seconds: keys.ttl().as_secs(),
+        previous_receipt_sha256: previous,
+    };
+    receipt::write(&t.store, &receipt).await?;
+    Ok(receipt)
+}
