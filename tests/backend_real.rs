@@ -38,6 +38,7 @@ async fn s3_backend_on_moto_passes_conformance() {
         path_like_keys: true,
         strict_buckets: true,
         list_etags: true,
+        copy_source_if_match: false,
         // moto 5.2 lists every upload in one page, in creation order, and copies whatever part of a
         // part-copy range exists instead of refusing it.
         multipart: Some(MultipartCaps {
@@ -61,6 +62,7 @@ async fn s3_backend_on_s3s_fs_passes_conformance() {
         path_like_keys: false,
         strict_buckets: false,
         list_etags: false,
+        copy_source_if_match: true,
         // s3s-fs 0.14: no ListMultipartUploads, and S3's completion validation is missing (see
         // MultipartCaps::validation); it does refuse part-copy ranges beyond the source.
         multipart: Some(MultipartCaps {

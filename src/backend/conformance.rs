@@ -39,6 +39,9 @@ pub struct Caps {
     pub strict_buckets: bool,
     /// Listings carry each object's ETag. False for s3s-fs, which lists none.
     pub list_etags: bool,
+    /// A copy with `source_if_match` is refused when the source's ETag differs. False for moto 5.2,
+    /// which ignores `x-amz-copy-source-if-match`.
+    pub copy_source_if_match: bool,
     /// Multipart uploads and what of them the backend supports; `None` skips the multipart checks
     /// (for a backend that answers `NotSupported` to all of them).
     pub multipart: Option<MultipartCaps>,
@@ -52,7 +55,7 @@ pub async fn run_all(b: &dyn Backend, bucket_prefix: &str, caps: Caps) {
     writes::atomic_put(b, &format!("{bucket_prefix}-atomic")).await;
     writes::ranges(b, &format!("{bucket_prefix}-range")).await;
     listing::listing(b, &format!("{bucket_prefix}-list"), caps).await;
-    writes::copy(b, &format!("{bucket_prefix}-copy")).await;
+    writes::copy(b, &format!("{bucket_prefix}-copy"), caps).await;
     writes::conditional(b, &format!("{bucket_prefix}-cond")).await;
     if caps.versioning {
         versions::versioning(b, &format!("{bucket_prefix}-ver")).await;

@@ -104,15 +104,15 @@ def parse_json_out(text: str) -> dict:
     return obj
 
 
-REWRAP_LINE = re.compile(r"rewrap tenant (\S+): (\d+) rewrapped, (\d+) already current, (\d+) under data-subject keys, "
-                         r"(\d+) failed")
+REWRAP_LINE = re.compile(r"^rewrap tenant \S+[^\n]*?: (\d+) rewrapped, (\d+) already current, (\d+) under data-subject "
+                         r"keys, (\d+) failed", re.MULTILINE)
 
 
 def rewrap_counts(stdout: str) -> tuple[int, int, int, int]:
     """(rewrapped, already current, under data-subject keys, failed) from `keys rewrap`'s summary line."""
     m = REWRAP_LINE.search(stdout)
     assert m, f"no rewrap summary line on stdout: {stdout!r}"
-    return int(m[2]), int(m[3]), int(m[4]), int(m[5])
+    return int(m[1]), int(m[2]), int(m[3]), int(m[4])
 
 
 def expect_error(call, status: int | tuple[int, ...], code: str | None = None, words: tuple[str, ...] = ()) -> str:

@@ -9,7 +9,6 @@ import json
 import secrets
 import time
 
-
 import procs
 from atrest import FsObject, RawObject, fs_put_and_locate
 from keyutil import (Deployment, Tenant, expect_error, kek_id, parse_json_out, raw_keys, read, restore, rewrap_counts,
@@ -184,7 +183,8 @@ def test_embedded_default_commands(workdir):
         for k, v in data.items():
             if k != "other":
                 c.put_object(Bucket=bucket, Key=k, Body=v, Metadata={"data-subject": k.split("-")[0]})
-        other = fs_put_and_locate(c, bucket, "other", data["other"], data_dir)
+        # The bucket's own directory: the key store (bucket blobseal-keys) changes on a first write too.
+        other = fs_put_and_locate(c, bucket, "other", data["other"], data_dir / "objects" / bucket)
         assert kek_id(FsObject.read(other).metadata) == "tenant:1"
 
         # The commands get the server's environment and no --config, as an operator would run them beside it.

@@ -15,6 +15,7 @@ async fn fs_passes_conformance() {
         path_like_keys: true,
         strict_buckets: true,
         list_etags: true,
+        copy_source_if_match: true,
         multipart: Some(MultipartCaps::S3),
     };
     conformance::run_all(&b, "fs", caps).await;
