@@ -546,7 +546,7 @@ mod tests {
                 path_like_keys: true,
                 strict_buckets: true,
                 list_etags: true,
-        copy_source_if_match: true,
+                copy_source_if_match: true,
                 multipart: Some(MultipartCaps::S3),
             },
         )
