@@ -22,7 +22,7 @@ use crate::core::envelope::{
 };
 use crate::core::error::{CoreError, CoreResult};
 use crate::core::keys::{DataKey, KeyError};
-use crate::core::service::{decode_envelope, key_error, BlobService, PutOutcome, PutRequest};
+use crate::core::service::{decode_envelope, key_error, scope_error, BlobService, PutOutcome, PutRequest};
 use crate::core::stored::{backend_put_options, client_etag, digest_of, stored_metadata, STORED_CONTENT_TYPE};
 use crate::core::tenant::{Placement, Tenant};
 use crate::core::upload_token::{
@@ -147,7 +147,7 @@ impl BlobService {
         let mut salt = [0u8; 32];
         aws_lc_rs::rand::fill(&mut salt).map_err(|_| CoreError::Key(KeyError::Random))?;
         let stored = stored_metadata(req.metadata, &req.headers);
-        let scope = self.keys().scope_of(&tenant.name, key, &stored).map_err(key_error)?;
+        let scope = self.keys().scope_of(&tenant.name, key, &stored).map_err(scope_error)?;
         let wrapped =
             self.keys().wrap(&tenant.name, &scope, &dek, &upload_wrap_aad(&id, &salt)).await.map_err(key_error)?;
         let material = UploadMaterial { salt, wrapped };

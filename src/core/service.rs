@@ -173,6 +173,14 @@ pub(crate) fn key_error(e: KeyError) -> CoreError {
     }
 }
 
+/// A data subject the rules cannot use (too long) is the client's error, not a key failure.
+pub(crate) fn scope_error(e: KeyError) -> CoreError {
+    match e {
+        KeyError::Refused(why) => CoreError::InvalidRequest(why),
+        other => key_error(other),
+    }
+}
+
 /// Resolves a client range against the plaintext size (RFC 9110 semantics, as S3 applies them).
 pub fn resolve_range(range: RangeRequest, size: u64) -> CoreResult<Range<u64>> {
     let unsatisfiable = CoreError::RangeNotSatisfiable { size };
@@ -301,7 +309,7 @@ impl BlobService {
         stored: &BTreeMap<String, String>,
     ) -> CoreResult<String> {
         let aad = envelope.wrap_aad(id);
-        let scope = self.keys.scope_of(&tenant.name, id.key, stored).map_err(key_error)?;
+        let scope = self.keys.scope_of(&tenant.name, id.key, stored).map_err(scope_error)?;
         let wrapped = self.keys.wrap(&tenant.name, &scope, dek, &aad).await.map_err(key_error)?;
         envelope.kek_id = wrapped.kek_id;
         envelope.wrapped_dek = wrapped.blob;

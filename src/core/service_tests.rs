@@ -122,6 +122,9 @@ async fn subjects_get_their_own_keys() {
     assert_eq!(id("by-header").await, ann_key);
     assert_eq!(id("customers/ann/call.wav").await, ann_key);
     assert_eq!(id("logs/1").await, "tenant:1");
+    let long = PutRequest { metadata: [("data-subject".to_owned(), "x".repeat(1025))].into(), ..PutRequest::default() };
+    let err = f.svc.put_object(&f.alpha, "x", "long", body(b"d"), 1, long).await.err();
+    assert!(matches!(err, Some(CoreError::InvalidRequest(_))), "{err:?}");
     let names: Vec<String> = f.svc.list_buckets(&f.alpha).await.unwrap().into_iter().map(|b| b.name).collect();
     assert_eq!(names, vec!["x".to_owned()]);
 }
