@@ -12,4 +12,4 @@ pub mod tenant;
 pub mod upload_token;
 
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;

@@ -19,7 +19,7 @@ use crate::core::service::BlobService;
 use crate::core::tenant::{Route, Tenant, TenantDirectory};
 
 pub(crate) struct Fixture {
-    pub(crate) svc: BlobService,
+    pub(crate) svc: Arc<BlobService>,
     pub(crate) backend: Arc<MemoryBackend>,
     pub(crate) alpha: Arc<Tenant>,
     pub(crate) beta: Arc<Tenant>,
@@ -77,7 +77,7 @@ pub(crate) fn fixture_with_cache(cache: CacheSettings) -> Fixture {
     d.reserve("mem", KEY_STORE);
     let provider = Arc::new(TestProvider::default());
     let chain = keychain(backend.clone(), provider.clone(), &["alpha", "beta"], cache);
-    let svc = BlobService::new(d, Arc::new(chain), BTreeMap::new());
+    let svc = Arc::new(BlobService::new(d, Arc::new(chain), BTreeMap::new()));
     let alpha = svc.directory().tenant("alpha").unwrap();
     let beta = svc.directory().tenant("beta").unwrap();
     Fixture { svc, backend, alpha, beta, provider }

@@ -79,8 +79,8 @@ pub async fn retire(ops: &Ops, tenant: &str, quiet: bool) -> Result<Retired, Ops
         store.delete(&names::lifetime(tenant, id)).await?;
     }
     keys.forget(tenant, &retiring.iter().cloned().collect::<Vec<_>>());
-    rewrap_lifetime_keys(keys, tenant, &root).await?;
-    let destroyed_roots = destroy_older_roots(keys, tenant, &root).await?;
+    let moved = rewrap_lifetime_keys(keys, tenant, &root).await?;
+    let destroyed_roots = destroy_older_roots(keys, tenant, &root, &moved.unopenable).await?;
     Ok(Retired { removed_keys: retiring.into_iter().collect(), destroyed_roots })
 }
 

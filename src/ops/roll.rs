@@ -7,37 +7,56 @@ use std::time::Duration;
 use super::OpsError;
 use crate::core::keys::chain::Keychain;
 use crate::core::keys::store::{names, LifetimeRecord, RootRecord};
-use crate::core::keys::Destruction;
+use crate::core::keys::{Destruction, KeyError};
 
-/// How many lifetime records were re-wrapped.
-pub async fn rewrap_lifetime_keys(keys: &Keychain, tenant: &str, to: &RootRecord) -> Result<usize, OpsError> {
+/// What a re-wrap of the lifetime keys did.
+#[derive(Debug, Default)]
+pub struct LifetimeRewrap {
+    pub rewrapped: usize,
+    /// Records under a root the provider no longer has (for example restored from an old backup of the
+    /// key store): nobody can open them, so they are left as they are and do not block the roll.
+    pub unopenable: Vec<String>,
+}
+
+/// Re-wraps every lifetime key of `tenant` that is not under `to` yet.
+pub async fn rewrap_lifetime_keys(keys: &Keychain, tenant: &str, to: &RootRecord) -> Result<LifetimeRewrap, OpsError> {
     let store = &keys.tenant(tenant)?.store;
-    let mut count = 0;
+    let mut out = LifetimeRewrap::default();
     for name in store.list(&names::lifetime_prefix(tenant)).await? {
         let Some(record) = store.get::<LifetimeRecord>(&name).await? else { continue };
         if record.root_gen == to.gen && record.root_id == to.root_id {
             continue;
         }
-        let key = keys.unwrap_record(tenant, &record).await?;
+        let key = match keys.unwrap_record(tenant, &record).await {
+            Ok(key) => key,
+            Err(KeyError::Destroyed(why)) => {
+                tracing::warn!(tenant, key = %record.id, %why, "lifetime key cannot be opened; left as it is");
+                out.unopenable.push(record.id);
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         let mut fresh = keys.wrap_record(tenant, &record.id, &key, to).await?;
         fresh.created = record.created;
         store.put(&name, &fresh, false).await?;
-        count += 1;
+        out.rewrapped += 1;
     }
-    Ok(count)
+    Ok(out)
 }
 
 /// Destroys every root generation of `tenant` older than `keep` in the provider and removes its
-/// record. Fails (destroying nothing more) if a lifetime key is still wrapped under one of them.
+/// record. Fails (destroying nothing more) if a lifetime key is still wrapped under one of them;
+/// `unopenable` lists records already known to be dead (see [`LifetimeRewrap`]).
 pub async fn destroy_older_roots(
     keys: &Keychain,
     tenant: &str,
     keep: &RootRecord,
+    unopenable: &[String],
 ) -> Result<Vec<Destruction>, OpsError> {
     let t = keys.tenant(tenant)?;
     for name in t.store.list(&names::lifetime_prefix(tenant)).await? {
         if let Some(r) = t.store.get::<LifetimeRecord>(&name).await? {
-            if r.root_gen != keep.gen {
+            if r.root_gen != keep.gen && !unopenable.contains(&r.id) {
                 return Err(OpsError::Refused(format!(
                     "lifetime key {} is still wrapped under root generation {}; not destroying older roots",
                     r.id, r.root_gen
@@ -59,7 +78,7 @@ pub async fn destroy_root(keys: &Keychain, tenant: &str, root: &RootRecord) -> R
     let done = match t.provider.destroy(tenant, &root.root_id).await {
         Ok(d) => d,
         // Destroyed by an earlier, interrupted run: finish the bookkeeping.
-        Err(crate::core::keys::KeyError::UnknownKey(_)) => {
+        Err(KeyError::UnknownKey(_) | KeyError::Destroyed(_)) => {
             Destruction { root_id: root.root_id.clone(), detail: "already destroyed".into() }
         }
         Err(e) => return Err(e.into()),

@@ -30,6 +30,6 @@ pub async fn rotate(ops: &Ops, tenant: &str) -> Result<Rotated, OpsError> {
     let next = state.current_tenant_key().map_or(1, |n| n.saturating_add(1));
     let id = tenant_key_id(next);
     keys.create_lifetime(tenant, &id, &root).await?;
-    let rewrapped = rewrap_lifetime_keys(keys, tenant, &root).await?;
+    let rewrapped = rewrap_lifetime_keys(keys, tenant, &root).await?.rewrapped;
     Ok(Rotated { root_gen: root.gen, root_id: root.root_id, tenant_key: id, rewrapped_lifetime_keys: rewrapped })
 }

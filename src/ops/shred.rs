@@ -121,9 +121,9 @@ async fn shred_subjects(ops: &Ops, req: &ShredRequest) -> Result<Receipt, OpsErr
         }
     };
     wait_for_replicas(keys, req.quiet).await;
-    rewrap_lifetime_keys(keys, tenant, &new_root).await?;
+    let moved = rewrap_lifetime_keys(keys, tenant, &new_root).await?;
     let old: Vec<_> = keys.load_state(tenant).await?.roots.into_iter().filter(|r| r.gen < new_root.gen).collect();
-    let destroyed = destroy_older_roots(keys, tenant, &new_root).await?;
+    let destroyed = destroy_older_roots(keys, tenant, &new_root, &moved.unopenable).await?;
     let destroyed_roots = old
         .iter()
         .zip(destroyed)
