@@ -310,6 +310,7 @@ impl Keychain {
         let record = self.wrap_record(tenant, id, &key, root).await?;
         let store = &self.tenant(tenant)?.store;
         if store.put(&names::lifetime(tenant, id), &record, true).await? {
+            tracing::info!(tenant, key_id = id, root_gen = root.gen, "lifetime key created");
             self.keys.insert((tenant.to_owned(), id.to_owned()), key.clone());
             Ok(key)
         } else {
@@ -346,6 +347,7 @@ impl Keychain {
             destroy_detail: None,
         };
         if t.store.put(&names::root(tenant, gen), &record, true).await? {
+            tracing::info!(tenant, gen, root_id = %record.root_id, provider = t.provider.kind(), "root key created");
             self.states.remove(&tenant.to_owned());
             Ok(Some(record))
         } else {
