@@ -207,17 +207,10 @@ where
     Fut: std::future::Future<Output = Result<(), OpsError>>,
 {
     init_tracing_at("warn");
-    let loaded: Result<(Settings, Option<GeneratedCredentials>), ConfigError> = match &config_file {
-        Some(path) => config::load_file(path, &process_env).map(|s| (s, None)),
-        None => config::embedded(&process_env),
+    let settings = match load_settings(config_file.as_deref()) {
+        Ok(settings) => settings,
+        Err(code) => return code,
     };
-    let (settings, generated) = match loaded {
-        Ok(loaded) => loaded,
-        Err(err) => return config_failure(&err),
-    };
-    if let Some(creds) = &generated {
-        print_generated(creds, &settings);
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(err) => {
@@ -254,6 +247,20 @@ fn check_config(file: &std::path::Path) -> ExitCode {
     }
 }
 
+/// Settings from `config_file`, or the embedded default (printing credentials it generated, once).
+/// On an invalid config, the problems are printed and the exit code returned.
+fn load_settings(config_file: Option<&std::path::Path>) -> Result<Settings, ExitCode> {
+    let loaded: Result<(Settings, Option<GeneratedCredentials>), ConfigError> = match config_file {
+        Some(path) => config::load_file(path, &process_env).map(|s| (s, None)),
+        None => config::embedded(&process_env),
+    };
+    let (settings, generated) = loaded.map_err(|err| config_failure(&err))?;
+    if let Some(creds) = &generated {
+        print_generated(creds, &settings);
+    }
+    Ok(settings)
+}
+
 fn config_failure(err: &ConfigError) -> ExitCode {
     for line in err.lines() {
         eprintln!("{line}");
@@ -263,17 +270,10 @@ fn config_failure(err: &ConfigError) -> ExitCode {
 
 fn serve(config_file: Option<PathBuf>) -> ExitCode {
     init_tracing();
-    let loaded: Result<(Settings, Option<GeneratedCredentials>), ConfigError> = match &config_file {
-        Some(path) => config::load_file(path, &process_env).map(|s| (s, None)),
-        None => config::embedded(&process_env),
+    let settings = match load_settings(config_file.as_deref()) {
+        Ok(settings) => settings,
+        Err(code) => return code,
     };
-    let (settings, generated) = match loaded {
-        Ok(loaded) => loaded,
-        Err(err) => return config_failure(&err),
-    };
-    if let Some(creds) = &generated {
-        print_generated(creds, &settings);
-    }
     tracing::info!(source = %settings.source, "configuration loaded");
 
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

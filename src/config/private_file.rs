@@ -17,14 +17,8 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
 /// Replaces `path` with `contents` atomically: writes a 0600 temp file in the same directory,
 /// fsyncs it, renames it over `path`, then fsyncs the directory so the rename is durable.
 pub fn write_private_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
-    let mut suffix = [0u8; 6];
-    aws_lc_rs::rand::fill(&mut suffix).map_err(|_| io::Error::other("random generator failed"))?;
-    let tmp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), hex::encode(suffix)));
+    let (dir, tmp) = temp_beside(path)?;
+    let dir = dir.as_path();
     let result = (|| {
         let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
         f.write_all(contents)?;
@@ -53,6 +47,20 @@ pub fn ensure_private(path: &Path) -> io::Result<()> {
         ));
     }
     Ok(())
+}
+
+/// The directory of `path` and a fresh, unpredictable temp file name in it (`.<name>.<random>.tmp`),
+/// for writing a private file next to its final place before moving it there.
+pub fn temp_beside(path: &Path) -> io::Result<(std::path::PathBuf, std::path::PathBuf)> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    let mut suffix = [0u8; 6];
+    aws_lc_rs::rand::fill(&mut suffix).map_err(|_| io::Error::other("random generator failed"))?;
+    let tmp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), hex::encode(suffix)));
+    Ok((dir.to_owned(), tmp))
 }
 
 #[cfg(test)]

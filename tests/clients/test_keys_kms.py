@@ -1,4 +1,5 @@
-"""Issue 5 against real moto S3 + KMS: the aws-kms provider, a KMS outage, tenant isolation, rotate → rewrap → retire.
+"""Issue 5 against real moto S3 + KMS: the aws-kms provider, a KMS outage, tenant isolation, and
+rotate → rewrap → retire.
 
 Root keys live in moto's KMS (one KMS key per root generation, tagged `blobseal:tenant`); lifetime keys in each
 tenant's key store bucket on moto S3; data keys in each object's envelope (raw metadata `blobseal-envelope`).

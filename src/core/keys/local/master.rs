@@ -12,7 +12,7 @@ use base64::Engine as _;
 use zeroize::Zeroizing;
 
 use super::super::KeyError;
-use crate::config::private_file::{create_private_dir, ensure_private};
+use crate::config::private_file::{create_private_dir, ensure_private, temp_beside};
 
 /// Length of the master key (AES-256).
 pub const MASTER_KEY_LEN: usize = 32;
@@ -83,14 +83,8 @@ impl fmt::Debug for MasterKey {
 /// `path`, which fails with `AlreadyExists` instead of replacing a key someone else created (a
 /// rename would silently replace it, orphaning a keyring already encrypted under the first key).
 fn create_exclusive(path: &Path, contents: &[u8]) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
-    let mut suffix = [0u8; 6];
-    aws_lc_rs::rand::fill(&mut suffix).map_err(|_| io::Error::other("random generator failed"))?;
-    let tmp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), hex::encode(suffix)));
+    let (dir, tmp) = temp_beside(path)?;
+    let dir = dir.as_path();
     let result = (|| {
         let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
         f.write_all(contents)?;
