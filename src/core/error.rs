@@ -15,6 +15,9 @@ pub enum CoreError {
     /// The bucket does not belong to the caller's tenant (or does not exist for it).
     #[error("bucket {0} is not accessible to this tenant")]
     BucketNotOwned(String),
+    /// CreateBucket of a name another tenant holds (bucket names are one namespace, as in S3).
+    #[error("bucket name {0} is taken")]
+    BucketTaken(String),
     /// A storage backend failed (not found, unavailable, ...).
     #[error(transparent)]
     Backend(#[from] BackendError),

@@ -236,9 +236,55 @@ impl BlobService {
         Ok(out.into_values().collect())
     }
 
+    /// Creates the tenant's bucket. Bucket names are one namespace across tenants, as across S3 accounts:
+    /// a name another tenant holds is refused (`BucketTaken`).
     pub async fn create_bucket(&self, tenant: &Tenant, bucket: &str) -> CoreResult<()> {
         let p = self.place(tenant, bucket)?;
+        if self.held_by_other_tenant(tenant, bucket).await {
+            return Err(CoreError::BucketTaken(bucket.to_owned()));
+        }
         Ok(p.backend.create_bucket(&p.bucket).await?)
+    }
+
+    /// Whether another tenant has a bucket of this (client) name. One HEAD per other tenant, so it is
+    /// asked only on paths that already failed or create.
+    async fn held_by_other_tenant(&self, tenant: &Tenant, bucket: &str) -> bool {
+        for other in self.directory.tenants().filter(|t| t.name != tenant.name) {
+            if let Ok(p) = self.place(other, bucket) {
+                if p.backend.head_bucket(&p.bucket).await.is_ok() {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// What a "no such bucket" for `tenant` really is: when another tenant holds one of the `buckets`
+    /// named, AccessDenied (S3's answer for another account's bucket); otherwise `err` unchanged.
+    pub async fn explain_missing_bucket(&self, tenant: &Tenant, buckets: &[&str], err: CoreError) -> CoreError {
+        // A HEAD's 404 has no body, so backends cannot tell a missing bucket from a missing key: ask.
+        let missing_bucket = match &err {
+            CoreError::Backend(BackendError::NoSuchBucket) => true,
+            CoreError::Backend(BackendError::NoSuchKey)
+                if buckets.len() == 1 && self.directory.tenants().count() > 1 =>
+            {
+                let bucket = buckets.first().copied().unwrap_or_default();
+                match self.place(tenant, bucket) {
+                    Ok(p) => matches!(p.backend.head_bucket(&p.bucket).await, Err(BackendError::NoSuchBucket)),
+                    Err(_) => false,
+                }
+            }
+            _ => false,
+        };
+        if !missing_bucket {
+            return err;
+        }
+        for bucket in buckets {
+            if self.held_by_other_tenant(tenant, bucket).await {
+                return CoreError::BucketNotOwned((*bucket).to_owned());
+            }
+        }
+        err
     }
 
     pub async fn head_bucket(&self, tenant: &Tenant, bucket: &str) -> CoreResult<()> {

@@ -128,3 +128,21 @@ async fn subjects_get_their_own_keys() {
     let names: Vec<String> = f.svc.list_buckets(&f.alpha).await.unwrap().into_iter().map(|b| b.name).collect();
     assert_eq!(names, vec!["x".to_owned()]);
 }
+
+#[tokio::test]
+async fn bucket_names_are_one_namespace_across_tenants() {
+    let f = fixture();
+    f.svc.create_bucket(&f.alpha, "shared-name").await.unwrap();
+    // Beta's own namespace has no such bucket, but alpha holds the name: AccessDenied, as S3 answers for
+    // another account's bucket; and beta cannot create it.
+    let err = f.svc.head_bucket(&f.beta, "shared-name").await.unwrap_err();
+    assert!(matches!(err, CoreError::Backend(crate::backend::BackendError::NoSuchBucket)), "{err:?}");
+    let err = f.svc.explain_missing_bucket(&f.beta, &["shared-name"], err).await;
+    assert!(matches!(err, CoreError::BucketNotOwned(_)), "{err:?}");
+    let err = f.svc.create_bucket(&f.beta, "shared-name").await.unwrap_err();
+    assert!(matches!(err, CoreError::BucketTaken(_)), "{err:?}");
+    // A name nobody holds stays NoSuchBucket.
+    let err = f.svc.head_bucket(&f.beta, "free-name").await.unwrap_err();
+    let err = f.svc.explain_missing_bucket(&f.beta, &["free-name"], err).await;
+    assert!(matches!(err, CoreError::Backend(crate::backend::BackendError::NoSuchBucket)), "{err:?}");
+}

@@ -94,6 +94,11 @@ impl TenantDirectory {
         self.by_access_key.get(access_key_id).cloned().ok_or(CoreError::UnknownTenant)
     }
 
+    /// Every tenant, in no particular order.
+    pub fn tenants(&self) -> impl Iterator<Item = &Arc<Tenant>> {
+        self.tenants.values()
+    }
+
     pub fn tenant(&self, name: &str) -> CoreResult<Arc<Tenant>> {
         self.tenants.get(name).cloned().ok_or(CoreError::UnknownTenant)
     }

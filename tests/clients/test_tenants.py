@@ -57,14 +57,23 @@ def test_tenants_cannot_reach_each_others_buckets(two_tenants):
     alpha.put_object(Bucket=bucket, Key="secret.txt", Body=b"alpha's data")
     assert bucket in [b["Name"] for b in alpha.list_buckets()["Buckets"]]
     assert bucket not in [b["Name"] for b in beta.list_buckets()["Buckets"]]
-    # Beta asking for the same name gets its own (absent) bucket, never alpha's.
+    # Bucket names are one namespace across tenants (as across S3 accounts): beta gets AccessDenied on
+    # alpha's bucket for every operation, and cannot create a bucket of that name.
     for call in (lambda: beta.get_object(Bucket=bucket, Key="secret.txt"),
+                 lambda: beta.head_object(Bucket=bucket, Key="secret.txt"),
+                 lambda: beta.put_object(Bucket=bucket, Key="planted.txt", Body=b"x"),
                  lambda: beta.list_objects_v2(Bucket=bucket),
                  lambda: beta.delete_object(Bucket=bucket, Key="secret.txt"),
+                 lambda: beta.delete_bucket(Bucket=bucket),
                  lambda: beta.head_bucket(Bucket=bucket)):
         with pytest.raises(ClientError) as e:
             call()
-        assert client_error(e.value)[0] in (403, 404)
+        assert client_error(e.value)[0] == 403, client_error(e.value)
+    with pytest.raises(ClientError) as e:
+        beta.create_bucket(Bucket=bucket)
+    assert client_error(e.value)[:2] == (409, "BucketAlreadyExists"), client_error(e.value)
+    assert alpha.get_object(Bucket=bucket, Key="secret.txt")["Body"].read() == b"alpha's data"
+    assert [o["Key"] for o in alpha.list_objects_v2(Bucket=bucket)["Contents"]] == ["secret.txt"]
     # Beta cannot reach alpha's backend bucket by its backend name either: that name is under alpha's prefix.
     with pytest.raises(ClientError) as e:
         beta.list_objects_v2(Bucket=f"alpha-{bucket}"[:63])

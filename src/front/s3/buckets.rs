@@ -5,7 +5,7 @@ use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
 use super::convert::{tenant, timestamp};
-use super::error::to_s3_error;
+use super::error::{core_call, to_s3_error};
 use crate::backend::Versioning;
 use crate::core::service::BlobService;
 
@@ -61,7 +61,7 @@ pub async fn create_bucket(
 ) -> S3Result<S3Response<CreateBucketOutput>> {
     let tenant = tenant(&req)?;
     let bucket = req.input.bucket;
-    core.create_bucket(&tenant, &bucket).await.map_err(to_s3_error)?;
+    core_call!(core, &tenant, &[], core.create_bucket(&tenant, &bucket));
     Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{bucket}")) }))
 }
 
@@ -70,7 +70,7 @@ pub async fn head_bucket(
     req: S3Request<HeadBucketInput>,
 ) -> S3Result<S3Response<HeadBucketOutput>> {
     let tenant = tenant(&req)?;
-    let region = core.bucket_region(&tenant, &req.input.bucket).await.map_err(to_s3_error)?;
+    let region = core_call!(core, &tenant, &[&req.input.bucket], core.bucket_region(&tenant, &req.input.bucket));
     Ok(S3Response::new(HeadBucketOutput { bucket_region: region, ..Default::default() }))
 }
 
@@ -79,7 +79,7 @@ pub async fn delete_bucket(
     req: S3Request<DeleteBucketInput>,
 ) -> S3Result<S3Response<DeleteBucketOutput>> {
     let tenant = tenant(&req)?;
-    core.delete_bucket(&tenant, &req.input.bucket).await.map_err(to_s3_error)?;
+    core_call!(core, &tenant, &[&req.input.bucket], core.delete_bucket(&tenant, &req.input.bucket));
     Ok(S3Response::new(DeleteBucketOutput {}))
 }
 
@@ -88,7 +88,7 @@ pub async fn get_bucket_location(
     req: S3Request<GetBucketLocationInput>,
 ) -> S3Result<S3Response<GetBucketLocationOutput>> {
     let tenant = tenant(&req)?;
-    let region = core.bucket_region(&tenant, &req.input.bucket).await.map_err(to_s3_error)?;
+    let region = core_call!(core, &tenant, &[&req.input.bucket], core.bucket_region(&tenant, &req.input.bucket));
     // S3 reports us-east-1 as an empty LocationConstraint.
     let location_constraint = region.filter(|r| r != "us-east-1").map(BucketLocationConstraint::from);
     Ok(S3Response::new(GetBucketLocationOutput { location_constraint }))
@@ -99,7 +99,7 @@ pub async fn get_bucket_versioning(
     req: S3Request<GetBucketVersioningInput>,
 ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
     let tenant = tenant(&req)?;
-    let state = core.get_versioning(&tenant, &req.input.bucket).await.map_err(to_s3_error)?;
+    let state = core_call!(core, &tenant, &[&req.input.bucket], core.get_versioning(&tenant, &req.input.bucket));
     let status = match state {
         Versioning::Unversioned => None,
         Versioning::Enabled => Some(BucketVersioningStatus::from_static(BucketVersioningStatus::ENABLED)),
@@ -118,6 +118,6 @@ pub async fn put_bucket_versioning(
         Some(BucketVersioningStatus::SUSPENDED) => false,
         _ => return Err(s3_error!(MalformedXML, "versioning Status must be Enabled or Suspended")),
     };
-    core.put_versioning(&tenant, &req.input.bucket, enabled).await.map_err(to_s3_error)?;
+    core_call!(core, &tenant, &[&req.input.bucket], core.put_versioning(&tenant, &req.input.bucket, enabled));
     Ok(S3Response::new(PutBucketVersioningOutput {}))
 }

@@ -9,12 +9,31 @@ use crate::backend::BackendError;
 use crate::core::error::CoreError;
 use crate::core::keys::KeyError;
 
+/// Awaits a core call on `buckets` and maps its error, first turning a "no such bucket" for a name
+/// another tenant holds into AccessDenied (see `BlobService::explain_missing_bucket`).
+macro_rules! core_call {
+    ($core:expr, $tenant:expr, $buckets:expr, $call:expr) => {
+        match $call.await {
+            Ok(v) => v,
+            Err(e) => {
+                let e = $core.explain_missing_bucket($tenant, $buckets, e).await;
+                return Err($crate::front::s3::error::to_s3_error(e));
+            }
+        }
+    };
+}
+pub(crate) use core_call;
+
 /// Maps a core error to the S3 error the client receives.
 pub fn to_s3_error(err: CoreError) -> S3Error {
     use S3ErrorCode as C;
     match err {
         CoreError::UnknownTenant => S3Error::with_message(C::AccessDenied, "Access Denied"),
         CoreError::BucketNotOwned(_) => S3Error::with_message(C::AccessDenied, "Access Denied"),
+        CoreError::BucketTaken(_) => S3Error::with_message(
+            C::BucketAlreadyExists,
+            "The requested bucket name is not available. The bucket namespace is shared by all users of the system.",
+        ),
         CoreError::Backend(b) => backend_error(b),
         CoreError::Key(k) => key_error(k),
         CoreError::Integrity(detail) => {

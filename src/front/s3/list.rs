@@ -5,7 +5,7 @@ use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
 use super::convert::{etag, maybe_encode, tenant, timestamp};
-use super::error::to_s3_error;
+use super::error::core_call;
 use crate::backend::{ListOptions, ListVersionsOptions};
 use crate::core::service::{BlobService, ObjectPage};
 use crate::core::tenant::Tenant;
@@ -87,10 +87,10 @@ fn prefixes(list: &[String], url: bool) -> Vec<CommonPrefix> {
 /// One page of objects; `max-keys=0` only checks the bucket exists, as S3 does.
 async fn list_page(core: &BlobService, tenant: &Tenant, bucket: &str, opts: ListOptions) -> S3Result<ObjectPage> {
     if opts.max_keys == 0 {
-        core.head_bucket(tenant, bucket).await.map_err(to_s3_error)?;
+        core_call!(core, tenant, &[bucket], core.head_bucket(tenant, bucket));
         return Ok(ObjectPage::default());
     }
-    core.list_objects(tenant, bucket, opts).await.map_err(to_s3_error)
+    Ok(core_call!(core, tenant, &[bucket], core.list_objects(tenant, bucket, opts)))
 }
 
 pub async fn list_objects_v2(
@@ -195,7 +195,7 @@ pub async fn list_object_versions(
         version_id_marker: input.version_id_marker.clone().filter(|m| !m.is_empty()),
         max_keys: limit.max(1),
     };
-    let listing = core.list_versions(&tenant, &input.bucket, opts).await.map_err(to_s3_error)?;
+    let listing = core_call!(core, &tenant, &[&input.bucket], core.list_versions(&tenant, &input.bucket, opts));
     // A truncated page names both markers. Backends without versions give no version marker: the
     // "null" version is the one they have (and clients such as s3-tests pass the marker straight back).
     let next_key_marker = listing.next_key_marker.clone().filter(|_| listing.is_truncated);

@@ -9,7 +9,7 @@ use s3s::{s3_error, S3Request, S3Response, S3Result};
 use super::checksum::{Expected, VerifiedBody};
 use super::conditions::Preconditions;
 use super::convert::{copy_source_of, etag, maybe_encode, put_request_of, tenant, timestamp};
-use super::error::to_s3_error;
+use super::error::{core_call, to_s3_error};
 use crate::backend::ByteStream;
 use crate::core::multipart::Completion;
 use crate::core::service::{BlobService, RangeRequest};
@@ -36,7 +36,8 @@ pub async fn create_multipart_upload(
         return Err(s3_error!(NotImplemented, "Object tagging (x-amz-tagging) is not supported yet"));
     }
     let put = put_request_of!(input, false);
-    let upload_id = core.create_upload(&tenant, &input.bucket, &input.key, put).await.map_err(to_s3_error)?;
+    let upload_id =
+        core_call!(core, &tenant, &[&input.bucket], core.create_upload(&tenant, &input.bucket, &input.key, put));
     Ok(S3Response::new(CreateMultipartUploadOutput {
         bucket: Some(input.bucket),
         key: Some(input.key),
@@ -86,7 +87,10 @@ pub async fn upload_part(
             checksum_sha256: input.checksum_sha256,
             ..Default::default()
         })),
-        Err(e) => Err(verdict.mismatch().map(|m| m.to_s3_error()).unwrap_or_else(|| to_s3_error(e))),
+        Err(e) => match verdict.mismatch() {
+            Some(m) => Err(m.to_s3_error()),
+            None => Err(to_s3_error(core.explain_missing_bucket(&tenant, &[&input.bucket], e).await)),
+        },
     }
 }
 
@@ -117,10 +121,12 @@ pub async fn upload_part_copy(
         if_modified_since: input.copy_source_if_modified_since.take(),
         if_unmodified_since: input.copy_source_if_unmodified_since.take(),
     };
-    let got = core
-        .get_object(&tenant, &src_bucket, &src_key, src_version.as_deref(), range, None)
-        .await
-        .map_err(to_s3_error)?;
+    let got = core_call!(
+        core,
+        &tenant,
+        &[&src_bucket],
+        core.get_object(&tenant, &src_bucket, &src_key, src_version.as_deref(), range, None)
+    );
     if let (Some(RangeRequest::FromTo(_, last)), Some(r)) = (range, &got.range) {
         // S3 refuses a copy range that runs past the source instead of clamping it.
         if last >= got.info.size || r.end - r.start != last + 1 - r.start {
@@ -129,10 +135,12 @@ pub async fn upload_part_copy(
     }
     conditions.check_copy_source(&got.info.etag, got.info.last_modified)?;
     let len = got.range.as_ref().map_or(got.info.size, |r| r.end - r.start);
-    let tag = core
-        .upload_part(&tenant, &input.bucket, &input.key, &input.upload_id, number, got.body, len)
-        .await
-        .map_err(to_s3_error)?;
+    let tag = core_call!(
+        core,
+        &tenant,
+        &[&input.bucket],
+        core.upload_part(&tenant, &input.bucket, &input.key, &input.upload_id, number, got.body, len)
+    );
     Ok(S3Response::new(UploadPartCopyOutput {
         copy_part_result: Some(CopyPartResult {
             e_tag: Some(etag(&tag)),
@@ -177,11 +185,12 @@ pub async fn complete_multipart_upload(
     }
     let (bucket, key) = (input.bucket, input.key);
     // Refusals (bad parts, 412) are answered now, with their real status.
-    let prepared = match core
-        .prepare_completion(&tenant, &bucket, &key, &input.upload_id, &named, create_only)
-        .await
-        .map_err(to_s3_error)?
-    {
+    let prepared = match core_call!(
+        core,
+        &tenant,
+        &[&bucket],
+        core.prepare_completion(&tenant, &bucket, &key, &input.upload_id, &named, create_only)
+    ) {
         Completion::Pending(prepared) => *prepared,
         Completion::AlreadyDone(out) => {
             return Ok(S3Response::new(CompleteMultipartUploadOutput {
@@ -221,7 +230,7 @@ pub async fn abort_multipart_upload(
 ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
     let tenant = tenant(&req)?;
     let i = &req.input;
-    core.abort_upload(&tenant, &i.bucket, &i.key, &i.upload_id).await.map_err(to_s3_error)?;
+    core_call!(core, &tenant, &[&i.bucket], core.abort_upload(&tenant, &i.bucket, &i.key, &i.upload_id));
     Ok(S3Response::new(AbortMultipartUploadOutput::default()))
 }
 
@@ -230,10 +239,12 @@ pub async fn list_parts(core: &BlobService, req: S3Request<ListPartsInput>) -> S
     let input = req.input;
     let marker = input.part_number_marker.and_then(|m| u32::try_from(m).ok()).filter(|m| *m > 0);
     let max = page_size(input.max_parts);
-    let listing = core
-        .list_parts(&tenant, &input.bucket, &input.key, &input.upload_id, marker, max)
-        .await
-        .map_err(to_s3_error)?;
+    let listing = core_call!(
+        core,
+        &tenant,
+        &[&input.bucket],
+        core.list_parts(&tenant, &input.bucket, &input.key, &input.upload_id, marker, max)
+    );
     let parts = listing
         .parts
         .into_iter()
@@ -268,8 +279,11 @@ pub async fn list_multipart_uploads(
     let encode = input.encoding_type.as_ref().is_some_and(|e| e.as_str() == EncodingType::URL);
     let prefix = input.prefix.clone().unwrap_or_default();
     let max = page_size(input.max_uploads);
-    let listing = core
-        .list_uploads(
+    let listing = core_call!(
+        core,
+        &tenant,
+        &[&input.bucket],
+        core.list_uploads(
             &tenant,
             &input.bucket,
             &prefix,
@@ -277,8 +291,7 @@ pub async fn list_multipart_uploads(
             input.upload_id_marker.as_deref().filter(|m| !m.is_empty()),
             max,
         )
-        .await
-        .map_err(to_s3_error)?;
+    );
     // Group keys under the delimiter like ListObjects does (on this page's uploads).
     let mut uploads = Vec::new();
     let mut prefixes: Vec<String> = Vec::new();

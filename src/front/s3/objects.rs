@@ -10,7 +10,7 @@ use super::convert::{
     content_headers, copy_source_of, etag, expires_out, metadata_in, metadata_out, put_request_of, range_request,
     tenant, timestamp,
 };
-use super::error::to_s3_error;
+use super::error::{core_call, to_s3_error};
 use crate::backend::{BackendError, ByteStream};
 use crate::core::error::CoreError;
 use crate::core::service::{BlobService, CopySource as CoreCopySource, ObjectInfo, PartNumber, PutRequest};
@@ -112,7 +112,10 @@ pub async fn put_object(core: &BlobService, req: S3Request<PutObjectInput>) -> S
             checksum_sha256: input.checksum_sha256,
             ..Default::default()
         })),
-        Err(e) => Err(verdict.mismatch().map(|m| m.to_s3_error()).unwrap_or_else(|| to_s3_error(e))),
+        Err(e) => match verdict.mismatch() {
+            Some(m) => Err(m.to_s3_error()),
+            None => Err(to_s3_error(core.explain_missing_bucket(&tenant, &[&input.bucket], e).await)),
+        },
     }
 }
 
@@ -206,10 +209,12 @@ pub async fn get_object(core: &BlobService, req: S3Request<GetObjectInput>) -> S
     let overrides = overrides_of!(input);
     let preconditions = preconditions_of!(input);
     let range = input.range.map(range_request);
-    let got = core
-        .get_object(&tenant, &input.bucket, &input.key, input.version_id.as_deref(), range, part)
-        .await
-        .map_err(to_s3_error)?;
+    let got = core_call!(
+        core,
+        &tenant,
+        &[&input.bucket],
+        core.get_object(&tenant, &input.bucket, &input.key, input.version_id.as_deref(), range, part)
+    );
     let info = got.info;
     // Checked before any byte is sent; the backend body is dropped unread on a failure.
     preconditions.check(&info.etag, info.last_modified)?;
@@ -239,11 +244,18 @@ pub async fn head_object(
     let version = input.version_id.as_deref();
     let (info, range) = match part {
         Some(n) => {
-            let (info, range) =
-                core.head_part(&tenant, &input.bucket, &input.key, version, n).await.map_err(to_s3_error)?;
+            let (info, range) = core_call!(
+                core,
+                &tenant,
+                &[&input.bucket],
+                core.head_part(&tenant, &input.bucket, &input.key, version, n)
+            );
             (info, Some(range))
         }
-        None => (core.head_object(&tenant, &input.bucket, &input.key, version).await.map_err(to_s3_error)?, None),
+        None => (
+            core_call!(core, &tenant, &[&input.bucket], core.head_object(&tenant, &input.bucket, &input.key, version)),
+            None,
+        ),
     };
     preconditions.check(&info.etag, info.last_modified)?;
     let (content_length, content_range) = match (&range, info.parts_count) {
@@ -266,10 +278,12 @@ pub async fn delete_object(
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
     let tenant = tenant(&req)?;
     let input = req.input;
-    let out = core
-        .delete_object(&tenant, &input.bucket, &input.key, input.version_id.as_deref())
-        .await
-        .map_err(to_s3_error)?;
+    let out = core_call!(
+        core,
+        &tenant,
+        &[&input.bucket],
+        core.delete_object(&tenant, &input.bucket, &input.key, input.version_id.as_deref())
+    );
     Ok(S3Response::new(DeleteObjectOutput {
         delete_marker: out.delete_marker.then_some(true),
         version_id: out.version_id,
@@ -349,8 +363,12 @@ pub async fn copy_object(
     let replacement = replace.then(|| put_request_of!(input, false));
     let mut src_version = src_version;
     if !source_conditions.is_empty() {
-        let info =
-            core.head_object(&tenant, &src_bucket, &src_key, src_version.as_deref()).await.map_err(to_s3_error)?;
+        let info = core_call!(
+            core,
+            &tenant,
+            &[&src_bucket],
+            core.head_object(&tenant, &src_bucket, &src_key, src_version.as_deref())
+        );
         source_conditions.check_copy_source(&info.etag, info.last_modified)?;
         // Copy exactly the version the conditions were checked against, where there are versions. On an
         // unversioned bucket an overwrite between this check and the copy can still slip in (S3 checks
@@ -363,10 +381,12 @@ pub async fn copy_object(
         refuse_if_present(core, &tenant, &input.bucket, &input.key).await?;
     }
     let src = CoreCopySource { bucket: &src_bucket, key: &src_key, version_id: src_version.as_deref() };
-    let out = core
-        .copy_object(&tenant, src, &input.bucket, &input.key, replacement, create_only)
-        .await
-        .map_err(to_s3_error)?;
+    let out = core_call!(
+        core,
+        &tenant,
+        &[&src_bucket, &input.bucket],
+        core.copy_object(&tenant, src, &input.bucket, &input.key, replacement, create_only)
+    );
     Ok(S3Response::new(CopyObjectOutput {
         copy_object_result: Some(CopyObjectResult {
             e_tag: Some(etag(&out.put.etag)),
