@@ -1,7 +1,8 @@
 //! `blobseal shred --tenant T [--subject S]...`: crypto-shredding.
 //!
 //! - A tenant: a tombstone first (writes are refused from then on, within the cache TTL), then every
-//!   root key of the tenant is destroyed in its provider and every lifetime key record removed. No
+//!   root key of the tenant is destroyed in its provider and every lifetime key record removed, and
+//!   once more after one cache TTL (for keys a replica made before it saw the tombstone). No
 //!   copy of any object or key-store record can be opened afterwards: all of them lead to those roots.
 //! - Data subjects: each subject's lifetime key record is removed and a tombstone written (writes for
 //!   the subject are refused, reads say why), then the root is rolled: a new root generation, a wait
@@ -47,23 +48,13 @@ async fn shred_tenant(ops: &Ops, req: &ShredRequest) -> Result<Receipt, OpsError
     let at = now();
     let stone = Tombstone { shredded_at: at.clone(), receipt: receipt_key.clone() };
     t.store.put(&names::shredded_tenant(tenant), &stone, false).await?;
-    let state = keys.load_state(tenant).await?;
     let mut destroyed_roots = Vec::new();
-    for root in &state.roots {
-        let done = destroy_root(keys, tenant, root).await?;
-        destroyed_roots.push(DestroyedRoot {
-            gen: root.gen,
-            root_id: done.root_id,
-            provider: root.provider.clone(),
-            detail: done.detail,
-        });
-    }
     let mut destroyed_keys = Vec::new();
-    let prefix = names::lifetime_prefix(tenant);
-    for name in t.store.list(&prefix).await? {
-        t.store.delete(&name).await?;
-        destroyed_keys.push(name.strip_prefix(&prefix).unwrap_or(&name).to_owned());
-    }
+    destroy_everything(keys, tenant, &mut destroyed_roots, &mut destroyed_keys).await?;
+    // A replica that had not seen the tombstone yet may have made a key since (a first write of a tenant
+    // without keys); after one TTL none can: a second pass leaves nothing.
+    wait_for_replicas(keys, req.quiet).await;
+    destroy_everything(keys, tenant, &mut destroyed_roots, &mut destroyed_keys).await?;
     let receipt = Receipt {
         format: 1,
         seq,
@@ -82,6 +73,31 @@ async fn shred_tenant(ops: &Ops, req: &ShredRequest) -> Result<Receipt, OpsError
     receipt::write(&t.store, &receipt).await?;
     keys.forget(tenant, &receipt.destroyed_keys);
     Ok(receipt)
+}
+
+/// Destroys every root of `tenant` and removes every lifetime key record, appending what it did.
+async fn destroy_everything(
+    keys: &crate::core::keys::chain::Keychain,
+    tenant: &str,
+    roots: &mut Vec<DestroyedRoot>,
+    lifetime: &mut Vec<String>,
+) -> Result<(), OpsError> {
+    let t = keys.tenant(tenant)?;
+    for root in &keys.load_state(tenant).await?.roots {
+        let done = destroy_root(keys, tenant, root).await?;
+        roots.push(DestroyedRoot {
+            gen: root.gen,
+            root_id: done.root_id,
+            provider: root.provider.clone(),
+            detail: done.detail,
+        });
+    }
+    let prefix = names::lifetime_prefix(tenant);
+    for name in t.store.list(&prefix).await? {
+        t.store.delete(&name).await?;
+        lifetime.push(name.strip_prefix(&prefix).unwrap_or(&name).to_owned());
+    }
+    Ok(())
 }
 
 async fn shred_subjects(ops: &Ops, req: &ShredRequest) -> Result<Receipt, OpsError> {
@@ -121,6 +137,11 @@ async fn shred_subjects(ops: &Ops, req: &ShredRequest) -> Result<Receipt, OpsErr
         }
     };
     wait_for_replicas(keys, req.quiet).await;
+    // A replica that checked for the tombstone just before it was written may have created the subject's
+    // key again in the meantime; after the wait no replica can, so remove such a key before the roll.
+    for id in &subjects {
+        t.store.delete(&names::lifetime(tenant, id)).await?;
+    }
     let moved = rewrap_lifetime_keys(keys, tenant, &new_root).await?;
     let old: Vec<_> = keys.load_state(tenant).await?.roots.into_iter().filter(|r| r.gen < new_root.gen).collect();
     let destroyed = destroy_older_roots(keys, tenant, &new_root, &moved.unopenable).await?;
