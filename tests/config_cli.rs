@@ -57,6 +57,16 @@ fn shipped_configs_check_ok_without_printing_secrets() {
             vec![("MOTO_KEY_ID", "test"), ("MOTO_SECRET", "moto-secret-value"), ("DEV_SECRET", "dev-secret-value")],
         ),
         (
+            "config/examples/kms-moto.yaml",
+            vec![
+                ("MOTO_KEY_ID", "test"),
+                ("MOTO_SECRET", "moto-secret-value"),
+                ("CLINIC_SECRET", "clinic-secret-value"),
+                ("LAB_SECRET", "lab-secret-value"),
+                ("BLOBSEAL_MASTER_KEY", "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE="),
+            ],
+        ),
+        (
             "config/examples/s3.yaml",
             vec![
                 ("AWS_STORE_KEY_ID", "AKIDAWS"),
@@ -71,7 +81,8 @@ fn shipped_configs_check_ok_without_printing_secrets() {
         let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
         assert_eq!(out.status.code(), Some(0), "{file}: {stderr}");
         assert!(stdout.contains("tenants (") && stdout.trim_end().ends_with("OK"), "{file}: {stdout}");
-        for secret in ["secret-value", "aws-store-secret-value", "clinic-secret-value"] {
+        let master_key = "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=";
+        for secret in ["secret-value", "aws-store-secret-value", "clinic-secret-value", master_key] {
             assert!(!stdout.contains(secret) && !stderr.contains(secret), "{file} printed a secret: {stdout}");
         }
     }
