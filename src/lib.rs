@@ -10,4 +10,5 @@ pub mod backend;
 pub mod config;
 pub mod core;
 pub mod front;
+pub mod metrics;
 pub mod ops;

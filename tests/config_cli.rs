@@ -200,3 +200,132 @@ fn embedded_default_prints_generated_credentials_once() {
     assert!(!stdout2.contains("new credentials"), "{stdout2}");
     assert!(stderr2.contains(id) && stderr2.contains("credentials.json"), "{stderr2}");
 }
+
+/// The environment config/examples/policy.yaml and the broken variants need (values are fake).
+const POLICY_ENV: &[(&str, &str)] = &[
+    ("AWS_STORE_KEY_ID", "AKIDAWS"),
+    ("AWS_STORE_SECRET", "aws-store-secret-value"),
+    ("LON_STORE_KEY_ID", "AKIDLON"),
+    ("LON_STORE_SECRET", "lon-store-secret-value"),
+    ("ACME_SECRET", "acme-secret-value"),
+    ("BRIT_SECRET", "brit-secret-value"),
+    ("BLOBSEAL_MASTER_KEY", "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE="),
+];
+
+#[test]
+fn policy_example_checks_ok_and_prints_the_effective_policy() {
+    let path = repo("config/examples/policy.yaml");
+    let out = run(&["check-config", path.to_str().unwrap()], POLICY_ENV);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stdout.trim_end().ends_with("OK"), "{stdout}");
+    for (_, value) in POLICY_ENV.iter().filter(|(name, _)| !name.ends_with("KEY_ID")) {
+        assert!(!stdout.contains(value) && !stderr.contains(value), "printed a secret: {stdout}{stderr}");
+    }
+    let lines: Vec<&str> = stdout.lines().collect();
+    // Each tenant's block, in order: the rule, every place with its verdict, retention, backups.
+    let acme = [
+        "    residency: allow [EEA]",
+        "      default backend fra in eu-central-1 (DE: EU, EEA): ok",
+        "      backend fra (bucket calls) in eu-central-1 (DE: EU, EEA): ok",
+        "      key store backend fra in eu-central-1 (DE: EU, EEA): ok",
+        "      key provider kms-fra in eu-central-1 (DE: EU, EEA): ok",
+        "      backup target par/acme-backup in eu-west-3 (FR: EU, EEA): ok",
+        "    retention: default 35d; rules: call-records (prefix calls/) 28d; recordings (content type audio/*) 180d; \
+         logs (tags class=log) 35d; db-backups (prefix backups/) 35d; legal (bucket legal-*) keep; \
+         exports (prefix exports/, metadata purpose=export) 7d, client may shorten",
+        "    backups: par/acme-backup",
+    ];
+    let brit = [
+        "    residency: allow [UK]",
+        "      default backend lon in eu-west-2 (GB: UK, adequacy): ok",
+        // Routed to an on-premises region the config adds to the table.
+        "      backend lon-archive (bucket archive) in dc-london-1 (GB: UK, adequacy): ok",
+        "      key store backend lon in eu-west-2 (GB: UK, adequacy): ok",
+        "      key provider ring-lon in eu-west-2 (GB: UK, adequacy): ok",
+        "    retention: default 90d; rules: call-records (prefix calls/) 28d; recordings (content type audio/*) 180d; \
+         archive (bucket archive) 2192d",
+        "    backups: none",
+    ];
+    for block in [&acme[..], &brit[..]] {
+        let start =
+            lines.iter().position(|l| *l == block[0]).unwrap_or_else(|| panic!("no {:?} in {stdout}", block[0]));
+        assert_eq!(lines.get(start..start + block.len()), Some(block), "{stdout}");
+    }
+    assert!(lines.contains(&"residency: drift check every 300 s"), "{stdout}");
+    assert!(lines.contains(&"sweeper: every 3600 s, at most 50 deletions/s"), "{stdout}");
+}
+
+#[test]
+fn summary_of_an_unrestricted_config_says_so() {
+    let path = repo("config/examples/fs.yaml");
+    let out =
+        run(&["check-config", path.to_str().unwrap()], &[("ALICE_SECRET", "a-secret"), ("BOB_SECRET", "b-secret")]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let lines: Vec<&str> = stdout.lines().collect();
+    for want in [
+        "residency: drift check only at start",
+        "sweeper: not scheduled in process (run `blobseal sweep`), at most 50 deletions/s",
+        "    residency: unrestricted",
+        // No declared region: listed, and fine because nothing restricts the tenant.
+        "      default backend disk: region not declared: ok",
+        "    retention: default keep; rules: none",
+        "    backups: none",
+    ] {
+        assert!(lines.contains(&want), "missing {want:?} in\n{stdout}");
+    }
+}
+
+/// Every file in config/examples/broken/ with the one diagnostic check-config must give for it.
+const BROKEN: &[(&str, &str)] = &[
+    ("bad-duration.yaml", "20:57: \"28x\": unit must be h, d or w (or `keep`)"),
+    (
+        "eea-backup-in-us.yaml",
+        "25:20: residency: tenant acme: residency allow [EEA] does not allow backup target virginia/acme-backup \
+         in us-east-1 (US: US)",
+    ),
+    (
+        "fs-without-region.yaml",
+        "26:47: residency: tenant acme: residency allow [EEA] does not allow backend archive (bucket archive), \
+         whose location is not declared (give it a `region:`)",
+    ),
+    ("prefix-and-key.yaml", "21:55: give `key` (a glob) or `prefix`, not both"),
+    (
+        "uk-key-in-frankfurt.yaml",
+        "20:19: residency: tenant brit: residency allow [UK] does not allow key provider kms-fra in eu-central-1 \
+         (DE: EU EEA)",
+    ),
+    ("unknown-backup-backend.yaml", "22:20: unknown backend \"pars\" (defined: fra, par)"),
+    (
+        "unknown-jurisdiction.yaml",
+        "17:26: \"EEEA\" is neither a jurisdiction (EU, EEA, UK, CH, US, adequacy) nor a country code",
+    ),
+];
+
+#[test]
+fn broken_policy_examples_exit_2_with_exact_positions() {
+    let dir = repo("config/examples/broken");
+    let mut files: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    files.sort();
+    let listed: Vec<&str> = BROKEN.iter().map(|(f, _)| *f).collect();
+    assert_eq!(files, listed, "every broken example needs its expected diagnostic here");
+    for (file, want) in BROKEN {
+        // Run from the directory so the diagnostic names the file as an operator would type it.
+        let out = Command::new(BIN)
+            .args(["check-config", file])
+            .current_dir(&dir)
+            .env_clear()
+            .envs(POLICY_ENV.iter().copied())
+            .output()
+            .unwrap();
+        let want = format!("{file}:{want}");
+        assert_eq!(out.status.code(), Some(2), "{file}: {}", text(&out.stdout));
+        assert_eq!(text(&out.stderr), format!("{want}\n"), "{file}");
+        assert!(out.stdout.is_empty(), "{file}: {}", text(&out.stdout));
+        // The file's header comment quotes the same line, so what ops read is what they get.
+        let body = std::fs::read_to_string(dir.join(file)).unwrap();
+        assert!(body.lines().any(|l| l == format!("#   {want}")), "{file}: header comment is stale");
+    }
+}

@@ -18,7 +18,7 @@ use crate::core::tenant::TenantDirectory;
 /// Opens one provider.
 pub fn open_provider(settings: &KeyProviderSettings) -> Result<Arc<dyn KeyProvider>, KeyError> {
     Ok(match settings {
-        KeyProviderSettings::Local { keyring, master_key } => {
+        KeyProviderSettings::Local { keyring, master_key, .. } => {
             let master = match master_key {
                 MasterKeySource::Value(secret) => MasterKey::from_base64(secret.expose())?,
                 MasterKeySource::File(path) => MasterKey::load_or_create(path)?,
@@ -34,11 +34,13 @@ pub fn open_provider(settings: &KeyProviderSettings) -> Result<Arc<dyn KeyProvid
                 deletion_window_days: i32::try_from(*deletion_window_days).unwrap_or(7),
             })?)
         }
-        KeyProviderSettings::Pkcs11 { module, token_label, pin } => Arc::new(Pkcs11Provider::open(Pkcs11Settings {
-            module: module.clone(),
-            token_label: token_label.clone(),
-            pin: pin.expose().to_owned(),
-        })?),
+        KeyProviderSettings::Pkcs11 { module, token_label, pin, .. } => {
+            Arc::new(Pkcs11Provider::open(Pkcs11Settings {
+                module: module.clone(),
+                token_label: token_label.clone(),
+                pin: pin.expose().to_owned(),
+            })?)
+        }
     })
 }
 

@@ -35,6 +35,8 @@ pub enum AppError {
     Keys(#[from] KeyError),
     #[error(transparent)]
     Front(#[from] BuildError),
+    #[error("refusing to start, bucket regions differ from the config: {0}")]
+    RegionDrift(String),
 }
 
 /// Everything a running server holds.
@@ -60,7 +62,7 @@ pub fn build_core(settings: &Settings) -> Result<(Arc<BlobService>, TenantSecret
     let mut regions = BTreeMap::new();
     for b in &settings.backends {
         let backend: Arc<dyn Backend> = match &b.kind {
-            BackendKind::Fs { root } => {
+            BackendKind::Fs { root, .. } => {
                 std::fs::create_dir_all(root).map_err(|source| AppError::BackendDir {
                     name: b.name.clone(),
                     path: root.clone(),
@@ -69,7 +71,6 @@ pub fn build_core(settings: &Settings) -> Result<(Arc<BlobService>, TenantSecret
                 Arc::new(FsBackend::new(root.clone()))
             }
             BackendKind::S3 { endpoint, region, access_key_id, secret_access_key, force_path_style } => {
-                regions.insert(b.name.clone(), region.clone());
                 let s = S3BackendSettings {
                     endpoint: endpoint.clone(),
                     region: region.clone(),
@@ -80,6 +81,9 @@ pub fn build_core(settings: &Settings) -> Result<(Arc<BlobService>, TenantSecret
                 Arc::new(S3Backend::new(s).map_err(|source| AppError::Backend { name: b.name.clone(), source })?)
             }
         };
+        if let Some(region) = b.region() {
+            regions.insert(b.name.clone(), region.to_owned());
+        }
         directory.add_backend(&b.name, backend);
     }
     let mut secrets = HashMap::new();
@@ -89,6 +93,9 @@ pub fn build_core(settings: &Settings) -> Result<(Arc<BlobService>, TenantSecret
                 name: t.name.clone(),
                 default_backend: t.default_backend.clone(),
                 bucket_prefix: t.bucket_prefix.clone(),
+                residency: t.residency.clone(),
+                retention: t.retention.clone(),
+                backups: t.backups.clone(),
             },
             t.access_keys.iter().map(|k| k.id.clone()),
         );
@@ -105,26 +112,60 @@ pub fn build_core(settings: &Settings) -> Result<(Arc<BlobService>, TenantSecret
         });
     }
     let keychain = keys::keychain(settings, &mut directory)?;
-    let core = Arc::new(BlobService::new(directory, Arc::new(keychain), regions));
+    let core = Arc::new(
+        BlobService::new(directory, Arc::new(keychain), regions).with_region_table(settings.residency.table.clone()),
+    );
     Ok((core, secrets))
 }
 
 /// Runs blobseal until SIGINT/SIGTERM, then drains open connections.
 pub async fn serve(settings: Settings) -> Result<(), AppError> {
     let runtime = build(&settings).await?;
+    check_regions_at_start(&runtime.core).await?;
+    if let Some(every) = settings.residency.drift_check {
+        spawn_drift_checks(Arc::clone(&runtime.core), every);
+    }
     let listener =
         TcpListener::bind(settings.listen).await.map_err(|source| AppError::Bind { addr: settings.listen, source })?;
     let local = listener.local_addr().map_err(|source| AppError::Bind { addr: settings.listen, source })?;
     tracing::info!(config = %settings.source, tenants = settings.tenants.len(), "blobseal listening on {local}");
-    serve_on(listener, runtime.service, shutdown_signal()).await;
+    serve_on(listener, runtime.service, Arc::clone(&runtime.core), shutdown_signal()).await;
     tracing::info!("blobseal stopped");
     Ok(())
+}
+
+/// Refuses to start when a bucket blobseal uses is not in the region its backend's config declares.
+async fn check_regions_at_start(core: &BlobService) -> Result<(), AppError> {
+    let report = core.check_regions().await;
+    for (backend, error) in &report.unreachable {
+        tracing::warn!(%backend, %error, "cannot check the backend's bucket regions at start");
+    }
+    if report.drifts.is_empty() {
+        tracing::info!(buckets = report.checked, "bucket regions match the config");
+        Ok(())
+    } else {
+        Err(AppError::RegionDrift(report.drifts.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")))
+    }
+}
+
+/// Re-checks the regions every `every`, fencing drifted backends off and letting recovered ones back.
+fn spawn_drift_checks(core: Arc<BlobService>, every: std::time::Duration) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            let report = core.enforce_regions().await;
+            for d in &report.drifts {
+                tracing::error!(drift = %d, "region drift: backend fenced off");
+            }
+        }
+    });
 }
 
 /// Accepts connections on `listener` until `shutdown` resolves, then waits for open ones.
 pub async fn serve_on(
     listener: TcpListener,
     service: s3s::service::S3Service,
+    core: Arc<BlobService>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -145,9 +186,16 @@ pub async fn serve_on(
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
         let service = service.clone();
+        let core = Arc::clone(&core);
         let logged = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             let service = service.clone();
-            async move { Ok::<_, Infallible>(log_request(service, req, new_request_id(), peer).await) }
+            let core = Arc::clone(&core);
+            async move {
+                if req.method() == http::Method::GET && req.uri().path() == METRICS_PATH {
+                    return Ok::<_, Infallible>(metrics_response(&core));
+                }
+                Ok::<_, Infallible>(log_request(service, req, new_request_id(), peer).await)
+            }
         });
         let builder = ConnBuilder::new(TokioExecutor::new());
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), logged).into_owned();
@@ -165,6 +213,15 @@ pub async fn serve_on(
             tracing::warn!("connections still open after 30 s; stopping anyway");
         }
     }
+}
+
+/// Where the Prometheus metrics are served: no S3 bucket name starts with `_`, so no S3 request has this path.
+pub const METRICS_PATH: &str = "/_blobseal/metrics";
+
+fn metrics_response(core: &BlobService) -> hyper::Response<s3s::Body> {
+    let mut r = hyper::Response::new(s3s::Body::from(crate::metrics::render(&core.fenced())));
+    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; version=0.0.4"));
+    r
 }
 
 /// Calls the S3 service, tags the response with the request id (`x-amz-request-id`, and `<RequestId>` in

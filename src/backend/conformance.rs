@@ -6,11 +6,13 @@
 // This is test code compiled into the library: a failed check panics, like any test assertion.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+mod governance;
 mod listing;
 mod multipart;
 mod versions;
 mod writes;
 
+pub use governance::{object_lock, LockSetter};
 pub use multipart::{unknown_uploads, MultipartCaps};
 
 use std::collections::BTreeMap;
@@ -42,6 +44,15 @@ pub struct Caps {
     /// A copy with `source_if_match` is refused when the source's ETag differs. False for moto 5.2,
     /// which ignores `x-amz-copy-source-if-match`.
     pub copy_source_if_match: bool,
+    /// Object tags on put, copy and multipart, and `get_tags` / `put_tags`. When false both must
+    /// answer `NotSupported` (s3s-fs, which also drops the tags a put carries).
+    pub tagging: bool,
+    /// What `bucket_region` reports for a bucket `create_bucket` made: `None` for backends without
+    /// regions (fs, memory), the service's region for S3 servers.
+    pub default_region: Option<&'static str>,
+    /// `create_bucket_with` places the bucket in the region asked for, and `bucket_region` reports
+    /// it (moto). When false the bucket reports `default_region` (fs, memory, s3s-fs).
+    pub region_constraint: bool,
     /// Multipart uploads and what of them the backend supports; `None` skips the multipart checks
     /// (for a backend that answers `NotSupported` to all of them).
     pub multipart: Option<MultipartCaps>,
@@ -65,6 +76,8 @@ pub async fn run_all(b: &dyn Backend, bucket_prefix: &str, caps: Caps) {
     if let Some(mp) = caps.multipart {
         multipart::run(b, bucket_prefix, mp, caps).await;
     }
+    governance::tags(b, &format!("{bucket_prefix}-tags"), caps).await;
+    governance::regions(b, &format!("{bucket_prefix}-region"), caps).await;
 }
 
 /// A deterministic, non-repeating-looking test payload.
@@ -197,6 +210,7 @@ async fn objects(b: &dyn Backend, bucket: &str) {
         headers: headers.clone(),
         if_none_match_any: false,
         source_if_match: None,
+        tags: BTreeMap::new(),
     };
     let r = b.put(bucket, "big", body(&data, 65536 + 3), data.len() as u64, opts).await.unwrap();
     assert_eq!(r.etag, md5_hex(&data), "etag is the MD5 of the stored bytes");

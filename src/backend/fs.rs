@@ -8,70 +8,49 @@
 //! magic "BSOB" | format version u8 = 1 | MD5 of body [16] | header length u32 BE | JSON header | body
 //! ```
 //!
-//! where the JSON header holds the key, size, write time, user metadata and content headers (and
-//! the ETag of a completed multipart upload, which is not the body's MD5). The MD5 sits in the
+//! where the JSON header holds the key, size, write time, user metadata, content headers and tags
+//! (and the ETag of a completed multipart upload, which is not the body's MD5). The MD5 sits in the
 //! fixed part so it can be filled in after the body has streamed through. Multipart uploads in
 //! progress live under `root/<bucket>/.uploads/` (see `fs/multipart.rs`).
 //!
 //! Writes go to a hidden temp file (`.tmp-*`) in the bucket directory, are fsynced and then
 //! renamed over the target (or hard-linked for `If-None-Match: *`, which fails atomically if the
 //! target exists), followed by an fsync of the directory. A crash therefore leaves either the old
-//! or the new object, plus possibly a stray temp file that listings ignore.
+//! or the new object, plus possibly a stray temp file that listings ignore (see `fs/write.rs`).
+//! Changing an object's tags rewrites its file the same way. There is no region and no object lock.
 
 mod format;
 mod multipart;
+mod write;
 
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
-use futures::StreamExt as _;
-use md5::{Digest as _, Md5};
 use time::OffsetDateTime;
-use tokio::io::{AsyncSeekExt as _, AsyncWriteExt as _};
+use tokio::io::AsyncSeekExt as _;
 
-use self::format::{io_err, is_object_file_name, object_file_name, open_object, Parsed, StoredHeader};
+use self::format::{io_err, is_object_file_name, object_file_name, open_object, Parsed};
+use self::write::{source_md5, stream_into, temp_name, TempFile};
 use super::listing::{self, PageSpec};
 use super::{
-    Backend, BackendError, BucketInfo, ByteStream, CompletedPart, DeleteResult, GetOptions, GetResult, ListOptions,
-    ListPage, ListPartsOptions, ListUploadsOptions, ListVersionsOptions, ObjectHead, ObjectMeta, PartsPage, PutOptions,
-    PutResult, Result, UploadsPage, VersionEntry, VersionPage, Versioning,
+    Backend, BackendError, BucketInfo, ByteStream, CompletedPart, CreateBucketOptions, DeleteResult, GetOptions,
+    GetResult, ListOptions, ListPage, ListPartsOptions, ListUploadsOptions, ListVersionsOptions, LockState, ObjectHead,
+    ObjectMeta, PartsPage, PutOptions, PutResult, Result, UploadsPage, VersionEntry, VersionPage, Versioning,
 };
 
 const BUCKET_MARKER: &str = ".bucket";
 const READ_CHUNK: usize = 128 * 1024;
 const WRITE_BUFFER: usize = 256 * 1024;
 
-/// Per-process counter making temp file names unique alongside pid and time.
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
 /// Local-filesystem object storage without versioning. See the module docs for the layout.
 #[derive(Debug, Clone)]
 pub struct FsBackend {
     root: PathBuf,
-}
-
-/// Removes a temp file when dropped (error paths and cancelled futures) unless disarmed.
-struct TempFile {
-    path: PathBuf,
-    armed: bool,
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if self.armed {
-            // Best effort: a leftover temp file is invisible to listings and harmless.
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
-fn body_err(what: String) -> BackendError {
-    BackendError::InvalidRequest(what)
 }
 
 /// This backend has no versions; S3 calls the only version of an object "null".
@@ -87,53 +66,6 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| BackendError::Other { backend: "fs", message: format!("blocking task failed: {e}") })?
-}
-
-/// Copies exactly `len` bytes of `body` into `w` and flushes it, returning their MD5. A body that
-/// fails, or yields more or fewer than `len` bytes, is `InvalidRequest` (the caller's temp file is
-/// then discarded, so nothing partial becomes visible).
-async fn stream_into<W>(body: ByteStream, len: u64, w: &mut W) -> Result<[u8; 16]>
-where
-    W: tokio::io::AsyncWrite + Unpin,
-{
-    stream_hashing(body, len, w, Some(Md5::new())).await
-}
-
-/// [`stream_into`], hashing only when given a hasher (a copy already knows its body's MD5); returns the
-/// digest, or zeros without a hasher.
-async fn stream_hashing<W>(mut body: ByteStream, len: u64, w: &mut W, mut md5: Option<Md5>) -> Result<[u8; 16]>
-where
-    W: tokio::io::AsyncWrite + Unpin,
-{
-    let mut written = 0u64;
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| body_err(format!("body stream failed: {e}")))?;
-        written += chunk.len() as u64;
-        if written > len {
-            return Err(body_err(format!("body longer than its declared {len} bytes")));
-        }
-        if let Some(md5) = md5.as_mut() {
-            md5.update(&chunk);
-        }
-        w.write_all(&chunk).await.map_err(io_err)?;
-    }
-    if written != len {
-        return Err(body_err(format!("body ended after {written} of {len} bytes")));
-    }
-    w.flush().await.map_err(io_err)?;
-    Ok(md5.map(|m| m.finalize().into()).unwrap_or_default())
-}
-
-/// The body MD5 recorded in an object file's header (its ETag unless the header carries another).
-fn source_md5(parsed: &format::Parsed) -> Option<[u8; 16]> {
-    let mut out = [0u8; 16];
-    hex::decode_to_slice(&parsed.etag, &mut out).ok().map(|()| out)
-}
-
-/// A unique hidden temp file name (`.tmp-*`): pid, time and a counter.
-fn temp_name() -> String {
-    let unique = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!(".tmp-{}-{}-{unique}", std::process::id(), OffsetDateTime::now_utc().unix_timestamp_nanos())
 }
 
 /// Fsyncs a directory so a rename or unlink in it survives a crash.
@@ -181,76 +113,6 @@ impl FsBackend {
         }
     }
 
-    /// Streams `body` into a temp file and atomically puts it in place of `key`. See module docs.
-    /// `etag` replaces the body's MD5 as the object's ETag (completed multipart uploads).
-    #[allow(clippy::too_many_arguments)] // the two digest overrides are each used by one caller
-    async fn write_object(
-        &self,
-        bucket: &str,
-        key: &str,
-        body: ByteStream,
-        len: u64,
-        opts: PutOptions,
-        etag: Option<String>,
-        known_md5: Option<[u8; 16]>,
-    ) -> Result<PutResult> {
-        let dir = self.existing_bucket_dir(bucket).await?;
-        let target = dir.join(object_file_name(key));
-        let now = OffsetDateTime::now_utc();
-        let mut guard = TempFile { path: dir.join(temp_name()), armed: false };
-        let file =
-            tokio::fs::OpenOptions::new().write(true).create_new(true).open(&guard.path).await.map_err(io_err)?;
-        guard.armed = true;
-
-        let h = opts.headers;
-        let header = StoredHeader {
-            key: key.to_owned(),
-            size: len,
-            last_modified: now.unix_timestamp(),
-            metadata: opts.metadata,
-            content_type: h.content_type,
-            content_encoding: h.content_encoding,
-            content_disposition: h.content_disposition,
-            content_language: h.content_language,
-            cache_control: h.cache_control,
-            expires: h.expires,
-            etag: etag.clone(),
-        };
-        let prefix = format::encode_prefix(&header)?;
-        let mut w = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
-        w.write_all(&prefix).await.map_err(io_err)?;
-        // A copy's body is the source's, byte for byte: its MD5 is already known.
-        let digest = match known_md5 {
-            Some(md5) => {
-                stream_hashing(body, len, &mut w, None).await?;
-                md5
-            }
-            None => stream_into(body, len, &mut w).await?,
-        };
-        let mut file = w.into_inner();
-        file.seek(io::SeekFrom::Start(format::MD5_OFFSET)).await.map_err(io_err)?;
-        file.write_all(&digest).await.map_err(io_err)?;
-        file.sync_all().await.map_err(io_err)?;
-        drop(file);
-
-        if opts.if_none_match_any {
-            // hard_link refuses to replace an existing file, atomically: two racing conditional
-            // puts cannot both succeed. The guard then removes the temp name.
-            match tokio::fs::hard_link(&guard.path, &target).await {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(BackendError::PreconditionFailed),
-                Err(e) => return Err(io_err(e)),
-            }
-        } else {
-            tokio::fs::rename(&guard.path, &target).await.map_err(io_err)?;
-            guard.armed = false;
-        }
-        drop(guard);
-        sync_dir(&dir).await?;
-        let etag = etag.unwrap_or_else(|| hex::encode(digest));
-        Ok(PutResult { etag, version_id: None, last_modified: Some(whole_seconds(now)) })
-    }
-
     /// Reads every object header in a bucket, sorted by key. Bodies are not read.
     async fn scan(&self, bucket: &str) -> Result<Vec<(String, ObjectMeta)>> {
         let dir = self.existing_bucket_dir(bucket).await?;
@@ -279,10 +141,6 @@ impl FsBackend {
         })
         .await
     }
-}
-
-fn whole_seconds(t: OffsetDateTime) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp(t.unix_timestamp()).unwrap_or(t)
 }
 
 #[async_trait]
@@ -332,6 +190,16 @@ impl Backend for FsBackend {
         let created = OffsetDateTime::now_utc().unix_timestamp().to_string();
         tokio::fs::write(dir.join(BUCKET_MARKER), created).await.map_err(io_err)?;
         sync_dir(&self.root).await
+    }
+
+    /// The region and object lock are ignored: a directory has neither (config declares where the
+    /// root lives).
+    async fn create_bucket_with(&self, bucket: &str, _opts: CreateBucketOptions) -> Result<()> {
+        self.create_bucket(bucket).await
+    }
+
+    async fn bucket_region(&self, bucket: &str) -> Result<Option<String>> {
+        self.existing_bucket_dir(bucket).await.map(|_| None)
     }
 
     async fn head_bucket(&self, bucket: &str) -> Result<()> {
@@ -434,6 +302,28 @@ impl Backend for FsBackend {
             Err(e) => return Err(io_err(e)),
         }
         Ok(DeleteResult::default())
+    }
+
+    async fn get_tags(&self, bucket: &str, key: &str, version_id: Option<&str>) -> Result<BTreeMap<String, String>> {
+        check_version(version_id)?;
+        self.open(bucket, key).await.map(|(_, p)| p.header.tags)
+    }
+
+    /// Rewrites the object file (see `fs/write.rs`): costs a copy of the body.
+    async fn put_tags(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        check_version(version_id)?;
+        self.rewrite_tags(bucket, key, tags).await
+    }
+
+    /// Always unlocked: there is no object lock on a filesystem.
+    async fn lock_state(&self, bucket: &str, key: &str, version_id: Option<&str>) -> Result<LockState> {
+        self.head(bucket, key, version_id).await.map(|_| LockState::default())
     }
 
     /// Reads the small header of every object in the bucket per call (never bodies): fine for the

@@ -1,7 +1,10 @@
 //! An in-memory [`Backend`] test double with optional per-bucket versioning, so the core's
 //! versioning paths can be unit-tested without a server. Bodies are buffered whole: not for
 //! production use. Multipart uploads follow the same S3 rules as the filesystem backend
-//! (`multipart_rules.rs`), including the 5 MiB minimum for parts other than the last.
+//! (`multipart_rules.rs`), including the 5 MiB minimum for parts other than the last. Tags and
+//! S3 Object Lock (settable with [`MemoryBackend::set_lock`]) live in `memory/governance.rs`.
+
+mod governance;
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
@@ -15,9 +18,10 @@ use time::OffsetDateTime;
 use super::listing::{self, PageSpec};
 use super::multipart_rules::{self as rules, StoredPart};
 use super::{
-    Backend, BackendError, BucketInfo, ByteStream, CompletedPart, ContentHeaders, DeleteResult, GetOptions, GetResult,
-    ListOptions, ListPage, ListPartsOptions, ListUploadsOptions, ListVersionsOptions, ObjectHead, ObjectMeta, PartInfo,
-    PartsPage, PutOptions, PutResult, Result, UploadInfo, UploadsPage, VersionEntry, VersionPage, Versioning,
+    Backend, BackendError, BucketInfo, ByteStream, CompletedPart, ContentHeaders, CreateBucketOptions, DeleteResult,
+    GetOptions, GetResult, ListOptions, ListPage, ListPartsOptions, ListUploadsOptions, ListVersionsOptions, LockState,
+    ObjectHead, ObjectMeta, PartInfo, PartsPage, PutOptions, PutResult, Result, UploadInfo, UploadsPage, VersionEntry,
+    VersionPage, Versioning,
 };
 
 /// In-memory object storage. Cheap to create; all state is lost on drop.
@@ -46,6 +50,8 @@ struct State {
 struct Bucket {
     created: OffsetDateTime,
     versioning: Versioning,
+    /// Created with S3 Object Lock: versioning is on for good and versions can be locked.
+    object_lock: bool,
     /// Versions of each key, oldest first. `version_id: None` is S3's "null" version.
     objects: BTreeMap<String, Vec<Version>>,
     /// Multipart uploads in progress, by upload id. Dropped with the bucket, as S3 does.
@@ -74,6 +80,8 @@ struct Version {
     last_modified: OffsetDateTime,
     /// `None` for a delete marker.
     stored: Option<Stored>,
+    /// Object Lock state; only ever set in object-lock buckets.
+    lock: LockState,
 }
 
 #[derive(Debug, Clone)]
@@ -82,6 +90,7 @@ struct Stored {
     etag: String,
     metadata: BTreeMap<String, String>,
     headers: ContentHeaders,
+    tags: BTreeMap<String, String>,
 }
 
 impl Version {
@@ -132,13 +141,7 @@ impl MemoryBackend {
     fn find(&self, bucket: &str, key: &str, version_id: Option<&str>) -> Result<(ObjectHead, Bytes)> {
         let st = self.lock();
         let b = st.buckets.get(bucket).ok_or(BackendError::NoSuchBucket)?;
-        let versions = b.objects.get(key);
-        let v = match version_id {
-            None => versions.and_then(|vs| vs.last()).ok_or(BackendError::NoSuchKey)?,
-            Some(want) => {
-                versions.and_then(|vs| vs.iter().find(|v| v.matches(want))).ok_or(BackendError::NoSuchVersion)?
-            }
-        };
+        let v = governance::pick(b.objects.get(key), version_id)?;
         let head = v.head(key).ok_or(BackendError::NoSuchKey)?;
         let data = v.stored.as_ref().map(|s| s.data.clone()).unwrap_or_default();
         Ok((head, data))
@@ -210,8 +213,9 @@ fn store_locked(
             None
         }
     };
-    let stored = Stored { data, etag: etag.clone(), metadata: opts.metadata, headers: opts.headers };
-    versions.push(Version { version_id: version_id.clone(), last_modified: now, stored: Some(stored) });
+    let stored = Stored { data, etag: etag.clone(), metadata: opts.metadata, headers: opts.headers, tags: opts.tags };
+    let lock = LockState::default();
+    versions.push(Version { version_id: version_id.clone(), last_modified: now, stored: Some(stored), lock });
     Ok(PutResult { etag, version_id, last_modified: Some(now) })
 }
 
@@ -227,18 +231,29 @@ impl Backend for MemoryBackend {
     }
 
     async fn create_bucket(&self, bucket: &str) -> Result<()> {
+        self.create_bucket_with(bucket, CreateBucketOptions::default()).await
+    }
+
+    /// The region is ignored (memory has none); object lock is remembered and, as in S3, turns
+    /// versioning on for good.
+    async fn create_bucket_with(&self, bucket: &str, opts: CreateBucketOptions) -> Result<()> {
         let mut st = self.lock();
         if st.buckets.contains_key(bucket) {
             return Err(BackendError::BucketAlreadyExists);
         }
         let b = Bucket {
             created: OffsetDateTime::now_utc(),
-            versioning: Versioning::Unversioned,
+            versioning: if opts.object_lock { Versioning::Enabled } else { Versioning::Unversioned },
+            object_lock: opts.object_lock,
             objects: BTreeMap::new(),
             uploads: BTreeMap::new(),
         };
         st.buckets.insert(bucket.to_owned(), b);
         Ok(())
+    }
+
+    async fn bucket_region(&self, bucket: &str) -> Result<Option<String>> {
+        self.head_bucket(bucket).await.map(|()| None)
     }
 
     async fn head_bucket(&self, bucket: &str) -> Result<()> {
@@ -259,9 +274,13 @@ impl Backend for MemoryBackend {
         self.lock().buckets.get(bucket).map(|b| b.versioning).ok_or(BackendError::NoSuchBucket)
     }
 
+    /// Suspending versioning of an object-lock bucket is refused, as S3 does.
     async fn put_versioning(&self, bucket: &str, enabled: bool) -> Result<()> {
         let mut st = self.lock();
         let b = st.buckets.get_mut(bucket).ok_or(BackendError::NoSuchBucket)?;
+        if b.object_lock && !enabled {
+            return Err(BackendError::InvalidRequest("versioning cannot be suspended with object lock".into()));
+        }
         b.versioning = if enabled { Versioning::Enabled } else { Versioning::Suspended };
         Ok(())
     }
@@ -318,6 +337,9 @@ impl Backend for MemoryBackend {
         let versions = b.objects.entry(key.to_owned()).or_default();
         let result = match (version_id, versioning) {
             (Some(want), _) => match versions.iter().position(|v| v.matches(want)) {
+                Some(i) if versions.get(i).is_some_and(|v| v.lock.blocks_delete_at(OffsetDateTime::now_utc())) => {
+                    return Err(BackendError::ObjectLocked(format!("version {want} of {key} is locked")));
+                }
                 Some(i) => {
                     let removed = versions.remove(i);
                     DeleteResult { version_id: Some(want.to_owned()), delete_marker: removed.stored.is_none() }
@@ -334,7 +356,8 @@ impl Backend for MemoryBackend {
                     versions.retain(|v| v.version_id.is_some());
                 }
                 let now = OffsetDateTime::now_utc();
-                versions.push(Version { version_id: marker_id.clone(), last_modified: now, stored: None });
+                let lock = LockState::default();
+                versions.push(Version { version_id: marker_id.clone(), last_modified: now, stored: None, lock });
                 DeleteResult { version_id: marker_id, delete_marker: true }
             }
         };
@@ -342,6 +365,24 @@ impl Backend for MemoryBackend {
             b.objects.remove(key);
         }
         Ok(result)
+    }
+
+    async fn get_tags(&self, bucket: &str, key: &str, version_id: Option<&str>) -> Result<BTreeMap<String, String>> {
+        self.tags_of(bucket, key, version_id)
+    }
+
+    async fn put_tags(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        self.replace_tags(bucket, key, version_id, tags)
+    }
+
+    async fn lock_state(&self, bucket: &str, key: &str, version_id: Option<&str>) -> Result<LockState> {
+        self.lock_of(bucket, key, version_id)
     }
 
     async fn list(&self, bucket: &str, opts: ListOptions) -> Result<ListPage> {
@@ -530,28 +571,4 @@ impl Backend for MemoryBackend {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::backend::conformance::{self, Caps, MultipartCaps};
-
-    #[tokio::test]
-    async fn memory_passes_conformance() {
-        let b = MemoryBackend::new();
-        conformance::run_all(
-            &b,
-            "mem",
-            Caps {
-                versioning: true,
-                list_versions: true,
-                path_like_keys: true,
-                strict_buckets: true,
-                list_etags: true,
-                copy_source_if_match: true,
-                multipart: Some(MultipartCaps::S3),
-            },
-        )
-        .await;
-        conformance::unknown_uploads(&b, "mem-mpids").await;
-        assert!(b.list_buckets().await.unwrap().is_empty(), "the suite cleans up its buckets");
-    }
-}
+mod tests;

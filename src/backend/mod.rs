@@ -65,6 +65,11 @@ pub enum BackendError {
     /// The operation is not supported by this backend.
     #[error("not supported by this backend: {0}")]
     NotSupported(&'static str),
+    /// The version is protected by S3 Object Lock (a legal hold or an unexpired retention period),
+    /// so deleting it was refused. Only a delete that names a version reports this (S3 answers
+    /// `AccessDenied` there); the detail is the backend's wording, safe to log.
+    #[error("object is locked: {0}")]
+    ObjectLocked(String),
     /// The request was malformed from the backend's point of view (bad name, bad token).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
@@ -153,6 +158,43 @@ pub struct PutOptions {
     /// [`Backend::copy`] only: fail with `PreconditionFailed` unless the source's ETag (unquoted) is this
     /// one (S3's `x-amz-copy-source-if-match`), so a copy never pairs new bytes with old metadata.
     pub source_if_match: Option<String>,
+    /// Object tags the written object gets, replacing any it had: `put` stores them with the object
+    /// (atomically: the object never exists without them), `copy` replaces the source's (S3's
+    /// `TaggingDirective: REPLACE`; empty means no tags), `create_upload` gives them to the completed
+    /// object. S3 limits: at most 10 tags, keys ≤ 128 and values ≤ 256 characters of letters,
+    /// digits, spaces and `+ - = . _ : / @`; backends pass them on unchecked.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// The S3 Object Lock state of one object version, as [`Backend::lock_state`] reports it.
+/// `Default` is unlocked: no retention, no legal hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LockState {
+    /// Retention mode, `GOVERNANCE` or `COMPLIANCE` as the backend spells it; `None` without retention.
+    pub mode: Option<String>,
+    /// End of the retention period; the version cannot be deleted before it.
+    pub retain_until: Option<OffsetDateTime>,
+    /// A legal hold is on: the version cannot be deleted until it is released, whatever the retention.
+    pub legal_hold: bool,
+}
+
+impl LockState {
+    /// Whether this state forbids deleting the version at `now`: a legal hold, or a retention
+    /// period that has not ended (a retention ending exactly at `now` has ended).
+    pub fn blocks_delete_at(&self, now: OffsetDateTime) -> bool {
+        self.legal_hold || self.retain_until.is_some_and(|until| until > now)
+    }
+}
+
+/// Options for [`Backend::create_bucket_with`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CreateBucketOptions {
+    /// The region to create the bucket in (S3's `LocationConstraint`); `None` for the backend's own
+    /// region. Backends without regions (fs, memory) ignore it.
+    pub region: Option<String>,
+    /// Enable S3 Object Lock on the bucket (which S3 allows only at creation and which turns
+    /// versioning on). Backends without object lock ignore it.
+    pub object_lock: bool,
 }
 
 /// Outcome of a write.
@@ -323,7 +365,16 @@ pub trait Backend: Send + Sync + Debug + 'static {
     fn kind(&self) -> &'static str;
 
     async fn list_buckets(&self) -> Result<Vec<BucketInfo>>;
+    /// Creates a bucket in the backend's own region; `BucketAlreadyExists` if it exists.
     async fn create_bucket(&self, bucket: &str) -> Result<()>;
+    /// Creates a bucket as `opts` says (region, object lock); `BucketAlreadyExists` if it exists.
+    /// `create_bucket(b)` is `create_bucket_with(b, CreateBucketOptions::default())`.
+    async fn create_bucket_with(&self, bucket: &str, opts: CreateBucketOptions) -> Result<()>;
+    /// The bucket's region as the service itself reports it (S3: GetBucketLocation, where no
+    /// constraint means `us-east-1` and the legacy `EU` means `eu-west-1`), for checking that data
+    /// lives where config says. `Ok(None)` for backends with no region of their own (fs, memory:
+    /// config declares theirs). `NoSuchBucket` if the bucket does not exist.
+    async fn bucket_region(&self, bucket: &str) -> Result<Option<String>>;
     /// `Ok` if the bucket exists, `NoSuchBucket` otherwise.
     async fn head_bucket(&self, bucket: &str) -> Result<()>;
     async fn delete_bucket(&self, bucket: &str) -> Result<()>;
@@ -345,7 +396,26 @@ pub trait Backend: Send + Sync + Debug + 'static {
         key: &str,
         opts: PutOptions,
     ) -> Result<PutResult>;
+    /// Deletes an object (in a versioned bucket without `version_id`: adds a delete marker) or,
+    /// with `version_id`, that version for good. A missing key or version is not an error. A version
+    /// under a legal hold or an unexpired retention is refused with `ObjectLocked`.
     async fn delete(&self, bucket: &str, key: &str, version_id: Option<&str>) -> Result<DeleteResult>;
+    /// The tags of the object (the latest version, or `version_id`). `NoSuchKey` if the object does
+    /// not exist or its latest version is a delete marker, `NoSuchVersion` for an unknown version,
+    /// `NotSupported` where the backend has no tagging.
+    async fn get_tags(&self, bucket: &str, key: &str, version_id: Option<&str>) -> Result<BTreeMap<String, String>>;
+    /// Replaces the tags of the object (the latest version, or `version_id`) with `tags` (empty
+    /// removes them all), leaving its bytes, metadata and ETag alone. Errors as for `get_tags`.
+    async fn put_tags(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<()>;
+    /// The Object Lock state of the object (the latest version, or `version_id`); unlocked
+    /// ([`LockState::default`]) where the backend has no object lock. Errors as for `head`.
+    async fn lock_state(&self, bucket: &str, key: &str, version_id: Option<&str>) -> Result<LockState>;
     async fn list(&self, bucket: &str, opts: ListOptions) -> Result<ListPage>;
     /// Backends without versions list each current object as its only version (`version_id: None`).
     async fn list_versions(&self, bucket: &str, opts: ListVersionsOptions) -> Result<VersionPage>;
@@ -399,4 +469,23 @@ pub trait Backend: Send + Sync + Debug + 'static {
     async fn list_parts(&self, bucket: &str, key: &str, upload_id: &str, opts: ListPartsOptions) -> Result<PartsPage>;
     /// Uploads in progress in a bucket. `NotSupported` where the backend cannot list them.
     async fn list_uploads(&self, bucket: &str, opts: ListUploadsOptions) -> Result<UploadsPage>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LockState;
+    use time::macros::datetime;
+
+    #[test]
+    fn lock_state_blocks_deletes_while_held_or_retained() {
+        let now = datetime!(2026-11-24 12:00 UTC);
+        assert!(!LockState::default().blocks_delete_at(now), "unlocked");
+        assert!(LockState { legal_hold: true, ..Default::default() }.blocks_delete_at(now), "legal hold");
+        let until = |t| LockState { mode: Some("GOVERNANCE".into()), retain_until: Some(t), legal_hold: false };
+        assert!(until(datetime!(2026-11-24 12:00:01 UTC)).blocks_delete_at(now), "retention not yet over");
+        assert!(!until(now).blocks_delete_at(now), "retention ending now is over");
+        assert!(!until(datetime!(2026-01-01 0:00 UTC)).blocks_delete_at(now), "retention over");
+        let both = LockState { legal_hold: true, ..until(datetime!(2026-01-01 0:00 UTC)) };
+        assert!(both.blocks_delete_at(now), "a hold outlasts the retention");
+    }
 }

@@ -2,14 +2,17 @@
 //!
 //! Bodies stream both ways and are never buffered whole. Every SDK error is converted in one
 //! place, [`map_err`]. Version id `"null"` (S3's name for "no version") is reported as `None`.
+//! Bucket regions, tags and Object Lock state: `s3/governance.rs`.
 
 mod blank_key;
 mod body;
 mod compat;
 #[macro_use]
 mod convert;
+mod governance;
 mod multipart;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -22,21 +25,18 @@ use aws_sdk_s3::config::{
     StalledStreamProtectionConfig,
 };
 use aws_sdk_s3::primitives::DateTime;
-use aws_sdk_s3::types::{
-    BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration, MetadataDirective,
-    VersioningConfiguration,
-};
+use aws_sdk_s3::types::{BucketVersioningStatus, MetadataDirective, TaggingDirective, VersioningConfiguration};
 
 use self::blank_key::{wire_key, BlankKeyPath};
 use self::body::{body_failed, download, upload_body};
 use self::convert::{
-    encode_copy_source, etag, map_err, metadata, parse_content_range, parse_expires, size, to_time,
+    encode_copy_source, encode_tagging, etag, map_err, metadata, parse_content_range, parse_expires, size, to_time,
     unparsed_versioning, version,
 };
 use super::{
-    Backend, BackendError, BucketInfo, ByteStream, CompletedPart, DeleteResult, GetOptions, GetResult, ListOptions,
-    ListPage, ListPartsOptions, ListUploadsOptions, ListVersionsOptions, ObjectHead, ObjectMeta, PartsPage, PutOptions,
-    PutResult, Result, UploadsPage, VersionEntry, VersionPage, Versioning,
+    Backend, BackendError, BucketInfo, ByteStream, CompletedPart, CreateBucketOptions, DeleteResult, GetOptions,
+    GetResult, ListOptions, ListPage, ListPartsOptions, ListUploadsOptions, ListVersionsOptions, LockState, ObjectHead,
+    ObjectMeta, PartsPage, PutOptions, PutResult, Result, UploadsPage, VersionEntry, VersionPage, Versioning,
 };
 
 /// How to reach and sign for one S3-compatible service.
@@ -136,24 +136,18 @@ impl Backend for S3Backend {
             .collect())
     }
 
-    /// In us-east-1, S3 (and moto) answer 200 to re-creating a bucket we own, so existence is checked
-    /// first there; two racing creates can then both succeed, which is harmless.
     async fn create_bucket(&self, bucket: &str) -> Result<()> {
-        let mut req = self.client.create_bucket().bucket(bucket);
-        if self.region == "us-east-1" {
-            match self.head_bucket(bucket).await {
-                Ok(()) => return Err(BackendError::BucketAlreadyExists),
-                Err(BackendError::NoSuchBucket) => {}
-                Err(e) => return Err(e),
-            }
-        } else {
-            // us-east-1 is the one region that must not be named as a location constraint.
-            let loc = BucketLocationConstraint::from(self.region.as_str());
-            req =
-                req.create_bucket_configuration(CreateBucketConfiguration::builder().location_constraint(loc).build());
-        }
-        req.send().await.map_err(|e| map_err(e, BackendError::NoSuchBucket))?;
-        Ok(())
+        self.create_bucket_with(bucket, CreateBucketOptions::default()).await
+    }
+
+    /// See `governance::create_bucket` for us-east-1's quirk.
+    async fn create_bucket_with(&self, bucket: &str, opts: CreateBucketOptions) -> Result<()> {
+        let region = opts.region.as_deref().unwrap_or(&self.region);
+        governance::create_bucket(&self.client, bucket, region, opts.object_lock).await
+    }
+
+    async fn bucket_region(&self, bucket: &str) -> Result<Option<String>> {
+        governance::bucket_region(&self.client, bucket).await
     }
 
     async fn head_bucket(&self, bucket: &str) -> Result<()> {
@@ -278,6 +272,7 @@ impl Backend for S3Backend {
             .set_content_language(h.content_language)
             .set_cache_control(h.cache_control)
             .set_expires(parse_expires(h.expires.as_deref())?)
+            .set_tagging(encode_tagging(&opts.tags))
             .set_if_none_match(opts.if_none_match_any.then(|| "*".to_owned()))
             .send()
             .await;
@@ -316,6 +311,9 @@ impl Backend for S3Backend {
             .set_content_language(h.content_language)
             .set_cache_control(h.cache_control)
             .set_expires(parse_expires(h.expires.as_deref())?)
+            // REPLACE with no tagging header leaves the copy untagged, as `PutOptions::tags` promises.
+            .tagging_directive(TaggingDirective::Replace)
+            .set_tagging(encode_tagging(&opts.tags))
             .set_if_none_match(opts.if_none_match_any.then(|| "*".to_owned()))
             .set_copy_source_if_match(opts.source_if_match.map(|e| format!("\"{e}\"")))
             .send()
@@ -338,8 +336,30 @@ impl Backend for S3Backend {
             .set_version_id(version_id.map(str::to_owned))
             .send()
             .await
-            .map_err(|e| map_err(e, BackendError::NoSuchBucket))?;
+            .map_err(|e| map_err(e, BackendError::NoSuchBucket))
+            .map_err(|e| match version_id {
+                Some(v) => governance::locked_version(e, key, v),
+                None => e,
+            })?;
         Ok(DeleteResult { version_id: version(out.version_id()), delete_marker: out.delete_marker().unwrap_or(false) })
+    }
+
+    async fn get_tags(&self, bucket: &str, key: &str, version_id: Option<&str>) -> Result<BTreeMap<String, String>> {
+        governance::get_tags(&self.client, bucket, key, version_id).await
+    }
+
+    async fn put_tags(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        governance::put_tags(&self.client, bucket, key, version_id, tags).await
+    }
+
+    async fn lock_state(&self, bucket: &str, key: &str, version_id: Option<&str>) -> Result<LockState> {
+        governance::lock_state(&self.client, bucket, key, version_id).await
     }
 
     async fn list(&self, bucket: &str, opts: ListOptions) -> Result<ListPage> {

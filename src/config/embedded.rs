@@ -7,7 +7,9 @@
 //! - `BLOBSEAL_MASTER_KEY` (base64 of 32 bytes): the key the local keyring is encrypted under. Without
 //!   it the master key is `<data>/master.key`, generated once (fine for trying blobseal out; in
 //!   production give it from a secret store, so a copy of the data dir alone opens nothing);
-//! - `BLOBSEAL_KEY_CACHE_TTL` (seconds, default 60): the key cache TTL.
+//! - `BLOBSEAL_KEY_CACHE_TTL` (seconds, default 60): the key cache TTL;
+//! - `BLOBSEAL_REGION`: where the data dir is (a region name such as `eu-central-1`), declared for
+//!   residency reports; the embedded default's tenant has no residency restriction.
 //!
 //! Keys: a local keyring `<data>/keyring.json`, the key store in the fs backend's bucket
 //! `blobseal-keys`, and the `x-amz-meta-data-subject` header naming an object's data subject.
@@ -24,8 +26,11 @@ use super::private_file::{create_private_dir, ensure_private, write_private_atom
 use super::validate::DEFAULT_LISTEN;
 use super::{
     AccessKey, BackendKind, BackendSettings, ConfigError, DataSubjectRule, KeyCacheSettings, KeyProviderEntry,
-    KeyProviderSettings, KeyStoreSettings, MasterKeySource, Secret, Settings, TenantSettings, DEFAULT_KEY_STORE_BUCKET,
+    KeyProviderSettings, KeyStoreSettings, MasterKeySource, ResidencySettings, Secret, Settings, SweeperSettings,
+    TenantSettings, DEFAULT_KEY_STORE_BUCKET,
 };
+use crate::core::policy::residency::ResidencyPolicy;
+use crate::core::policy::retention::RetentionPolicy;
 
 /// Name of the single tenant of the embedded default.
 pub const DEFAULT_TENANT: &str = "default";
@@ -110,17 +115,26 @@ pub fn embedded(env: &dyn Fn(&str) -> Option<String>) -> Result<(Settings, Optio
                 bucket: DEFAULT_KEY_STORE_BUCKET.to_owned(),
             },
             data_subjects: vec![DataSubjectRule::Metadata("data-subject".to_owned())],
+            residency: ResidencyPolicy { tenant: DEFAULT_TENANT.to_owned(), allow: Vec::new() },
+            backups: Vec::new(),
+            retention: RetentionPolicy::default(),
         }],
         backends: vec![BackendSettings {
             name: DEFAULT_BACKEND.to_owned(),
-            kind: BackendKind::Fs { root: data.join("objects") },
+            kind: BackendKind::Fs { root: data.join("objects"), region: var("BLOBSEAL_REGION") },
         }],
         buckets: Vec::new(),
         key_providers: vec![KeyProviderEntry {
             name: DEFAULT_TENANT.to_owned(),
-            settings: KeyProviderSettings::Local { keyring: data.join("keyring.json"), master_key },
+            settings: KeyProviderSettings::Local {
+                keyring: data.join("keyring.json"),
+                master_key,
+                region: var("BLOBSEAL_REGION"),
+            },
         }],
         key_cache,
+        residency: ResidencySettings::default(),
+        sweeper: SweeperSettings::default(),
         source: format!("embedded default (data dir {})", data.display()),
     };
     Ok((settings, generated))
@@ -223,9 +237,9 @@ mod tests {
         assert_eq!(s.tenants[0].name, "default");
         assert_eq!(s.tenants[0].bucket_prefix, "");
         assert_eq!(s.tenants[0].access_keys[0].id, gen.access_key_id);
-        assert!(matches!(&s.backends[0].kind, BackendKind::Fs { root } if *root == data.join("objects")));
+        assert!(matches!(&s.backends[0].kind, BackendKind::Fs { root, .. } if *root == data.join("objects")));
         assert!(matches!(&s.key_providers[0].settings,
-            KeyProviderSettings::Local { keyring, master_key: MasterKeySource::File(m) }
+            KeyProviderSettings::Local { keyring, master_key: MasterKeySource::File(m), .. }
                 if *keyring == data.join("keyring.json") && *m == data.join("master.key")));
         assert_eq!(s.tenants[0].key_store.bucket, "blobseal-keys");
         assert_eq!(s.tenants[0].data_subjects, vec![DataSubjectRule::Metadata("data-subject".into())]);

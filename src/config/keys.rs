@@ -75,7 +75,7 @@ fn provider(cx: &mut Ctx<'_>, raw: &Spanned<RawKeyProvider>, named: bool) -> Opt
         ("master_key_env", &["local"], p.master_key_env.as_ref().map(|s| s.referenced)),
         ("master_key_file", &["local"], p.master_key_file.as_ref().map(|s| s.referenced)),
         ("endpoint", &["aws-kms"], p.endpoint.as_ref().map(|s| s.referenced)),
-        ("region", &["aws-kms"], p.region.as_ref().map(|s| s.referenced)),
+        ("region", &["local", "aws-kms", "pkcs11"], p.region.as_ref().map(|s| s.referenced)),
         ("credentials", &["aws-kms"], p.credentials.as_ref().map(|s| s.referenced)),
         ("deletion_window_days", &["aws-kms"], p.deletion_window_days.as_ref().map(|s| s.referenced)),
         ("module", &["pkcs11"], p.module.as_ref().map(|s| s.referenced)),
@@ -138,7 +138,8 @@ fn local(cx: &mut Ctx<'_>, raw: &Spanned<RawKeyProvider>) -> Option<KeyProviderS
             None
         }
     };
-    Some(KeyProviderSettings::Local { keyring: PathBuf::from(keyring?), master_key: master_key? })
+    let region = declared_region(cx, p.region.as_ref());
+    Some(KeyProviderSettings::Local { keyring: PathBuf::from(keyring?), master_key: master_key?, region: region? })
 }
 
 fn aws_kms(cx: &mut Ctx<'_>, raw: &Spanned<RawKeyProvider>) -> Option<KeyProviderSettings> {
@@ -181,7 +182,21 @@ fn pkcs11(cx: &mut Ctx<'_>, raw: &Spanned<RawKeyProvider>) -> Option<KeyProvider
     let token_label = required(cx, raw, p.token_label.as_ref(), "`token_label:`")
         .and_then(|t| cx.checked(t, "token_label", |v| !v.is_empty() && v.len() <= 32, "1 to 32 characters"));
     let pin = secret(cx, raw.referenced, (p.pin_env.as_ref(), "pin_env"), (p.pin_file.as_ref(), "pin_file"));
-    Some(KeyProviderSettings::Pkcs11 { module: PathBuf::from(module?), token_label: token_label?, pin: pin? })
+    let region = declared_region(cx, p.region.as_ref());
+    Some(KeyProviderSettings::Pkcs11 {
+        module: PathBuf::from(module?),
+        token_label: token_label?,
+        pin: pin?,
+        region: region?,
+    })
+}
+
+/// An optional declared `region:` (where a keyring file or an HSM is), for residency.
+fn declared_region(cx: &mut Ctx<'_>, raw: Option<&Str>) -> Option<Option<String>> {
+    match raw {
+        None => Some(None),
+        Some(s) => cx.checked(s, "region", is_region, "expected lowercase letters, digits and '-'").map(Some),
+    }
 }
 
 /// `key_cache:`; defaults when absent.

@@ -12,6 +12,7 @@ pub mod embedded;
 mod interpolate;
 mod keys;
 mod names;
+mod policy;
 pub mod private_file;
 mod secret;
 mod validate;
@@ -24,6 +25,10 @@ use std::path::{Path, PathBuf};
 pub use embedded::{embedded, GeneratedCredentials};
 pub use interpolate::{interpolate, InterpolateError};
 pub use secret::Secret;
+
+use crate::core::policy::residency::{RegionTable, ResidencyPolicy};
+use crate::core::policy::retention::RetentionPolicy;
+pub use crate::core::tenant::BackupTarget;
 
 /// Everything blobseal needs to start. Plain data: no handles, no I/O.
 #[derive(Clone, Debug)]
@@ -43,6 +48,10 @@ pub struct Settings {
     pub key_providers: Vec<KeyProviderEntry>,
     /// How long and how many unwrapped lifetime keys each process keeps.
     pub key_cache: KeyCacheSettings,
+    /// The region table (built in + `residency.regions`) and the drift check.
+    pub residency: ResidencySettings,
+    /// The in-process retention sweeper.
+    pub sweeper: SweeperSettings,
     /// Where the config came from (a path, or "embedded default") for log lines.
     pub source: String,
 }
@@ -65,6 +74,35 @@ pub struct TenantSettings {
     pub key_store: KeyStoreSettings,
     /// How an object names its data subject (first match wins); empty: no per-subject keys.
     pub data_subjects: Vec<DataSubjectRule>,
+    /// Where this tenant's data, backups and keys may be (unrestricted if `allow` is empty).
+    pub residency: ResidencyPolicy,
+    /// Buckets that hold a copy of every object the tenant writes (`<client bucket>/<key>` in them).
+    pub backups: Vec<BackupTarget>,
+    /// How long the tenant's objects are kept.
+    pub retention: RetentionPolicy,
+}
+
+/// The residency table and the drift check.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ResidencySettings {
+    pub table: RegionTable,
+    /// How often running servers re-check every S3 backend bucket's real region; `None`: only at start.
+    pub drift_check: Option<std::time::Duration>,
+}
+
+/// The in-process sweeper.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SweeperSettings {
+    /// `None`: no in-process sweeps (run `blobseal sweep` from a scheduler instead).
+    pub interval: Option<std::time::Duration>,
+    /// Upper bound on deletions per second per sweeper.
+    pub max_deletes_per_second: u32,
+}
+
+impl Default for SweeperSettings {
+    fn default() -> Self {
+        Self { interval: None, max_deletes_per_second: 50 }
+    }
 }
 
 /// A bucket on a backend holding a tenant's key store (never visible to clients).
@@ -137,8 +175,9 @@ pub struct BackendSettings {
 /// The kinds of backend blobseal can store to.
 #[derive(Clone, Debug)]
 pub enum BackendKind {
-    /// A local directory (relative paths are relative to the working directory).
-    Fs { root: PathBuf },
+    /// A local directory (relative paths are relative to the working directory); `region` declares
+    /// where the disk is, for residency.
+    Fs { root: PathBuf, region: Option<String> },
     /// An S3-compatible service.
     S3 {
         /// `http(s)://host[:port]`; `None` means AWS's regional endpoint.
@@ -149,6 +188,16 @@ pub enum BackendKind {
         /// Path-style (`endpoint/bucket/key`) instead of virtual-host-style requests.
         force_path_style: bool,
     },
+}
+
+impl BackendSettings {
+    /// Where the backend keeps data: an S3 backend's region, an fs backend's declared region.
+    pub fn region(&self) -> Option<&str> {
+        match &self.kind {
+            BackendKind::Fs { region, .. } => region.as_deref(),
+            BackendKind::S3 { region, .. } => Some(region),
+        }
+    }
 }
 
 impl BackendKind {
@@ -175,7 +224,7 @@ pub struct BucketRoute {
 #[derive(Clone, Debug)]
 pub enum KeyProviderSettings {
     /// A keyring file on local disk (mode 0600), encrypted under a master key; see `core::keys::local`.
-    Local { keyring: PathBuf, master_key: MasterKeySource },
+    Local { keyring: PathBuf, master_key: MasterKeySource, region: Option<String> },
     /// AWS KMS (or a compatible endpoint): one KMS key per root generation.
     AwsKms {
         endpoint: Option<String>,
@@ -186,7 +235,7 @@ pub enum KeyProviderSettings {
         deletion_window_days: u32,
     },
     /// A PKCS#11 token (an HSM, or SoftHSM2): one AES key object per root generation.
-    Pkcs11 { module: PathBuf, token_label: String, pin: Secret },
+    Pkcs11 { module: PathBuf, token_label: String, pin: Secret, region: Option<String> },
 }
 
 impl KeyProviderSettings {
@@ -199,10 +248,18 @@ impl KeyProviderSettings {
         }
     }
 
+    /// Where the provider keeps the root keys (KMS region; the declared `region:` of a keyring or HSM).
+    pub fn region(&self) -> Option<&str> {
+        match self {
+            KeyProviderSettings::Local { region, .. } | KeyProviderSettings::Pkcs11 { region, .. } => region.as_deref(),
+            KeyProviderSettings::AwsKms { region, .. } => Some(region),
+        }
+    }
+
     /// One line for summaries; never a secret.
     pub fn describe(&self) -> String {
         match self {
-            KeyProviderSettings::Local { keyring, master_key } => {
+            KeyProviderSettings::Local { keyring, master_key, .. } => {
                 let master = match master_key {
                     MasterKeySource::Value(_) => "from the environment".to_owned(),
                     MasterKeySource::File(p) => format!("in {}", p.display()),
@@ -283,7 +340,72 @@ pub fn parse_str(text: &str, file: &str, env: &dyn Fn(&str) -> Option<String>) -
 
 impl Settings {
     /// A short human summary for `check-config` and the start-up log. Never contains secrets.
+    ///
+    /// Besides the plain settings it prints each tenant's effective policy: its residency rule with every
+    /// place its data, backups and keys can be (region, country, jurisdictions, and whether the rule allows
+    /// it), its retention rules in match order, and its backup targets; and, globally, the drift check and
+    /// sweeper schedule. This is the record of "what blobseal was told to do" an operator keeps.
     pub fn summary(&self) -> String {
+        use crate::core::policy::regions::jurisdictions_of;
+        use crate::core::policy::retention::{ClientOverride, Pattern, RetentionRule};
+
+        // One place a tenant's data or keys can be, as `what in REGION (CC: EU, EEA): ok`.
+        fn place(table: &RegionTable, policy: &ResidencyPolicy, what: &str, region: Option<&str>) -> String {
+            let located = match region {
+                None => format!("{what}: region not declared"),
+                Some(r) => match table.country_of(r) {
+                    None => format!("{what} in {r} (not in the residency table)"),
+                    Some(c) => {
+                        let js: Vec<&str> = jurisdictions_of(&c).iter().map(|j| j.as_str()).collect();
+                        let js = if js.is_empty() { "no jurisdiction".to_owned() } else { js.join(", ") };
+                        format!("{what} in {r} ({c}: {js})")
+                    }
+                },
+            };
+            // Settings only exist once the static check passed, so a refusal here means the summary and
+            // the check disagree: print it rather than hide it.
+            match policy.check(table, what, region) {
+                Ok(()) => format!("{located}: ok"),
+                Err(_) => format!("{located}: REFUSED"),
+            }
+        }
+        // `prefix: calls/` is stored as the glob `calls/**`; show it the way it was most likely written.
+        fn key_text(p: &Pattern) -> String {
+            let glob = p.as_str();
+            match glob.strip_suffix("**") {
+                Some(prefix) if prefix.ends_with('/') && !prefix.contains(['*', '?', '[', '{', '\\']) => {
+                    format!("prefix {prefix}")
+                }
+                _ => format!("key {glob}"),
+            }
+        }
+        fn pairs(what: &str, map: &std::collections::BTreeMap<String, String>) -> Option<String> {
+            let kv: Vec<String> = map.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            (!kv.is_empty()).then(|| format!("{what} {}", kv.join(" ")))
+        }
+        fn overrides(o: ClientOverride) -> &'static str {
+            match o {
+                ClientOverride::Never => "",
+                ClientOverride::Shorten => ", client may shorten",
+                ClientOverride::Extend => ", client may extend",
+                ClientOverride::Any => ", client may change",
+            }
+        }
+        fn rule_text(r: &RetentionRule) -> String {
+            let conditions: Vec<String> = [
+                r.bucket.as_ref().map(|b| format!("bucket {}", b.as_str())),
+                r.key.as_ref().map(key_text),
+                r.content_type.as_ref().map(|c| format!("content type {}", c.as_str())),
+                pairs("metadata", &r.metadata),
+                pairs("tags", &r.tags),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            let conditions = if conditions.is_empty() { "any object".to_owned() } else { conditions.join(", ") };
+            format!("{} ({conditions}) {}{}", r.name, r.keep, overrides(r.client_override))
+        }
+
         let mut out = format!("config: {}\nlisten: {}\n", self.source, self.listen);
         if let Some(domain) = &self.virtual_host_domain {
             out.push_str(&format!("virtual hosts: <bucket>.{domain}\n"));
@@ -297,10 +419,29 @@ impl Settings {
             self.key_cache.ttl.as_secs(),
             self.key_cache.max_entries
         ));
+        out.push_str(&match self.residency.drift_check {
+            Some(every) => format!("residency: drift check every {} s\n", every.as_secs()),
+            None => "residency: drift check only at start\n".to_owned(),
+        });
+        out.push_str(&match self.sweeper.interval {
+            Some(every) => format!(
+                "sweeper: every {} s, at most {} deletions/s\n",
+                every.as_secs(),
+                self.sweeper.max_deletes_per_second
+            ),
+            None => format!(
+                "sweeper: not scheduled in process (run `blobseal sweep`), at most {} deletions/s\n",
+                self.sweeper.max_deletes_per_second
+            ),
+        });
         out.push_str(&format!("backends ({}):\n", self.backends.len()));
         for b in &self.backends {
             let detail = match &b.kind {
-                BackendKind::Fs { root } => format!("fs at {}", root.display()),
+                BackendKind::Fs { root, region } => format!(
+                    "fs at {}{}",
+                    root.display(),
+                    region.as_deref().map(|r| format!(", region {r}")).unwrap_or_default()
+                ),
                 BackendKind::S3 { endpoint, region, access_key_id, force_path_style, .. } => format!(
                     "s3 region {region}, endpoint {}, key id {access_key_id}{}",
                     endpoint.as_deref().unwrap_or("(AWS default)"),
@@ -309,6 +450,7 @@ impl Settings {
             };
             out.push_str(&format!("  {}: {detail}\n", b.name));
         }
+        let backend_region = |name: &str| self.backends.iter().find(|b| b.name == name).and_then(|b| b.region());
         out.push_str(&format!("tenants ({}):\n", self.tenants.len()));
         for t in &self.tenants {
             let ids: Vec<&str> = t.access_keys.iter().map(|k| k.id.as_str()).collect();
@@ -333,6 +475,40 @@ impl Settings {
                 t.key_store.backend,
                 t.key_store.bucket,
                 if subjects.is_empty() { "none".to_owned() } else { subjects.join(", ") }
+            ));
+            let allow: Vec<String> = t.residency.allow.iter().map(ToString::to_string).collect();
+            out.push_str(&if allow.is_empty() {
+                "    residency: unrestricted\n".to_owned()
+            } else {
+                format!("    residency: allow [{}]\n", allow.join(", "))
+            });
+            // The same places, named the same way, as the static check at start-up.
+            let mut places =
+                vec![(format!("default backend {}", t.default_backend), backend_region(&t.default_backend))];
+            for r in self.buckets.iter().filter(|r| r.tenant == t.name) {
+                places.push((format!("backend {} (bucket {})", r.backend, r.bucket), backend_region(&r.backend)));
+            }
+            places.push((format!("key store backend {}", t.key_store.backend), backend_region(&t.key_store.backend)));
+            let provider_region =
+                self.key_providers.iter().find(|p| p.name == t.key_provider).and_then(|p| p.settings.region());
+            places.push((format!("key provider {}", t.key_provider), provider_region));
+            for b in &t.backups {
+                places.push((format!("backup target {}/{}", b.backend, b.bucket), backend_region(&b.backend)));
+            }
+            for (what, region) in &places {
+                out.push_str(&format!("      {}\n", place(&self.residency.table, &t.residency, what, *region)));
+            }
+            let rules: Vec<String> = t.retention.rules.iter().map(rule_text).collect();
+            out.push_str(&format!(
+                "    retention: default {}{}; rules: {}\n",
+                t.retention.default,
+                overrides(t.retention.default_override),
+                if rules.is_empty() { "none".to_owned() } else { rules.join("; ") }
+            ));
+            let backups: Vec<String> = t.backups.iter().map(|b| format!("{}/{}", b.backend, b.bucket)).collect();
+            out.push_str(&format!(
+                "    backups: {}\n",
+                if backups.is_empty() { "none".to_owned() } else { backups.join(", ") }
             ));
         }
         out.push_str(&format!("bucket routes ({}):\n", self.buckets.len()));

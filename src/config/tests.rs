@@ -98,7 +98,7 @@ fn good_config_validates() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(&s.backends[1].kind, BackendKind::Fs { root } if root.to_str() == Some("./data/objects")));
+    assert!(matches!(&s.backends[1].kind, BackendKind::Fs { root, .. } if root.to_str() == Some("./data/objects")));
     assert_eq!(s.tenants[0].access_keys[0].secret.expose(), "acme-secret-value");
     assert_eq!(s.tenants[1].bucket_prefix, "globex-");
     assert_eq!(
@@ -146,7 +146,7 @@ fn key_provider_errors() {
         "NOPE (master_key_env) is not set",
     );
     one_error(
-        &edit(3, "key_provider: { kind: local, keyring: k, master_key_env: MASTER, region: x }"),
+        &edit(3, "key_provider: { kind: local, keyring: k, master_key_env: MASTER, module: /m.so }"),
         "3:74",
         "only valid",
     );
@@ -221,7 +221,9 @@ fn backend_errors() {
     one_error(&edit(8, "    region: EU"), "8:13", "invalid region");
     one_error(&edit(7, "    endpoint: ftp://x"), "7:15", "invalid endpoint");
     one_error(&edit(15, ""), "13:5", "fs backend needs `path");
-    one_error(&edit(15, "    path: x\n    region: us-east-1"), "16:13", "only valid for s3");
+    one_error(&edit(15, "    path: x\n    force_path_style: true"), "16:23", "only valid for s3");
+    // An fs backend may declare its region (for residency); it must be a region name.
+    one_error(&edit(15, "    path: x\n    region: Frankfurt"), "16:13", "invalid region");
     one_error(&edit(7, "    path: y\n    endpoint: http://127.0.0.1:5000"), "7:11", "only valid for fs");
     let errs = errors(&edit(13, "  - name: eu-store"));
     assert!(errs[0].starts_with("c.yaml:13:11: duplicate backend name \"eu-store\" (first at line 5)"), "{errs:#?}");

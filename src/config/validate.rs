@@ -16,10 +16,12 @@ use super::keys::{self as key_cfg, VTenantKeys};
 use super::names::{
     is_bucket, is_domain, is_endpoint, is_key_id, is_name, is_prefix, is_region, BUCKET_RULE, NAME_RULE, PREFIX_RULE,
 };
+use super::policy::{self as policy_cfg, VTenantPolicy};
 use super::yaml::{sanitize, RawBackend, RawConfig, RawCredentials, RawRoute, RawTenant, Str};
 use super::{
     AccessKey, BackendKind, BackendSettings, BucketRoute, ConfigError, Diagnostic, Secret, Settings, TenantSettings,
 };
+use crate::core::policy::residency::ResidencyPolicy;
 
 /// Listen address when the file has no `listen:`.
 pub(super) const DEFAULT_LISTEN: &str = "127.0.0.1:9000";
@@ -85,6 +87,8 @@ pub(super) struct VTenant {
     pub keys_cfg: VTenantKeys,
     /// The resolved key provider name (set by `keys::resolve`).
     pub key_provider: Option<String>,
+    /// Residency, backups, retention as written.
+    pub policy: VTenantPolicy,
 }
 
 /// A route as far as it validated; `backend_bucket` is resolved later (it may need the prefix).
@@ -122,6 +126,8 @@ pub(super) fn validate(
     let doc_start = raw.backends.referenced;
     let providers = key_cfg::providers(&mut cx, raw.key_provider.as_ref(), raw.key_providers.as_ref(), doc_start);
     let key_cache = key_cfg::cache(&mut cx, raw.key_cache.as_ref());
+    let residency = policy_cfg::residency(&mut cx, raw.residency.as_ref());
+    let sweeper = policy_cfg::sweeper(&mut cx, raw.sweeper.as_ref());
 
     if raw.backends.value.is_empty() {
         cx.error(raw.backends.referenced, "at least one backend is required");
@@ -134,6 +140,9 @@ pub(super) fn validate(
     key_cfg::resolve(&mut cx, &providers, &backends, &mut tenants);
     let routes: Vec<VRoute> = raw.buckets.iter().filter_map(|r| route(&mut cx, r)).collect();
     let buckets = cross::check(&mut cx, &backends, &tenants, &routes);
+    let key_providers = key_cfg::into_entries(providers);
+    policy_cfg::check_backup_backends(&mut cx, &tenants, &backends);
+    policy_cfg::check_static(&mut cx, &residency.table, &tenants, &backends, &key_providers, &routes);
 
     let mut diags = cx.diags;
     match (listen, domain, key_cache) {
@@ -143,8 +152,10 @@ pub(super) fn validate(
             tenants: tenants.into_iter().map(into_tenant).collect(),
             backends: backends.into_iter().filter_map(|b| b.settings).collect(),
             buckets,
-            key_providers: key_cfg::into_entries(providers),
+            key_providers,
             key_cache,
+            residency,
+            sweeper,
             source: file.to_owned(),
         }),
         _ => {
@@ -156,6 +167,8 @@ pub(super) fn validate(
 
 fn into_tenant(t: VTenant) -> TenantSettings {
     let key_store = key_cfg::key_store(&t);
+    let residency =
+        ResidencyPolicy { tenant: t.name.clone(), allow: t.policy.residency.map(|(a, _)| a).unwrap_or_default() };
     TenantSettings {
         name: t.name,
         access_keys: t.keys.into_iter().map(|(k, _)| k).collect(),
@@ -164,6 +177,9 @@ fn into_tenant(t: VTenant) -> TenantSettings {
         key_provider: t.key_provider.unwrap_or_default(),
         key_store,
         data_subjects: t.keys_cfg.data_subjects,
+        residency,
+        backups: t.policy.backups.into_iter().map(|(b, _)| b).collect(),
+        retention: t.policy.retention,
     }
 }
 
@@ -190,7 +206,6 @@ fn fs_backend(cx: &mut Ctx<'_>, raw: &Spanned<RawBackend>) -> Option<BackendKind
     let b = &raw.value;
     let stray = [
         ("endpoint", b.endpoint.as_ref().map(|s| s.referenced)),
-        ("region", b.region.as_ref().map(|s| s.referenced)),
         ("force_path_style", b.force_path_style.as_ref().map(|s| s.referenced)),
         ("credentials", b.credentials.as_ref().map(|s| s.referenced)),
     ];
@@ -206,7 +221,13 @@ fn fs_backend(cx: &mut Ctx<'_>, raw: &Spanned<RawBackend>) -> Option<BackendKind
         return None;
     };
     let root = cx.checked(path, "path", |p| !p.is_empty(), "must not be empty")?;
-    ok.then(|| BackendKind::Fs { root: PathBuf::from(root) })
+    // Optional for fs: where the disk is, declared for residency (an S3 backend's region is its own).
+    let region = match &b.region {
+        None => Some(None),
+        Some(s) => cx.checked(s, "region", is_region, "expected lowercase letters, digits and '-'").map(Some),
+    };
+    let region = region?;
+    ok.then(|| BackendKind::Fs { root: PathBuf::from(root), region })
 }
 
 fn s3_backend(cx: &mut Ctx<'_>, raw: &Spanned<RawBackend>) -> Option<BackendKind> {
@@ -348,6 +369,7 @@ fn tenant(cx: &mut Ctx<'_>, raw: &Spanned<RawTenant>) -> Option<VTenant> {
         }
     }
     let keys_cfg = key_cfg::tenant_keys(cx, t.key_provider.as_ref(), t.key_store.as_ref(), t.data_subjects.as_ref());
+    let policy = policy_cfg::tenant_policy(cx, t.residency.as_ref(), t.backups.as_ref(), t.retention.as_ref());
     Some(VTenant {
         name: name?,
         name_at: t.name.referenced,
@@ -357,6 +379,7 @@ fn tenant(cx: &mut Ctx<'_>, raw: &Spanned<RawTenant>) -> Option<VTenant> {
         keys,
         keys_cfg,
         key_provider: None,
+        policy,
     })
 }
 

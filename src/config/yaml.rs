@@ -26,6 +26,8 @@ pub(super) struct RawConfig {
     pub key_provider: Option<Spanned<RawKeyProvider>>,
     pub key_providers: Option<Spanned<Vec<Spanned<RawKeyProvider>>>>,
     pub key_cache: Option<Spanned<RawKeyCache>>,
+    pub residency: Option<Spanned<RawResidency>>,
+    pub sweeper: Option<Spanned<RawSweeper>>,
     pub backends: Spanned<Vec<Spanned<RawBackend>>>,
     pub tenants: Spanned<Vec<Spanned<RawTenant>>>,
     #[serde(default)]
@@ -80,6 +82,69 @@ pub(super) struct RawSubjectRule {
     pub key_pattern: Option<Str>,
 }
 
+/// `residency: { regions: [...], drift_check_seconds: N }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawResidency {
+    pub regions: Option<Vec<Spanned<RawRegion>>>,
+    pub drift_check_seconds: Option<Spanned<u64>>,
+}
+
+/// A region added to (or overriding) the built-in table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRegion {
+    pub name: Str,
+    pub country: Str,
+}
+
+/// `sweeper: { interval_seconds: N, max_deletes_per_second: N }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSweeper {
+    pub interval_seconds: Option<Spanned<u64>>,
+    pub max_deletes_per_second: Option<Spanned<u32>>,
+}
+
+/// A tenant's `residency: { allow: [EEA, CH, DE] }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTenantResidency {
+    pub allow: Spanned<Vec<Str>>,
+}
+
+/// A backup target: a bucket on a backend.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBackup {
+    pub backend: Str,
+    pub bucket: Str,
+}
+
+/// A tenant's `retention:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRetention {
+    pub default: Option<Str>,
+    pub client_override: Option<Str>,
+    pub rules: Option<Vec<Spanned<RawRetentionRule>>>,
+}
+
+/// One retention rule: conditions (all optional) and what to keep.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRetentionRule {
+    pub name: Option<Str>,
+    pub bucket: Option<Str>,
+    pub key: Option<Str>,
+    pub prefix: Option<Str>,
+    pub content_type: Option<Str>,
+    pub metadata: Option<std::collections::BTreeMap<String, String>>,
+    pub tags: Option<std::collections::BTreeMap<String, String>>,
+    pub keep: Str,
+    pub client_override: Option<Str>,
+}
+
 /// One entry of `backends:`. Fields of both kinds live in one struct (rather than a serde-tagged
 /// enum) because tagged enums lose `Spanned` positions; validation rejects fields of the wrong kind.
 #[derive(Debug, Deserialize)]
@@ -118,6 +183,9 @@ pub(super) struct RawTenant {
     pub key_provider: Option<Str>,
     pub key_store: Option<Spanned<RawKeyStore>>,
     pub data_subjects: Option<Spanned<Vec<Spanned<RawSubjectRule>>>>,
+    pub residency: Option<Spanned<RawTenantResidency>>,
+    pub backups: Option<Spanned<Vec<Spanned<RawBackup>>>>,
+    pub retention: Option<Spanned<RawRetention>>,
 }
 
 /// A tenant access key; the secret comes from exactly one of `secret_env` / `secret_file`.

@@ -15,6 +15,16 @@ pub enum CoreError {
     /// The bucket does not belong to the caller's tenant (or does not exist for it).
     #[error("bucket {0} is not accessible to this tenant")]
     BucketNotOwned(String),
+    /// The client asked for a retention its rule does not allow (the text names the rule).
+    #[error("{0}")]
+    RetentionRefused(String),
+    /// The request would put (or read) the tenant's data where its residency rule forbids; the text
+    /// names the rule and the place.
+    #[error("{0}")]
+    Residency(String),
+    /// The bucket's backend is fenced off (its real region drifted from the config).
+    #[error("backend {backend} is fenced off: {reason}")]
+    BackendFenced { backend: String, reason: String },
     /// CreateBucket of a name another tenant holds (bucket names are one namespace, as in S3).
     #[error("bucket name {0} is taken")]
     BucketTaken(String),

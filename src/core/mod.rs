@@ -1,10 +1,13 @@
 //! The protocol-neutral core: tenants, encryption, keys and the object service the front ends call.
 //! Nothing here knows about HTTP, XML or s3s.
 
+pub mod drift;
 pub mod envelope;
 pub mod error;
+pub mod governance;
 pub mod keys;
 pub mod multipart;
+pub mod policy;
 pub mod rekey;
 pub mod service;
 pub mod stored;

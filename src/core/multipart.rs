@@ -9,6 +9,8 @@
 //! Until that copy lands nothing is visible under the client's key; a crash before it leaves only a
 //! hidden object (see docs/FORMAT.md §13).
 
+use std::collections::BTreeMap;
+
 use futures::StreamExt as _;
 use time::OffsetDateTime;
 
@@ -23,6 +25,9 @@ use crate::core::envelope::{
 use crate::core::error::{CoreError, CoreResult};
 use crate::core::keys::{DataKey, KeyError};
 use crate::core::service::{decode_envelope, key_error, scope_error, BlobService, PutOutcome, PutRequest};
+/// Hidden-upload metadata carrying the client's retention request from Create to Complete.
+const CLIENT_RETENTION_DAYS: &str = "blobseal-client-retention-days";
+
 use crate::core::stored::{backend_put_options, client_etag, digest_of, stored_metadata, STORED_CONTENT_TYPE};
 use crate::core::tenant::{Placement, Tenant};
 use crate::core::upload_token::{
@@ -141,11 +146,13 @@ impl BlobService {
     pub async fn create_upload(&self, tenant: &Tenant, bucket: &str, key: &str, req: PutRequest) -> CoreResult<String> {
         Self::check_client_key(key)?;
         Self::check_client_metadata(&req.metadata)?;
+        crate::core::governance::check_client_tags(&req.tags)?;
         let p = self.place(tenant, bucket)?;
         let id = ObjectIdentity { tenant: &tenant.name, bucket, key };
         let dek = DataKey::generate().map_err(key_error)?;
         let mut salt = [0u8; 32];
         aws_lc_rs::rand::fill(&mut salt).map_err(|_| CoreError::Key(KeyError::Random))?;
+        let (req_tags, retention_days) = (req.tags, req.retention_days);
         let stored = stored_metadata(req.metadata, &req.headers);
         let scope = self.keys().scope_of(&tenant.name, key, &stored).map_err(scope_error)?;
         let wrapped =
@@ -158,10 +165,19 @@ impl BlobService {
                 MAX_BACKEND_KEY - (backend_key.len() - key.len())
             )));
         }
-        // The metadata rides on the hidden upload until Complete copies it into the final object.
+        // The metadata and tags ride on the hidden upload until Complete copies them into the final
+        // object; the retention is decided there (a refusal is answered now, though).
+        let mut stored = stored;
+        let mut tags = req_tags;
+        self.stamp_retention(tenant, bucket, key, &mut stored.clone(), &mut tags.clone(), retention_days)?;
+        if let Some(days) = retention_days {
+            stored.insert(CLIENT_RETENTION_DAYS.to_owned(), days.to_string());
+        }
+        tags.remove(crate::core::governance::DELETE_AFTER);
         let opts = PutOptions {
             metadata: stored,
             headers: ContentHeaders { content_type: Some(STORED_CONTENT_TYPE.to_owned()), ..ContentHeaders::default() },
+            tags,
             ..PutOptions::default()
         };
         let backend_upload_id = p.backend.create_upload(&p.bucket, &backend_key, opts).await?;
@@ -380,6 +396,7 @@ impl BlobService {
             etag: client_etag(&head.meta.etag),
             version_id: head.meta.version_id.clone(),
             last_modified: Some(head.meta.last_modified),
+            delete_after: head.metadata.get(crate::core::governance::DELETE_AFTER).cloned(),
         })
     }
 
@@ -469,6 +486,14 @@ impl BlobService {
         }
         let mut stored = head.metadata.clone();
         stored.insert(LAYOUT_META.to_owned(), encoded_layout);
+        // The deadline counts from the completion: that is when the object is written.
+        let client_days = stored.remove(CLIENT_RETENTION_DAYS).and_then(|d| d.parse().ok());
+        let mut tags = match p.backend.get_tags(&p.bucket, &up.backend_key, hidden_version.as_deref()).await {
+            Ok(t) => t,
+            Err(crate::backend::BackendError::NotSupported(_)) => BTreeMap::new(),
+            Err(e) => return Err(e.into()),
+        };
+        let stamp = self.stamp_retention(tenant, bucket, key, &mut stored, &mut tags, client_days)?;
         let envelope = Envelope {
             alg: Algorithm::PartsSiv,
             plaintext_len: layout.plain_len(),
@@ -480,9 +505,16 @@ impl BlobService {
         };
         let id = ObjectIdentity { tenant: &tenant.name, bucket, key };
         let encoded = self.seal_envelope(tenant, &id, envelope, dek, &stored).await?;
-        let opts = backend_put_options(stored, encoded, if_none_match_any);
+        let opts = backend_put_options(stored, encoded, if_none_match_any, tags);
         let res = copy_with_padding(p, &up.backend_key, hidden_version.as_deref(), key, layout, opts).await?;
-        Ok(PutOutcome { etag: client_etag(&res.etag), version_id: res.version_id, last_modified: res.last_modified })
+        let final_place = self.place(tenant, bucket)?;
+        self.copy_to_backups(tenant, bucket, key, &final_place, res.version_id.as_deref()).await;
+        Ok(PutOutcome {
+            etag: client_etag(&res.etag),
+            version_id: res.version_id,
+            last_modified: res.last_modified,
+            delete_after: stamp.text(),
+        })
     }
 }
 

@@ -69,11 +69,18 @@ impl BlobService {
         let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, envelope.encode()?);
         let mut metadata = head.metadata.clone();
         metadata.insert(ENVELOPE_META.to_owned(), encoded);
+        // A copy replaces the tags (the retention stamp among them): carry them over.
+        let tags = match p.backend.get_tags(&p.bucket, key, None).await {
+            Ok(tags) => tags,
+            Err(crate::backend::BackendError::NotSupported(_)) => Default::default(),
+            Err(e) => return Err(e.into()),
+        };
         let opts = PutOptions {
             metadata,
             headers: head.headers.clone(),
             if_none_match_any: false,
             source_if_match: Some(head.meta.etag.clone()),
+            tags,
         };
         p.backend.copy(&p.bucket, key, None, &p.bucket, key, opts).await?;
         Ok(RewrapOutcome::Rewrapped { from, to: wrapped.kek_id })

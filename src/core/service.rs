@@ -21,8 +21,10 @@ use crate::core::envelope::{
     PartKeys, SegmentKeys, LAYOUT_META,
 };
 use crate::core::error::{CoreError, CoreResult};
+use crate::core::governance::check_client_tags;
 use crate::core::keys::chain::Keychain;
 use crate::core::keys::{DataKey, KeyError, WrappedKey};
+use crate::core::policy::residency::RegionTable;
 use crate::core::stored::{
     backend_put_options, client_etag, digest_of, listed_size, stored_headers, stored_metadata, user_metadata,
     ENVELOPE_META, RESERVED_META_PREFIX,
@@ -72,6 +74,10 @@ pub struct PutRequest {
     pub headers: ContentHeaders,
     /// `If-None-Match: *`.
     pub if_none_match_any: bool,
+    /// The client's object tags (`x-amz-tagging`).
+    pub tags: BTreeMap<String, String>,
+    /// The client's requested retention in days (`x-blobseal-retention-days`), honoured where a rule allows.
+    pub retention_days: Option<u32>,
 }
 
 /// Outcome of a write.
@@ -80,6 +86,8 @@ pub struct PutOutcome {
     pub etag: String,
     pub version_id: Option<String>,
     pub last_modified: Option<OffsetDateTime>,
+    /// The deletion deadline stamped on the object (RFC 3339), if its retention is not `keep`.
+    pub delete_after: Option<String>,
 }
 
 /// Where a copy reads from.
@@ -159,8 +167,12 @@ pub struct PartNumber(pub u32);
 pub struct BlobService {
     directory: TenantDirectory,
     keys: Arc<Keychain>,
-    /// Backend name → region, for GetBucketLocation.
+    /// Backend name → region (S3's own, or an fs backend's declared one): GetBucketLocation, residency.
     regions: BTreeMap<String, String>,
+    /// The residency region table.
+    table: RegionTable,
+    /// Backends fenced off (their real region drifted from config), with the reason.
+    fences: std::sync::RwLock<BTreeMap<String, String>>,
 }
 
 pub(crate) fn key_error(e: KeyError) -> CoreError {
@@ -194,7 +206,43 @@ pub fn resolve_range(range: RangeRequest, size: u64) -> CoreResult<Range<u64>> {
 
 impl BlobService {
     pub fn new(directory: TenantDirectory, keys: Arc<Keychain>, regions: BTreeMap<String, String>) -> Self {
-        Self { directory, keys, regions }
+        Self { directory, keys, regions, table: RegionTable::default(), fences: Default::default() }
+    }
+
+    /// Uses `table` (built in + config) for residency decisions.
+    pub fn with_region_table(mut self, table: RegionTable) -> Self {
+        self.table = table;
+        self
+    }
+
+    pub fn region_table(&self) -> &RegionTable {
+        &self.table
+    }
+
+    /// The configured region of a backend.
+    pub fn backend_region(&self, backend: &str) -> Option<&str> {
+        self.regions.get(backend).map(String::as_str)
+    }
+
+    /// Fences `backend` off: every request placed on it fails closed (503) until [`Self::unfence`].
+    pub fn fence(&self, backend: &str, reason: &str) {
+        let mut f = self.fences.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if f.insert(backend.to_owned(), reason.to_owned()).is_none() {
+            tracing::error!(backend, %reason, "backend fenced off: its region drifted from the config");
+        }
+    }
+
+    pub fn unfence(&self, backend: &str) {
+        let mut f = self.fences.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if f.remove(backend).is_some() {
+            tracing::warn!(backend, "backend no longer fenced: its region matches the config again");
+        }
+    }
+
+    /// The fenced backends and why.
+    pub fn fenced(&self) -> Vec<(String, String)> {
+        let f = self.fences.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        f.iter().map(|(b, r)| (b.clone(), r.clone())).collect()
     }
 
     pub fn directory(&self) -> &TenantDirectory {
@@ -210,8 +258,29 @@ impl BlobService {
         &self.keys
     }
 
+    /// Where the tenant's bucket lives, if the tenant may use it there: a fenced backend fails closed
+    /// (503), a place the tenant's residency rule forbids is refused (403, logged as a residency refusal).
     pub(crate) fn place(&self, tenant: &Tenant, bucket: &str) -> CoreResult<Placement> {
-        self.directory.place(tenant, bucket)
+        let p = self.directory.place(tenant, bucket)?;
+        self.admit(tenant, bucket, &p)?;
+        Ok(p)
+    }
+
+    fn admit(&self, tenant: &Tenant, bucket: &str, p: &Placement) -> CoreResult<()> {
+        let fenced = {
+            let f = self.fences.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            f.get(&p.backend_name).cloned()
+        };
+        if let Some(reason) = fenced {
+            crate::metrics::inc(&crate::metrics::FENCED_REQUESTS);
+            return Err(CoreError::BackendFenced { backend: p.backend_name.clone(), reason });
+        }
+        let what = format!("backend {}", p.backend_name);
+        tenant.residency.check(&self.table, &what, self.backend_region(&p.backend_name)).map_err(|v| {
+            crate::metrics::inc(&crate::metrics::RESIDENCY_REFUSALS);
+            tracing::warn!(tenant = %tenant.name, bucket, violation = %v, "residency refusal");
+            CoreError::Residency(v.to_string())
+        })
     }
 
     // ---- buckets -------------------------------------------------------------------------------
@@ -425,9 +494,12 @@ impl BlobService {
     ) -> CoreResult<PutOutcome> {
         Self::check_client_key(key)?;
         Self::check_client_metadata(&req.metadata)?;
+        check_client_tags(&req.tags)?;
         let p = self.place(tenant, bucket)?;
         let id = ObjectIdentity { tenant: &tenant.name, bucket, key };
-        let stored = stored_metadata(req.metadata, &req.headers);
+        let mut stored = stored_metadata(req.metadata, &req.headers);
+        let mut tags = req.tags;
+        let stamp = self.stamp_retention(tenant, bucket, key, &mut stored, &mut tags, req.retention_days)?;
         let dek = DataKey::generate().map_err(key_error)?;
         let mut salt = [0u8; 32];
         aws_lc_rs::rand::fill(&mut salt).map_err(|_| CoreError::Key(KeyError::Random))?;
@@ -442,10 +514,16 @@ impl BlobService {
             wrapped_dek: Vec::new(),
         };
         let encoded = self.seal_envelope(tenant, &id, envelope, &dek, &stored).await?;
-        let opts = backend_put_options(stored, encoded, req.if_none_match_any);
+        let opts = backend_put_options(stored, encoded, req.if_none_match_any, tags);
         let sealed = seal_stream(keys, len, body);
         let res = p.backend.put(&p.bucket, key, sealed, crate::core::envelope::ciphertext_len(len), opts).await?;
-        Ok(PutOutcome { etag: client_etag(&res.etag), version_id: res.version_id, last_modified: res.last_modified })
+        self.copy_to_backups(tenant, bucket, key, &p, res.version_id.as_deref()).await;
+        Ok(PutOutcome {
+            etag: client_etag(&res.etag),
+            version_id: res.version_id,
+            last_modified: res.last_modified,
+            delete_after: stamp.text(),
+        })
     }
 
     /// Metadata of an object, authenticated (the data key is unwrapped to prove it).
@@ -627,18 +705,25 @@ impl BlobService {
         let src_id = ObjectIdentity { tenant: &tenant.name, bucket: src.bucket, key: src.key };
         let opened = self.open_envelope(tenant, &src_id, &head).await?;
         Self::check_client_key(key)?;
-        let (metadata, headers) = match replace {
+        let (metadata, headers, retention_days) = match replace {
             Some(r) => {
                 Self::check_client_metadata(&r.metadata)?;
-                (r.metadata, r.headers)
+                (r.metadata, r.headers, r.retention_days)
             }
-            None => (user_metadata(&head.metadata), stored_headers(&head.metadata)),
+            None => (user_metadata(&head.metadata), stored_headers(&head.metadata), None),
         };
         let mut stored = stored_metadata(metadata, &headers);
         // A multipart object's layout travels with its ciphertext.
         if let Some(layout) = head.metadata.get(LAYOUT_META) {
             stored.insert(LAYOUT_META.to_owned(), layout.clone());
         }
+        // A copy is a new write: its tags are the source's (S3's default), its deadline its own.
+        let mut tags = match sp.backend.get_tags(&sp.bucket, src.key, src.version_id).await {
+            Ok(t) => t,
+            Err(BackendError::NotSupported(_)) => BTreeMap::new(),
+            Err(e) => return Err(e.into()),
+        };
+        let stamp = self.stamp_retention(tenant, bucket, key, &mut stored, &mut tags, retention_days)?;
         let envelope = Envelope {
             meta_digest: digest_of(&stored),
             kek_id: String::new(),
@@ -647,7 +732,7 @@ impl BlobService {
         };
         let dst_id = ObjectIdentity { tenant: &tenant.name, bucket, key };
         let encoded = self.seal_envelope(tenant, &dst_id, envelope, &opened.dek, &stored).await?;
-        let opts = backend_put_options(stored, encoded, if_none_match_any);
+        let opts = backend_put_options(stored, encoded, if_none_match_any, tags);
         let res = if sp.backend_name == dp.backend_name {
             dp.backend.copy(&sp.bucket, src.key, src.version_id, &dp.bucket, key, opts).await?
         } else {
@@ -657,11 +742,13 @@ impl BlobService {
                 .await?;
             dp.backend.put(&dp.bucket, key, got.body, head.meta.size, opts).await?
         };
+        self.copy_to_backups(tenant, bucket, key, &dp, res.version_id.as_deref()).await;
         Ok(CopyOutcome {
             put: PutOutcome {
                 etag: client_etag(&res.etag),
                 version_id: res.version_id,
                 last_modified: res.last_modified,
+                delete_after: stamp.text(),
             },
             source_version_id: head.meta.version_id,
         })

@@ -86,6 +86,7 @@ pub(crate) fn backend_put_options(
     mut stored: BTreeMap<String, String>,
     envelope: String,
     if_none_match_any: bool,
+    tags: BTreeMap<String, String>,
 ) -> PutOptions {
     stored.insert(ENVELOPE_META.to_owned(), envelope);
     PutOptions {
@@ -93,6 +94,7 @@ pub(crate) fn backend_put_options(
         headers: ContentHeaders { content_type: Some(STORED_CONTENT_TYPE.to_owned()), ..ContentHeaders::default() },
         if_none_match_any,
         source_if_match: None,
+        tags,
     }
 }
 
@@ -117,7 +119,7 @@ mod tests {
         let stored = stored_metadata(user.clone(), &headers);
         assert_eq!(stored_headers(&stored), headers);
         assert_eq!(user_metadata(&stored), user);
-        let opts = backend_put_options(stored.clone(), "ENV".into(), false);
+        let opts = backend_put_options(stored.clone(), "ENV".into(), false, BTreeMap::new());
         assert_eq!(opts.headers.content_type.as_deref(), Some(STORED_CONTENT_TYPE));
         // The envelope entry is not part of the digest; every other entry is.
         assert_eq!(digest_of(&opts.metadata), digest_of(&stored));

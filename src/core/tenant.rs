@@ -11,15 +11,30 @@ use std::sync::Arc;
 
 use crate::backend::Backend;
 use crate::core::error::{CoreError, CoreResult};
+use crate::core::policy::residency::ResidencyPolicy;
+use crate::core::policy::retention::RetentionPolicy;
 
 /// One tenant, as the core needs it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Tenant {
     pub name: String,
     /// Backend (by name) for buckets without an explicit route.
     pub default_backend: String,
     /// Put before the client's bucket name on the default backend.
     pub bucket_prefix: String,
+    /// Where its data may be.
+    pub residency: ResidencyPolicy,
+    /// How long its objects are kept.
+    pub retention: RetentionPolicy,
+    /// Buckets that get a copy of every object it writes.
+    pub backups: Vec<BackupTarget>,
+}
+
+/// A backup target: a bucket on a backend; copies are stored as `<client bucket>/<key>` in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupTarget {
+    pub backend: String,
+    pub bucket: String,
 }
 
 /// Where a tenant's bucket lives.
@@ -158,6 +173,17 @@ impl TenantDirectory {
         routed_elsewhere || under_other_prefix
     }
 
+    /// Whether blobseal keeps anything in `bucket` on `backend`: a tenant's bucket (by prefix or
+    /// route), a key store, or a backup target. The drift check looks at exactly these.
+    pub fn uses_bucket(&self, backend: &str, bucket: &str) -> bool {
+        self.is_reserved(backend, bucket)
+            || self.routes.values().any(|r| r.backend == backend && r.backend_bucket == bucket)
+            || self.tenants.values().any(|t| {
+                (t.default_backend == backend && self.client_bucket_name(t, bucket).is_some())
+                    || t.backups.iter().any(|b| b.backend == backend && b.bucket == bucket)
+            })
+    }
+
     /// Explicit routes of `tenant`.
     pub fn routes_of<'a>(&'a self, tenant: &'a Tenant) -> impl Iterator<Item = &'a Route> + 'a {
         self.routes.values().filter(move |r| r.tenant == tenant.name)
@@ -189,11 +215,11 @@ mod tests {
         let mut d = TenantDirectory::new();
         d.add_backend("m", Arc::new(MemoryBackend::new()));
         d.add_tenant(
-            Tenant { name: "a".into(), default_backend: "m".into(), bucket_prefix: "a-".into() },
+            Tenant { name: "a".into(), default_backend: "m".into(), bucket_prefix: "a-".into(), ..Tenant::default() },
             ["AK_A".to_owned()],
         );
         d.add_tenant(
-            Tenant { name: "b".into(), default_backend: "m".into(), bucket_prefix: "b-".into() },
+            Tenant { name: "b".into(), default_backend: "m".into(), bucket_prefix: "b-".into(), ..Tenant::default() },
             ["AK_B".to_owned()],
         );
         d.add_route(Route {

@@ -65,7 +65,12 @@ pub(crate) fn fixture_with_cache(cache: CacheSettings) -> Fixture {
     let mut d = TenantDirectory::new();
     d.add_backend("mem", backend.clone());
     for name in ["alpha", "beta"] {
-        let t = Tenant { name: name.into(), default_backend: "mem".into(), bucket_prefix: format!("{name}-") };
+        let t = Tenant {
+            name: name.into(),
+            default_backend: "mem".into(),
+            bucket_prefix: format!("{name}-"),
+            ..Tenant::default()
+        };
         d.add_tenant(t, [name.to_uppercase()]);
     }
     d.add_route(Route {

@@ -109,12 +109,7 @@ async fn basics(b: &dyn Backend, bucket: &str, mp: MultipartCaps, caps: Caps) {
         cache_control: Some("no-store".into()),
         ..Default::default()
     };
-    let opts = PutOptions {
-        metadata: metadata.clone(),
-        headers: headers.clone(),
-        if_none_match_any: false,
-        source_if_match: None,
-    };
+    let opts = PutOptions { metadata: metadata.clone(), headers: headers.clone(), ..Default::default() };
     let id = create(b, bucket, key, opts).await;
 
     // Out of order, and part 2 re-uploaded: the second upload replaces the first.

@@ -68,8 +68,7 @@ pub(super) async fn copy(b: &dyn Backend, bucket: &str, caps: super::Caps) {
     let mut m2 = BTreeMap::new();
     m2.insert("two".to_owned(), "2".to_owned());
     let headers = ContentHeaders { content_type: Some("text/x-copy".into()), ..Default::default() };
-    let opts =
-        PutOptions { metadata: m2.clone(), headers: headers.clone(), if_none_match_any: false, source_if_match: None };
+    let opts = PutOptions { metadata: m2.clone(), headers: headers.clone(), ..Default::default() };
     let r = b.copy(bucket, "src", None, bucket, "dst/copy", opts.clone()).await.unwrap();
     assert_eq!(r.etag, put_r.etag, "copy keeps the bytes, hence the MD5 etag");
     let head = b.head(bucket, "dst/copy", None).await.unwrap();

@@ -38,6 +38,9 @@ pub(super) struct StoredHeader {
     /// Absent in files written before multipart existed, hence the default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) etag: Option<String>,
+    /// Object tags. Absent in files written before tagging existed, and when there are none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(super) tags: BTreeMap<String, String>,
 }
 
 /// A parsed object file header and where the body starts.

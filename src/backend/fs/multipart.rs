@@ -46,6 +46,9 @@ struct UploadRecord {
     content_language: Option<String>,
     cache_control: Option<String>,
     expires: Option<String>,
+    /// Tags of the completed object; absent in records written before tagging existed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    tags: BTreeMap<String, String>,
 }
 
 impl UploadRecord {
@@ -62,6 +65,7 @@ impl UploadRecord {
             content_language: h.content_language,
             cache_control: h.cache_control,
             expires: h.expires,
+            tags: opts.tags,
         }
     }
 
@@ -83,6 +87,7 @@ impl UploadRecord {
             },
             if_none_match_any,
             source_if_match: None,
+            tags: self.tags,
         }
     }
 }

@@ -1,5 +1,7 @@
 //! Unit tests of the filesystem backend: the shared conformance suite plus fs-only cases.
 
+use md5::Digest as _;
+
 use super::format::object_file_name;
 use super::*;
 use crate::backend::conformance::{self, Caps, MultipartCaps};
@@ -16,6 +18,9 @@ async fn fs_passes_conformance() {
         strict_buckets: true,
         list_etags: true,
         copy_source_if_match: true,
+        tagging: true,
+        default_region: None,
+        region_constraint: false,
         multipart: Some(MultipartCaps::S3),
     };
     conformance::run_all(&b, "fs", caps).await;
@@ -125,4 +130,36 @@ async fn a_part_changed_behind_the_completion_is_refused() {
     let r = b.complete_upload("bkt", "k", &id, &[CompletedPart { part_number: 1, etag }], false).await;
     assert!(matches!(r, Err(BackendError::InvalidPart(_))), "{r:?}");
     assert!(matches!(b.head("bkt", "k", None).await, Err(BackendError::NoSuchKey)));
+}
+
+#[tokio::test]
+async fn files_without_tags_keep_the_old_format_and_old_files_parse() {
+    use std::collections::BTreeMap;
+    let dir = tempfile::tempdir().unwrap();
+    let b = FsBackend::new(dir.path().to_path_buf());
+    b.create_bucket("bkt").await.unwrap();
+    // A file as written before tags existed: no "tags" (nor "etag") in its JSON header.
+    let body = b"old body";
+    let json = br#"{"key":"old","size":8,"last_modified":1700000000,"metadata":{"m":"1"},"content_type":"text/plain","content_encoding":null,"content_disposition":null,"content_language":null,"cache_control":null,"expires":null}"#;
+    let mut file = b"BSOB\x01".to_vec();
+    file.extend_from_slice(&md5::Md5::digest(body));
+    file.extend_from_slice(&(json.len() as u32).to_be_bytes());
+    file.extend_from_slice(json);
+    file.extend_from_slice(body);
+    std::fs::write(dir.path().join("bkt").join(object_file_name("old")), &file).unwrap();
+    assert!(b.get_tags("bkt", "old", None).await.unwrap().is_empty(), "an old file has no tags");
+    let before = b.head("bkt", "old", None).await.unwrap();
+
+    let tags: BTreeMap<String, String> = [("k".to_owned(), "v".to_owned())].into();
+    b.put_tags("bkt", "old", None, &tags).await.unwrap();
+    assert_eq!(b.get_tags("bkt", "old", None).await.unwrap(), tags);
+    let after = b.head("bkt", "old", None).await.unwrap();
+    assert_eq!(after.meta.last_modified, before.meta.last_modified, "tagging is not a write of the object");
+    assert_eq!((after.meta.etag, after.metadata, after.headers), (before.meta.etag, before.metadata, before.headers));
+
+    // Clearing the tags gives back exactly the old bytes: untagged files keep the old format.
+    b.put_tags("bkt", "old", None, &BTreeMap::new()).await.unwrap();
+    assert_eq!(std::fs::read(dir.path().join("bkt").join(object_file_name("old"))).unwrap(), file);
+    let r = b.get_tags("bkt", "old", Some("7")).await;
+    assert!(matches!(r, Err(BackendError::NoSuchVersion)), "{r:?}");
 }

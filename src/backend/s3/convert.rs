@@ -118,6 +118,22 @@ pub(super) fn encode_copy_source(bucket: &str, key: &str, version_id: Option<&st
     s
 }
 
+/// Tags as the `x-amz-tagging` header carries them: a URL query string (`k1=v1&k2=v2`, each key and
+/// value percent-encoded). `None` for no tags, so no header is sent.
+pub(super) fn encode_tagging(tags: &BTreeMap<String, String>) -> Option<String> {
+    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+    // RFC 3986 unreserved characters stay; everything else (space, `=`, `&`, `+`, `:`, `/`) is encoded.
+    const KEEP: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+    if tags.is_empty() {
+        return None;
+    }
+    let pairs: Vec<String> = tags
+        .iter()
+        .map(|(k, v)| format!("{}={}", utf8_percent_encode(k, KEEP), utf8_percent_encode(v, KEEP)))
+        .collect();
+    Some(pairs.join("&"))
+}
+
 pub(super) fn parse_expires(e: Option<&str>) -> Result<Option<DateTime>> {
     e.map(|s| {
         DateTime::from_str(s, DateTimeFormat::HttpDate)
@@ -147,6 +163,20 @@ mod tests {
     fn copy_source_is_percent_encoded() {
         assert_eq!(encode_copy_source("b", "a b/ü+?", None), "b/a%20b/%C3%BC%2B%3F");
         assert_eq!(encode_copy_source("b", "k", Some("v+1")), "b/k?versionId=v%2B1");
+    }
+
+    #[test]
+    fn tagging_is_a_percent_encoded_query() {
+        assert_eq!(encode_tagging(&BTreeMap::new()), None);
+        let tags: BTreeMap<String, String> =
+            [("a", "1"), ("b c", "d=e+f:/&"), ("blobseal-delete-after", "2026-12-28T00:00:00Z")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+        assert_eq!(
+            encode_tagging(&tags).as_deref(),
+            Some("a=1&b%20c=d%3De%2Bf%3A%2F%26&blobseal-delete-after=2026-12-28T00%3A00%3A00Z")
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ use aws_sdk_s3::Client;
 use super::blank_key::wire_key;
 use super::body::{body_failed, upload_body};
 use super::compat::RenameRoot;
-use super::convert::{encode_copy_source, etag, map_err, parse_expires, size, to_time, version};
+use super::convert::{encode_copy_source, encode_tagging, etag, map_err, parse_expires, size, to_time, version};
 use crate::backend::{
     BackendError, ByteStream, CompletedPart, ListPartsOptions, ListUploadsOptions, PartInfo, PartsPage, PutOptions,
     PutResult, Result, UploadInfo, UploadsPage, MAX_PART_NUMBER, MAX_PART_SIZE,
@@ -27,7 +27,7 @@ use crate::backend::{
 /// Largest page a listing asks for (S3's own cap).
 const MAX_PAGE: usize = 1000;
 
-/// CreateMultipartUpload with the object's metadata and content headers, sent the way `put`
+/// CreateMultipartUpload with the object's metadata, content headers and tags, sent the way `put`
 /// sends them. Returns the server's upload id.
 pub(super) async fn create(client: &Client, bucket: &str, key: &str, opts: PutOptions) -> Result<String> {
     let h = opts.headers;
@@ -42,6 +42,7 @@ pub(super) async fn create(client: &Client, bucket: &str, key: &str, opts: PutOp
         .set_content_language(h.content_language)
         .set_cache_control(h.cache_control)
         .set_expires(parse_expires(h.expires.as_deref())?)
+        .set_tagging(encode_tagging(&opts.tags))
         .send()
         .await
         .map_err(|e| map_err(e, BackendError::NoSuchBucket))?;

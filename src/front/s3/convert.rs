@@ -112,7 +112,7 @@ pub fn copy_source_of(src: &s3s::dto::CopySource) -> S3Result<(String, String, O
 /// The `PutRequest` of a write (PutObject, CopyObject with REPLACE, CreateMultipartUpload): user
 /// metadata and the six entity headers, which every such s3s input carries under the same names.
 macro_rules! put_request_of {
-    ($input:expr, $create_only:expr) => {
+    ($input:expr, $create_only:expr, $tags:expr, $retention_days:expr) => {
         $crate::core::service::PutRequest {
             metadata: $crate::front::s3::convert::metadata_in($input.metadata),
             headers: $crate::front::s3::convert::content_headers(
@@ -124,10 +124,66 @@ macro_rules! put_request_of {
                 $input.expires,
             ),
             if_none_match_any: $create_only,
+            tags: $tags,
+            retention_days: $retention_days,
         }
     };
 }
 pub(crate) use put_request_of;
+
+/// Request header with which a client asks for a retention (days from now) where its rule allows it.
+pub const RETENTION_DAYS_HEADER: &str = "x-blobseal-retention-days";
+/// Response header carrying the deletion deadline stamped on a written object.
+pub const DELETE_AFTER_HEADER: &str = "x-blobseal-delete-after";
+
+/// Parses `x-amz-tagging` (`k1=v1&k2=v2`, URL-encoded) into tags; at most 10, as S3 allows.
+pub fn tags_of(tagging: Option<&str>) -> S3Result<std::collections::BTreeMap<String, String>> {
+    let mut out = std::collections::BTreeMap::new();
+    for pair in tagging.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(&s.replace('+', " "))
+                .decode_utf8()
+                .map(|c| c.into_owned())
+                .map_err(|_| s3s::s3_error!(InvalidArgument, "x-amz-tagging is not valid UTF-8"))
+        };
+        let (k, v) = (decode(k)?, decode(v)?);
+        if k.is_empty() || k.len() > 128 || v.len() > 256 {
+            return Err(s3s::s3_error!(InvalidTag, "tag keys are 1 to 128 characters, values at most 256"));
+        }
+        if out.insert(k, v).is_some() {
+            return Err(s3s::s3_error!(InvalidTag, "Cannot provide multiple Tags with the same key"));
+        }
+    }
+    if out.len() > 10 {
+        return Err(s3s::s3_error!(InvalidTag, "Object tags cannot be greater than 10"));
+    }
+    Ok(out)
+}
+
+/// The client's `x-blobseal-retention-days`, if any.
+pub fn retention_days_of(headers: &http::HeaderMap) -> S3Result<Option<u32>> {
+    match headers.get(RETENTION_DAYS_HEADER) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            .filter(|d| (1..=36_500).contains(d))
+            .map(Some)
+            .ok_or_else(|| {
+                s3s::s3_error!(InvalidArgument, "x-blobseal-retention-days must be a number of days, 1 to 36500")
+            }),
+    }
+}
+
+/// Adds the deadline header to a write's response.
+pub fn with_deadline<T>(mut resp: s3s::S3Response<T>, delete_after: Option<&str>) -> s3s::S3Response<T> {
+    if let Some(v) = delete_after.and_then(|d| http::HeaderValue::from_str(d).ok()) {
+        resp.headers.insert(http::HeaderName::from_static(DELETE_AFTER_HEADER), v);
+    }
+    resp
+}
 
 #[cfg(test)]
 mod tests {

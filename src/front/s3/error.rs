@@ -30,6 +30,15 @@ pub fn to_s3_error(err: CoreError) -> S3Error {
     match err {
         CoreError::UnknownTenant => S3Error::with_message(C::AccessDenied, "Access Denied"),
         CoreError::BucketNotOwned(_) => S3Error::with_message(C::AccessDenied, "Access Denied"),
+        CoreError::Residency(why) => S3Error::with_message(C::AccessDenied, why),
+        CoreError::RetentionRefused(why) => S3Error::with_message(C::AccessDenied, why),
+        CoreError::BackendFenced { backend, reason } => {
+            tracing::error!(%backend, %reason, "request refused: backend fenced");
+            S3Error::with_message(
+                C::ServiceUnavailable,
+                "The bucket's storage backend is fenced off: its region no longer matches the configuration.",
+            )
+        }
         CoreError::BucketTaken(_) => S3Error::with_message(
             C::BucketAlreadyExists,
             "The requested bucket name is not available. The bucket namespace is shared by all users of the system.",
@@ -114,6 +123,9 @@ fn backend_error(err: BackendError) -> S3Error {
         BackendError::PermissionDenied(detail) => {
             tracing::error!(%detail, "backend refused blobseal's credentials");
             S3Error::with_message(C::ServiceUnavailable, "The storage backend refused the request.")
+        }
+        BackendError::ObjectLocked(_) => {
+            S3Error::with_message(C::AccessDenied, "The object is locked (Object Lock / legal hold)")
         }
         BackendError::Throttled => S3Error::with_message(C::SlowDown, "Please reduce your request rate."),
         BackendError::Unavailable(detail) => {

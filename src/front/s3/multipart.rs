@@ -8,7 +8,9 @@ use s3s::{s3_error, S3Request, S3Response, S3Result};
 
 use super::checksum::{Expected, VerifiedBody};
 use super::conditions::Preconditions;
-use super::convert::{copy_source_of, etag, maybe_encode, put_request_of, tenant, timestamp};
+use super::convert::{
+    copy_source_of, etag, maybe_encode, put_request_of, retention_days_of, tags_of, tenant, timestamp, with_deadline,
+};
 use super::error::{core_call, to_s3_error};
 use crate::backend::ByteStream;
 use crate::core::multipart::Completion;
@@ -31,11 +33,10 @@ pub async fn create_multipart_upload(
     req: S3Request<CreateMultipartUploadInput>,
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
     let tenant = tenant(&req)?;
+    let retention_days = retention_days_of(&req.headers)?;
     let input = req.input;
-    if input.tagging.as_deref().is_some_and(|t| !t.is_empty()) {
-        return Err(s3_error!(NotImplemented, "Object tagging (x-amz-tagging) is not supported yet"));
-    }
-    let put = put_request_of!(input, false);
+    let tags = tags_of(input.tagging.as_deref())?;
+    let put = put_request_of!(input, false, tags, retention_days);
     let upload_id =
         core_call!(core, &tenant, &[&input.bucket], core.create_upload(&tenant, &input.bucket, &input.key, put));
     Ok(S3Response::new(CreateMultipartUploadOutput {
@@ -213,7 +214,8 @@ pub async fn complete_multipart_upload(
     };
     if prepared.stored_len() <= KEEP_ALIVE_ABOVE {
         let out = core.finish_completion(&tenant, &bucket, &key, prepared).await.map_err(to_s3_error)?;
-        return Ok(S3Response::new(output(out, bucket, key)));
+        let delete_after = out.delete_after.clone();
+        return Ok(with_deadline(S3Response::new(output(out, bucket, key)), delete_after.as_deref()));
     }
     // 200 now, whitespace while the copy runs, then the result (or an error document, as S3 does).
     let core = Arc::clone(core);

@@ -8,7 +8,7 @@ use super::checksum::{Expected, VerifiedBody};
 use super::conditions::Preconditions;
 use super::convert::{
     content_headers, copy_source_of, etag, expires_out, metadata_in, metadata_out, put_request_of, range_request,
-    tenant, timestamp,
+    retention_days_of, tags_of, tenant, timestamp, with_deadline,
 };
 use super::error::{core_call, to_s3_error};
 use crate::backend::{BackendError, ByteStream};
@@ -70,6 +70,7 @@ pub async fn put_object(core: &BlobService, req: S3Request<PutObjectInput>) -> S
         i.checksum_sha256.as_deref(),
     ];
     let expected = Expected::declared(i.content_md5.as_deref(), checksums, &req.headers)?;
+    let retention_days = retention_days_of(&req.headers)?;
     let trailers = req.trailing_headers.clone();
     let input = req.input;
     if input.if_match.is_some() {
@@ -77,10 +78,7 @@ pub async fn put_object(core: &BlobService, req: S3Request<PutObjectInput>) -> S
         // create-only); a HEAD-then-PUT here would race, so refuse it rather than pretend.
         return Err(s3_error!(NotImplemented, "If-Match on PutObject is not supported"));
     }
-    // Refuse rather than silently drop tags the client expects to be stored.
-    if input.tagging.as_deref().is_some_and(|t| !t.is_empty()) {
-        return Err(s3_error!(NotImplemented, "Object tagging (x-amz-tagging) is not supported yet"));
-    }
+    let tags = tags_of(input.tagging.as_deref())?;
     let create_only = if_none_match_any(&input.if_none_match)?;
     let len = input.content_length.ok_or_else(|| s3_error!(MissingContentLength))?;
     let len = u64::try_from(len).map_err(|_| s3_error!(InvalidArgument, "negative Content-Length"))?;
@@ -100,18 +98,23 @@ pub async fn put_object(core: &BlobService, req: S3Request<PutObjectInput>) -> S
             input.expires,
         ),
         if_none_match_any: create_only,
+        tags,
+        retention_days,
     };
     match core.put_object(&tenant, &input.bucket, &input.key, body, len, put).await {
-        Ok(out) => Ok(S3Response::new(PutObjectOutput {
-            e_tag: Some(etag(&out.etag)),
-            version_id: out.version_id,
-            checksum_crc32: input.checksum_crc32,
-            checksum_crc32c: input.checksum_crc32c,
-            checksum_crc64nvme: input.checksum_crc64nvme,
-            checksum_sha1: input.checksum_sha1,
-            checksum_sha256: input.checksum_sha256,
-            ..Default::default()
-        })),
+        Ok(out) => Ok(with_deadline(
+            S3Response::new(PutObjectOutput {
+                e_tag: Some(etag(&out.etag)),
+                version_id: out.version_id,
+                checksum_crc32: input.checksum_crc32,
+                checksum_crc32c: input.checksum_crc32c,
+                checksum_crc64nvme: input.checksum_crc64nvme,
+                checksum_sha1: input.checksum_sha1,
+                checksum_sha256: input.checksum_sha256,
+                ..Default::default()
+            }),
+            out.delete_after.as_deref(),
+        )),
         Err(e) => match verdict.mismatch() {
             Some(m) => Err(m.to_s3_error()),
             None => Err(to_s3_error(core.explain_missing_bucket(&tenant, &[&input.bucket], e).await)),
@@ -360,7 +363,8 @@ pub async fn copy_object(
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
         ));
     }
-    let replacement = replace.then(|| put_request_of!(input, false));
+    let retention_days = retention_days_of(&req.headers)?;
+    let replacement = replace.then(|| put_request_of!(input, false, Default::default(), retention_days));
     let mut src_version = src_version;
     if !source_conditions.is_empty() {
         let info = core_call!(
@@ -387,16 +391,20 @@ pub async fn copy_object(
         &[&src_bucket, &input.bucket],
         core.copy_object(&tenant, src, &input.bucket, &input.key, replacement, create_only)
     );
-    Ok(S3Response::new(CopyObjectOutput {
-        copy_object_result: Some(CopyObjectResult {
-            e_tag: Some(etag(&out.put.etag)),
-            last_modified: Some(timestamp(out.put.last_modified.unwrap_or_else(time::OffsetDateTime::now_utc))),
+    let delete_after = out.put.delete_after.clone();
+    Ok(with_deadline(
+        S3Response::new(CopyObjectOutput {
+            copy_object_result: Some(CopyObjectResult {
+                e_tag: Some(etag(&out.put.etag)),
+                last_modified: Some(timestamp(out.put.last_modified.unwrap_or_else(time::OffsetDateTime::now_utc))),
+                ..Default::default()
+            }),
+            version_id: out.put.version_id,
+            copy_source_version_id: out.source_version_id,
             ..Default::default()
         }),
-        version_id: out.put.version_id,
-        copy_source_version_id: out.source_version_id,
-        ..Default::default()
-    }))
+        delete_after.as_deref(),
+    ))
 }
 
 #[cfg(test)]
