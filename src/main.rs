@@ -14,6 +14,7 @@ use blobseal::ops::rewrap::rewrap;
 use blobseal::ops::rotate::rotate;
 use blobseal::ops::shred::{shred, ShredRequest};
 use blobseal::ops::status::status;
+use blobseal::ops::sweep::{sweep, SweepRequest};
 use blobseal::ops::{Ops, OpsError};
 use clap::{Parser, Subcommand};
 
@@ -46,6 +47,9 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Delete objects whose retention deadline has passed, with every version, delete marker and
+    /// backup copy; locked ones are kept and reported. JSON lines on stdout (or --report), a summary on stderr.
+    Sweep(SweepArgs),
     /// Crypto-shred a tenant, or data subjects of a tenant: destroy their keys so that every copy of
     /// their objects, wherever it is, becomes unreadable. Irreversible; writes a receipt.
     Shred {
@@ -63,6 +67,28 @@ enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+}
+
+/// Retention commands.
+#[derive(Debug, clap::Args)]
+struct SweepArgs {
+    /// Only this tenant (default: all).
+    #[arg(long, value_name = "TENANT")]
+    tenant: Option<String>,
+    /// Report what would be deleted; delete nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Compare deadlines with this time (RFC 3339) instead of now.
+    #[arg(long, value_name = "TIME")]
+    now: Option<String>,
+    /// Write the JSON-lines report here (default: stdout).
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    /// At most this many deletions per second (default: the config's sweeper setting).
+    #[arg(long, value_name = "N")]
+    max_deletes_per_second: Option<u32>,
+    #[command(flatten)]
+    config: ConfigArg,
 }
 
 /// `--config FILE`, or the embedded default ($BLOBSEAL_DATA_DIR, ./blobseal-data).
@@ -120,6 +146,7 @@ fn main() -> ExitCode {
         Command::CheckConfig { file } => check_config(&file),
         Command::Serve { config } => serve(config),
         Command::Keys { command } => keys(command),
+        Command::Sweep(args) => sweep_command(args),
         Command::Shred { tenant, subject, by, yes, config } => {
             if !yes {
                 eprintln!("shredding cannot be undone: pass --yes to confirm");
@@ -147,6 +174,45 @@ fn main() -> ExitCode {
             })
         }
     }
+}
+
+fn sweep_command(args: SweepArgs) -> ExitCode {
+    let now = match args
+        .now
+        .as_deref()
+        .map(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339))
+    {
+        None => time::OffsetDateTime::now_utc(),
+        Some(Ok(t)) => t,
+        Some(Err(e)) => {
+            eprintln!("--now must be an RFC 3339 time such as 2026-12-31T00:00:00Z: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let config = args.config.config.clone();
+    run_ops(config, |ops| async move {
+        let started = std::time::Instant::now();
+        let request = SweepRequest {
+            tenant: args.tenant.clone(),
+            dry_run: args.dry_run,
+            now,
+            max_deletes_per_second: args.max_deletes_per_second.unwrap_or(ops.sweeper.max_deletes_per_second),
+            holder: blobseal::ops::operator(None),
+        };
+        let mut out: Box<dyn std::io::Write + Send> = match &args.report {
+            Some(path) => Box::new(
+                std::fs::File::create(path)
+                    .map_err(|e| OpsError::Refused(format!("cannot create {}: {e}", path.display())))?,
+            ),
+            None => Box::new(std::io::stdout()),
+        };
+        let summary = sweep(&ops, &request, out.as_mut()).await?;
+        eprintln!("{}", summary.line(started.elapsed().as_secs_f64()));
+        if summary.errors > 0 {
+            return Err(OpsError::Refused(format!("{} error(s) during the sweep (see the report)", summary.errors)));
+        }
+        Ok(())
+    })
 }
 
 fn keys(command: KeysCommand) -> ExitCode {
@@ -220,7 +286,7 @@ where
     };
     let result = runtime.block_on(async move {
         let (core, _) = blobseal::app::build_core(&settings).map_err(|e| OpsError::Refused(e.to_string()))?;
-        f(Ops::new(core)).await
+        f(Ops::new(core).with_sweeper(settings.sweeper)).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -99,6 +99,10 @@ pub fn build_core(settings: &Settings) -> Result<(Arc<BlobService>, TenantSecret
             },
             t.access_keys.iter().map(|k| k.id.clone()),
         );
+        for b in &t.backups {
+            // A backup target is nobody's bucket: clients reach copies only through a restore.
+            directory.reserve(&b.backend, &b.bucket);
+        }
         for k in &t.access_keys {
             secrets.insert(k.id.clone(), s3s::auth::SecretKey::from(k.secret.expose()));
         }
@@ -124,6 +128,9 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
     check_regions_at_start(&runtime.core).await?;
     if let Some(every) = settings.residency.drift_check {
         spawn_drift_checks(Arc::clone(&runtime.core), every);
+    }
+    if let Some(every) = settings.sweeper.interval {
+        spawn_sweeps(Arc::clone(&runtime.core), settings.sweeper, every);
     }
     let listener =
         TcpListener::bind(settings.listen).await.map_err(|source| AppError::Bind { addr: settings.listen, source })?;
@@ -156,6 +163,36 @@ fn spawn_drift_checks(core: Arc<BlobService>, every: std::time::Duration) {
             let report = core.enforce_regions().await;
             for d in &report.drifts {
                 tracing::error!(drift = %d, "region drift: backend fenced off");
+            }
+        }
+    });
+}
+
+/// Sweeps every `every` (all tenants; a lease in each tenant's key store keeps replicas from sweeping
+/// the same tenant at once). Each report line goes to the log.
+fn spawn_sweeps(core: Arc<BlobService>, settings: crate::config::SweeperSettings, every: std::time::Duration) {
+    tokio::spawn(async move {
+        let ops = crate::ops::Ops::new(core).with_sweeper(settings);
+        let holder = format!("{}/pid-{}", crate::ops::operator(None), std::process::id());
+        loop {
+            tokio::time::sleep(every).await;
+            let request = crate::ops::sweep::SweepRequest {
+                tenant: None,
+                dry_run: false,
+                now: time::OffsetDateTime::now_utc(),
+                max_deletes_per_second: settings.max_deletes_per_second,
+                holder: holder.clone(),
+            };
+            let started = Instant::now();
+            let mut report = Vec::new();
+            match crate::ops::sweep::sweep(&ops, &request, &mut report).await {
+                Ok(summary) => {
+                    tracing::info!(summary = %summary.line(started.elapsed().as_secs_f64()), "scheduled sweep done")
+                }
+                Err(e) => tracing::error!(error = %e, "scheduled sweep failed"),
+            }
+            for line in String::from_utf8_lossy(&report).lines() {
+                tracing::info!(report = %line, "sweep");
             }
         }
     });

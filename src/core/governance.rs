@@ -177,3 +177,43 @@ impl BlobService {
 pub fn backup_key(bucket: &str, key: &str) -> String {
     format!("{bucket}/{key}")
 }
+
+/// What the sweeper knows of one stored version's deadline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VersionDeadline {
+    /// Authenticated: the metadata digest in the envelope covers it.
+    Known(Option<OffsetDateTime>),
+    /// The object's key was destroyed (shredded): nothing can open or authenticate it any more; this
+    /// is the deadline its metadata claims (the object is unreadable whatever it says).
+    Unreadable(Option<OffsetDateTime>),
+}
+
+impl BlobService {
+    /// The deadline of stored version `version` of `stored_key` at `p`, authenticated as the object
+    /// `(tenant, bucket, key)` (a backup copy is authenticated as the object it copies). Also returns
+    /// whether the `blobseal-delete-after` tag disagrees with the authenticated value.
+    pub async fn version_deadline(
+        &self,
+        tenant: &Tenant,
+        bucket: &str,
+        key: &str,
+        p: &Placement,
+        stored_key: &str,
+        version: Option<&str>,
+    ) -> CoreResult<(VersionDeadline, bool)> {
+        let head = p.backend.head(&p.bucket, stored_key, version).await?;
+        let claimed = stored_deadline(&head.metadata).map_err(CoreError::Integrity)?;
+        let id = crate::core::envelope::ObjectIdentity { tenant: &tenant.name, bucket, key };
+        let deadline = match self.open_envelope(tenant, &id, &head).await {
+            Ok(_) => VersionDeadline::Known(claimed),
+            Err(CoreError::KeyDestroyed(_)) => VersionDeadline::Unreadable(claimed),
+            Err(e) => return Err(e),
+        };
+        let tag = match p.backend.get_tags(&p.bucket, stored_key, version).await {
+            Ok(tags) => tags.get(DELETE_AFTER).cloned(),
+            Err(_) => None,
+        };
+        let mismatch = tag.is_some() && tag != head.metadata.get(DELETE_AFTER).cloned();
+        Ok((deadline, mismatch))
+    }
+}

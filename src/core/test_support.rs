@@ -61,16 +61,25 @@ pub(crate) fn fixture() -> Fixture {
 }
 
 pub(crate) fn fixture_with_cache(cache: CacheSettings) -> Fixture {
+    fixture_custom(cache, |_| {})
+}
+
+/// A fixture whose tenants `configure` adjusts (retention, backups, residency) before they are registered.
+pub(crate) fn fixture_custom(cache: CacheSettings, configure: impl Fn(&mut Tenant)) -> Fixture {
     let backend = Arc::new(MemoryBackend::new());
     let mut d = TenantDirectory::new();
     d.add_backend("mem", backend.clone());
     for name in ["alpha", "beta"] {
-        let t = Tenant {
+        let mut t = Tenant {
             name: name.into(),
             default_backend: "mem".into(),
             bucket_prefix: format!("{name}-"),
             ..Tenant::default()
         };
+        configure(&mut t);
+        for b in &t.backups {
+            d.reserve(&b.backend, &b.bucket);
+        }
         d.add_tenant(t, [name.to_uppercase()]);
     }
     d.add_route(Route {

@@ -11,6 +11,7 @@ pub mod roll;
 pub mod rotate;
 pub mod shred;
 pub mod status;
+pub mod sweep;
 
 use std::sync::Arc;
 
@@ -44,11 +45,18 @@ impl From<BackendError> for OpsError {
 /// What every command works with: the object service (backends, tenants, keychain).
 pub struct Ops {
     pub core: Arc<BlobService>,
+    /// The config's sweeper settings (rate), for `blobseal sweep`.
+    pub sweeper: crate::config::SweeperSettings,
 }
 
 impl Ops {
     pub fn new(core: Arc<BlobService>) -> Self {
-        Self { core }
+        Self { core, sweeper: crate::config::SweeperSettings::default() }
+    }
+
+    pub fn with_sweeper(mut self, sweeper: crate::config::SweeperSettings) -> Self {
+        self.sweeper = sweeper;
+        self
     }
 
     pub fn keys(&self) -> &Keychain {

@@ -1,0 +1,421 @@
+//! `blobseal sweep`: deletes what has passed its retention deadline, with every version, delete
+//! marker and backup copy, and reports each object in JSON lines.
+//!
+//! Every stored version carries its own authenticated deadline (`blobseal-delete-after`, stamped on
+//! write), so the rule is per version: a version whose deadline has passed goes, unless Object Lock or a
+//! legal hold keeps it (reported with the date it can go); a key left with only delete markers loses
+//! them too. Backup targets are swept the same way (their copies carry the same stamps). Objects
+//! written before a retention policy have no deadline and are kept (reported in the summary).
+//!
+//! Safe to run from several replicas at once: a lease object in the tenant's key store
+//! (`sweep/<tenant>/lease`, taken with a conditional create) lets one sweeper work on a tenant at a time, and
+//! every step is idempotent anyway (deleting what is gone is a no-op), which also makes an interrupted
+//! run resumable: the next run skips what the last one deleted.
+
+use std::io::Write;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use super::{Ops, OpsError};
+use crate::backend::{BackendError, ListVersionsOptions, LockState, VersionEntry};
+use crate::core::error::CoreError;
+use crate::core::governance::VersionDeadline;
+use crate::core::tenant::{Placement, Tenant};
+use crate::core::upload_token::RESERVED_KEY_PREFIX;
+
+/// How long a sweeper's lease on a tenant lasts without renewal.
+const LEASE: Duration = Duration::from_secs(900);
+
+/// What to sweep and how.
+#[derive(Debug, Clone)]
+pub struct SweepRequest {
+    /// `None`: every tenant.
+    pub tenant: Option<String>,
+    pub dry_run: bool,
+    /// The time deadlines are compared with (default: now).
+    pub now: OffsetDateTime,
+    pub max_deletes_per_second: u32,
+    /// Who sweeps, for the lease.
+    pub holder: String,
+}
+
+/// One JSON line of the report.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct ReportLine {
+    pub tenant: String,
+    pub bucket: String,
+    pub key: String,
+    /// `primary`, or `backup:<backend>/<bucket>`.
+    pub location: String,
+    /// `deleted`, `would-delete`, `kept-locked`, `partial` or `error`.
+    pub result: String,
+    pub deadline: Option<String>,
+    pub versions_deleted: Vec<String>,
+    pub delete_markers_deleted: Vec<String>,
+    pub kept_locked: Vec<KeptLocked>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The deadline tag disagreed with the authenticated deadline (someone edited the tag).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub tag_mismatch: bool,
+}
+
+/// An expired version kept because it is locked.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct KeptLocked {
+    pub version_id: Option<String>,
+    /// When the retention ends (RFC 3339), if that is what keeps it.
+    pub until: Option<String>,
+    pub legal_hold: bool,
+}
+
+/// Totals of a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SweepSummary {
+    pub tenants: usize,
+    pub versions_examined: u64,
+    pub versions_deleted: u64,
+    pub delete_markers_deleted: u64,
+    pub kept_locked: u64,
+    pub not_due: u64,
+    pub no_deadline: u64,
+    pub errors: u64,
+    /// Tenants skipped because another sweeper holds their lease.
+    pub leased_elsewhere: Vec<String>,
+    pub dry_run: bool,
+}
+
+impl SweepSummary {
+    pub fn line(&self, secs: f64) -> String {
+        format!(
+            "sweep{}: {} tenant(s), {} version(s) examined, {} deleted, {} delete marker(s) deleted, {} kept (locked), {} not yet due, {} without a deadline, {} error(s){} ({secs:.1} s)",
+            if self.dry_run { " (dry run: nothing deleted)" } else { "" },
+            self.tenants,
+            self.versions_examined,
+            self.versions_deleted,
+            self.delete_markers_deleted,
+            self.kept_locked,
+            self.not_due,
+            self.no_deadline,
+            self.errors,
+            if self.leased_elsewhere.is_empty() {
+                String::new()
+            } else {
+                format!("; skipped (another sweeper holds the lease): {}", self.leased_elsewhere.join(", "))
+            },
+        )
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Lease {
+    holder: String,
+    expires: String,
+}
+
+/// The lease object in the tenant's key store.
+fn lease_key(tenant: &str) -> String {
+    format!("sweep/{tenant}/lease")
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+/// Sweeps, writing one report line per object acted on to `report`.
+pub async fn sweep(ops: &Ops, req: &SweepRequest, report: &mut (dyn Write + Send)) -> Result<SweepSummary, OpsError> {
+    let mut sum = SweepSummary { dry_run: req.dry_run, ..SweepSummary::default() };
+    crate::metrics::inc(&crate::metrics::SWEEP_RUNS);
+    let names: Vec<String> = match &req.tenant {
+        Some(t) => vec![ops.tenant(t)?.name.clone()],
+        None => {
+            let mut all: Vec<String> = ops.core.directory().tenants().map(|t| t.name.clone()).collect();
+            all.sort();
+            all
+        }
+    };
+    for name in names {
+        let tenant = ops.tenant(&name)?;
+        if !req.dry_run && !take_lease(ops, &name, &req.holder).await? {
+            sum.leased_elsewhere.push(name);
+            continue;
+        }
+        sum.tenants += 1;
+        let result = sweep_tenant(ops, &tenant, req, report, &mut sum).await;
+        if !req.dry_run {
+            release_lease(ops, &name, &req.holder).await;
+        }
+        result?;
+    }
+    Ok(sum)
+}
+
+async fn sweep_tenant(
+    ops: &Ops,
+    tenant: &Tenant,
+    req: &SweepRequest,
+    report: &mut (dyn Write + Send),
+    sum: &mut SweepSummary,
+) -> Result<(), OpsError> {
+    let mut locations: Vec<(String, Placement, bool)> =
+        ops.buckets(tenant, None).await?.into_iter().map(|(name, p)| (name, p, false)).collect();
+    for target in &tenant.backups {
+        let backend = ops.core.directory().backend_named(&target.backend).ok_or_else(|| {
+            OpsError::Refused(format!("backup target {}/{} names an unknown backend", target.backend, target.bucket))
+        })?;
+        let p = Placement { backend_name: target.backend.clone(), backend, bucket: target.bucket.clone() };
+        locations.push((format!("backup:{}/{}", target.backend, target.bucket), p, true));
+    }
+    for (name, p, is_backup) in &locations {
+        sweep_location(ops, tenant, name, p, *is_backup, req, report, sum).await?;
+        if !req.dry_run {
+            renew_lease(ops, &tenant.name, &req.holder).await?;
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn sweep_location(
+    ops: &Ops,
+    tenant: &Tenant,
+    location: &str,
+    p: &Placement,
+    is_backup: bool,
+    req: &SweepRequest,
+    report: &mut (dyn Write + Send),
+    sum: &mut SweepSummary,
+) -> Result<(), OpsError> {
+    let (mut key_marker, mut version_marker) = (None, None);
+    let mut group: Vec<VersionEntry> = Vec::new();
+    loop {
+        let opts = ListVersionsOptions {
+            key_marker: key_marker.take(),
+            version_id_marker: version_marker.take(),
+            max_keys: 1000,
+            ..ListVersionsOptions::default()
+        };
+        let page = match p.backend.list_versions(&p.bucket, opts).await {
+            Ok(page) => page,
+            Err(BackendError::NoSuchBucket) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        for v in page.versions {
+            if v.meta.key.starts_with(RESERVED_KEY_PREFIX) {
+                continue;
+            }
+            if group.first().is_some_and(|g| g.meta.key != v.meta.key) {
+                let done = std::mem::take(&mut group);
+                sweep_key(ops, tenant, location, p, is_backup, done, req, report, sum).await?;
+            }
+            group.push(v);
+        }
+        if !page.is_truncated || page.next_key_marker.is_none() {
+            break;
+        }
+        key_marker = page.next_key_marker;
+        version_marker = page.next_version_id_marker;
+    }
+    if !group.is_empty() {
+        sweep_key(ops, tenant, location, p, is_backup, group, req, report, sum).await?;
+    }
+    Ok(())
+}
+
+/// The versions of one stored key.
+#[allow(clippy::too_many_arguments)]
+async fn sweep_key(
+    ops: &Ops,
+    tenant: &Tenant,
+    location: &str,
+    p: &Placement,
+    is_backup: bool,
+    versions: Vec<VersionEntry>,
+    req: &SweepRequest,
+    report: &mut (dyn Write + Send),
+    sum: &mut SweepSummary,
+) -> Result<(), OpsError> {
+    let Some(stored_key) = versions.first().map(|v| v.meta.key.clone()) else { return Ok(()) };
+    // A backup copy is authenticated as the object it copies: `<client bucket>/<key>`.
+    let (bucket, key) = if is_backup {
+        match stored_key.split_once('/') {
+            Some((b, k)) => (b.to_owned(), k.to_owned()),
+            None => return Ok(()),
+        }
+    } else {
+        (location.to_owned(), stored_key.clone())
+    };
+    let mut line = ReportLine {
+        tenant: tenant.name.clone(),
+        bucket: bucket.clone(),
+        key: key.clone(),
+        location: if is_backup { location.to_owned() } else { "primary".to_owned() },
+        ..ReportLine::default()
+    };
+    let mut remaining = 0usize;
+    let mut acted = false;
+    for v in versions.iter().filter(|v| !v.is_delete_marker) {
+        sum.versions_examined += 1;
+        let vid = v.meta.version_id.as_deref();
+        let deadline = match ops.core.version_deadline(tenant, &bucket, &key, p, &stored_key, vid).await {
+            Ok((VersionDeadline::Known(d) | VersionDeadline::Unreadable(d), mismatch)) => {
+                line.tag_mismatch |= mismatch;
+                d
+            }
+            Err(CoreError::Backend(BackendError::NoSuchKey | BackendError::NoSuchVersion)) => continue,
+            Err(e) => {
+                sum.errors += 1;
+                remaining += 1;
+                line.error = Some(e.to_string());
+                acted = true;
+                continue;
+            }
+        };
+        let Some(deadline) = deadline else {
+            sum.no_deadline += 1;
+            remaining += 1;
+            continue;
+        };
+        line.deadline = Some(rfc3339(deadline));
+        if deadline > req.now {
+            sum.not_due += 1;
+            remaining += 1;
+            continue;
+        }
+        acted = true;
+        let lock = match p.backend.lock_state(&p.bucket, &stored_key, vid).await {
+            Ok(l) => l,
+            Err(BackendError::NotSupported(_)) => LockState::default(),
+            Err(e) => return Err(e.into()),
+        };
+        if lock.blocks_delete_at(req.now) {
+            keep_locked(&mut line, sum, v, &lock);
+            remaining += 1;
+            continue;
+        }
+        if req.dry_run {
+            line.versions_deleted.push(vid.unwrap_or("null").to_owned());
+            continue;
+        }
+        match p.backend.delete(&p.bucket, &stored_key, vid).await {
+            Ok(_) => {
+                sum.versions_deleted += 1;
+                crate::metrics::inc(&crate::metrics::SWEEP_DELETED_VERSIONS);
+                tracing::info!(tenant = %tenant.name, bucket = %bucket, key = %key, location = %line.location, version = vid.unwrap_or("null"), deadline = %rfc3339(deadline), "sweeper deleted an expired version");
+                line.versions_deleted.push(vid.unwrap_or("null").to_owned());
+            }
+            Err(BackendError::ObjectLocked(_)) => {
+                keep_locked(&mut line, sum, v, &lock);
+                remaining += 1;
+            }
+            Err(e) => {
+                sum.errors += 1;
+                remaining += 1;
+                line.error = Some(e.to_string());
+            }
+        }
+        pace(req).await;
+    }
+    // Delete markers of a key with nothing left to mark are noise: they go too.
+    if remaining == 0 {
+        for m in versions.iter().filter(|v| v.is_delete_marker) {
+            let vid = m.meta.version_id.as_deref();
+            acted = true;
+            if req.dry_run {
+                line.delete_markers_deleted.push(vid.unwrap_or("null").to_owned());
+                continue;
+            }
+            match p.backend.delete(&p.bucket, &stored_key, vid).await {
+                Ok(_) => {
+                    sum.delete_markers_deleted += 1;
+                    line.delete_markers_deleted.push(vid.unwrap_or("null").to_owned());
+                }
+                Err(e) => {
+                    sum.errors += 1;
+                    line.error = Some(e.to_string());
+                }
+            }
+            pace(req).await;
+        }
+    }
+    if acted {
+        line.result = result_of(&line, req.dry_run);
+        let json = serde_json::to_string(&line).map_err(|e| OpsError::Refused(e.to_string()))?;
+        writeln!(report, "{json}").map_err(|e| OpsError::Refused(format!("cannot write the report: {e}")))?;
+    }
+    Ok(())
+}
+
+fn keep_locked(line: &mut ReportLine, sum: &mut SweepSummary, v: &VersionEntry, lock: &LockState) {
+    sum.kept_locked += 1;
+    crate::metrics::inc(&crate::metrics::SWEEP_KEPT_LOCKED);
+    line.kept_locked.push(KeptLocked {
+        version_id: v.meta.version_id.clone(),
+        until: lock.retain_until.map(rfc3339),
+        legal_hold: lock.legal_hold,
+    });
+}
+
+fn result_of(line: &ReportLine, dry_run: bool) -> String {
+    let did = !line.versions_deleted.is_empty() || !line.delete_markers_deleted.is_empty();
+    let kept = !line.kept_locked.is_empty() || line.error.is_some();
+    match (did, kept, dry_run) {
+        (true, false, true) => "would-delete",
+        (true, false, false) => "deleted",
+        (true, true, _) => "partial",
+        (false, _, _) if line.error.is_some() => "error",
+        _ => "kept-locked",
+    }
+    .to_owned()
+}
+
+/// Keeps deletions under `max_deletes_per_second`.
+async fn pace(req: &SweepRequest) {
+    if !req.dry_run {
+        tokio::time::sleep(Duration::from_secs_f64(1.0 / f64::from(req.max_deletes_per_second.max(1)))).await;
+    }
+}
+
+async fn take_lease(ops: &Ops, tenant: &str, holder: &str) -> Result<bool, OpsError> {
+    let store = &ops.keys().tenant(tenant)?.store;
+    let now = OffsetDateTime::now_utc();
+    let lease = Lease { holder: holder.to_owned(), expires: rfc3339(now + LEASE) };
+    if store.put(&lease_key(tenant), &lease, true).await? {
+        return Ok(true);
+    }
+    if let Some(current) = store.get::<Lease>(&lease_key(tenant)).await? {
+        let expired = OffsetDateTime::parse(&current.expires, &Rfc3339).map(|e| e <= now).unwrap_or(true);
+        if !expired && current.holder != holder {
+            tracing::info!(tenant, holder = %current.holder, until = %current.expires, "another sweeper holds the lease");
+            return Ok(false);
+        }
+        // Expired (its holder died) or ours: take it over; a concurrent taker loses the create.
+        store.delete(&lease_key(tenant)).await?;
+    }
+    Ok(store.put(&lease_key(tenant), &lease, true).await?)
+}
+
+async fn renew_lease(ops: &Ops, tenant: &str, holder: &str) -> Result<(), OpsError> {
+    let store = &ops.keys().tenant(tenant)?.store;
+    let lease = Lease { holder: holder.to_owned(), expires: rfc3339(OffsetDateTime::now_utc() + LEASE) };
+    store.put(&lease_key(tenant), &lease, false).await?;
+    Ok(())
+}
+
+async fn release_lease(ops: &Ops, tenant: &str, holder: &str) {
+    let Ok(t) = ops.keys().tenant(tenant) else { return };
+    if let Ok(Some(current)) = t.store.get::<Lease>(&lease_key(tenant)).await {
+        if current.holder == holder {
+            if let Err(e) = t.store.delete(&lease_key(tenant)).await {
+                tracing::warn!(tenant, error = %e, "cannot release the sweeper lease; it expires by itself");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "sweep_tests.rs"]
+mod tests;

@@ -1,0 +1,128 @@
+//! The sweeper against the in-memory backend: per-version deadlines, delete markers, backups, locks,
+//! dry runs and idempotence. (Against real moto: tests/clients/test_policy_*.py.)
+
+use std::time::Duration as StdDuration;
+
+use time::{Duration, OffsetDateTime};
+
+use super::*;
+use crate::backend::{Backend, ListVersionsOptions, LockState};
+use crate::core::keys::cache::CacheSettings;
+use crate::core::policy::retention::{ClientOverride, Keep, Pattern, RetentionPolicy, RetentionRule};
+use crate::core::service::PutRequest;
+use crate::core::tenant::BackupTarget;
+use crate::core::test_support::{body, fixture_custom, Fixture};
+
+fn world() -> (Fixture, Ops) {
+    let f = fixture_custom(CacheSettings { ttl: StdDuration::from_secs(60), max_entries: 100 }, |t| {
+        t.retention = RetentionPolicy {
+            rules: vec![RetentionRule {
+                name: "calls".into(),
+                bucket: None,
+                key: Some(Pattern::parse("calls/**").unwrap()),
+                content_type: None,
+                metadata: Default::default(),
+                tags: Default::default(),
+                keep: Keep::parse("28d").unwrap(),
+                client_override: ClientOverride::Never,
+            }],
+            default: Keep::parse("35d").unwrap(),
+            default_override: ClientOverride::Never,
+        };
+        if t.name == "alpha" {
+            t.backups = vec![BackupTarget { backend: "mem".into(), bucket: "alpha-backup".into() }];
+        }
+    });
+    let ops = Ops::new(f.svc.clone());
+    (f, ops)
+}
+
+async fn put(f: &Fixture, key: &str, data: &[u8]) {
+    f.svc.put_object(&f.alpha, "x", key, body(data), data.len() as u64, PutRequest::default()).await.unwrap();
+}
+
+async fn versions(f: &Fixture, bucket: &str) -> Vec<(String, bool)> {
+    let page =
+        f.backend.list_versions(bucket, ListVersionsOptions { max_keys: 1000, ..Default::default() }).await.unwrap();
+    page.versions.into_iter().map(|v| (v.meta.key, v.is_delete_marker)).collect()
+}
+
+fn request(now: OffsetDateTime, dry_run: bool) -> SweepRequest {
+    SweepRequest { tenant: Some("alpha".into()), dry_run, now, max_deletes_per_second: 10_000, holder: "test".into() }
+}
+
+#[tokio::test]
+async fn deletes_exactly_what_expired_with_versions_markers_and_backups() {
+    let (f, ops) = world();
+    f.svc.create_bucket(&f.alpha, "x").await.unwrap();
+    f.svc.put_versioning(&f.alpha, "x", true).await.unwrap();
+    put(&f, "calls/1.json", b"v1").await;
+    put(&f, "calls/1.json", b"v2").await;
+    f.svc.delete_object(&f.alpha, "x", "calls/1.json", None).await.unwrap(); // a delete marker
+    put(&f, "calls/2.json", b"c2").await;
+    put(&f, "logs/a.log", b"log").await;
+    // The backup target (unversioned) holds the latest copy of each key.
+    assert_eq!(versions(&f, "alpha-backup").await.len(), 3, "every write was copied to the backup target");
+
+    // 30 days on: calls (28d) expired, logs (35d) not.
+    let later = OffsetDateTime::now_utc() + Duration::days(30);
+    let mut dry = Vec::new();
+    let s = sweep(&ops, &request(later, true), &mut dry).await.unwrap();
+    assert_eq!((s.versions_deleted, s.delete_markers_deleted), (0, 0));
+    assert_eq!(versions(&f, "alpha-x").await.len(), 5, "a dry run deletes nothing");
+    let dry = String::from_utf8(dry).unwrap();
+    assert!(dry.lines().all(|l| l.contains("\"would-delete\"")), "{dry}");
+
+    let mut report = Vec::new();
+    let s = sweep(&ops, &request(later, false), &mut report).await.unwrap();
+    assert_eq!(s.versions_deleted, 3 + 2, "three primary versions and the two backup copies");
+    assert_eq!(s.delete_markers_deleted, 1);
+    assert_eq!(s.not_due, 2, "logs/a.log and its backup copy");
+    let left: Vec<String> = versions(&f, "alpha-x").await.into_iter().map(|(k, _)| k).collect();
+    assert_eq!(left, vec!["logs/a.log".to_owned()]);
+    let backup_left: Vec<String> = versions(&f, "alpha-backup").await.into_iter().map(|(k, _)| k).collect();
+    assert_eq!(backup_left, vec!["x/logs/a.log".to_owned()]);
+    let report = String::from_utf8(report).unwrap();
+    assert_eq!(report.lines().count(), 4, "two keys, primary and backup each: {report}");
+    assert!(report.contains("\"location\":\"backup:mem/alpha-backup\""), "{report}");
+
+    // Again: nothing left to do.
+    let mut again = Vec::new();
+    let s = sweep(&ops, &request(later, false), &mut again).await.unwrap();
+    assert_eq!((s.versions_deleted, s.delete_markers_deleted), (0, 0));
+    assert!(again.is_empty());
+}
+
+#[tokio::test]
+async fn locked_versions_are_kept_and_reported() {
+    let (f, ops) = world();
+    f.backend
+        .create_bucket_with("alpha-x", crate::backend::CreateBucketOptions { object_lock: true, ..Default::default() })
+        .await
+        .unwrap();
+    put(&f, "calls/held.json", b"held").await;
+    let vid = f.backend.head("alpha-x", "calls/held.json", None).await.unwrap().meta.version_id;
+    f.backend
+        .set_lock("alpha-x", "calls/held.json", vid.as_deref(), LockState { legal_hold: true, ..Default::default() })
+        .unwrap();
+    let later = OffsetDateTime::now_utc() + Duration::days(30);
+    let mut report = Vec::new();
+    let s = sweep(&ops, &request(later, false), &mut report).await.unwrap();
+    assert_eq!(s.kept_locked, 1);
+    let report = String::from_utf8(report).unwrap();
+    assert!(report.contains("\"result\":\"kept-locked\"") && report.contains("\"legal_hold\":true"), "{report}");
+    assert_eq!(versions(&f, "alpha-x").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_held_lease_makes_another_sweeper_skip_the_tenant() {
+    let (f, ops) = world();
+    f.svc.create_bucket(&f.alpha, "x").await.unwrap();
+    assert!(take_lease(&ops, "alpha", "other").await.unwrap());
+    let mut report = Vec::new();
+    let s = sweep(&ops, &request(OffsetDateTime::now_utc(), false), &mut report).await.unwrap();
+    assert_eq!(s.leased_elsewhere, vec!["alpha".to_owned()]);
+    release_lease(&ops, "alpha", "other").await;
+    let s = sweep(&ops, &request(OffsetDateTime::now_utc(), false), &mut report).await.unwrap();
+    assert!(s.leased_elsewhere.is_empty());
+}
