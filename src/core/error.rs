@@ -25,6 +25,9 @@ pub enum CoreError {
     /// The bucket's backend is fenced off (its real region drifted from the config).
     #[error("backend {backend} is fenced off: {reason}")]
     BackendFenced { backend: String, reason: String },
+    /// CreateBucket's LocationConstraint names an allowed region the bucket would not be placed in.
+    #[error("{0}")]
+    LocationConstraint(String),
     /// CreateBucket of a name another tenant holds (bucket names are one namespace, as in S3).
     #[error("bucket name {0} is taken")]
     BucketTaken(String),

@@ -13,7 +13,7 @@ fn data(n: usize, seed: u8) -> Vec<u8> {
 
 impl Fixture {
     async fn bucket(&self) {
-        self.svc.create_bucket(&self.alpha, "bkt").await.unwrap();
+        self.svc.create_bucket(&self.alpha, "bkt", None).await.unwrap();
     }
 
     async fn part(&self, key: &str, id: &str, n: u32, bytes: &[u8]) -> String {
@@ -131,7 +131,7 @@ async fn completion_rules_are_checked_on_plaintext_sizes() {
 async fn upload_ids_only_work_for_their_own_tenant_and_key() {
     let f = fixture();
     f.bucket().await;
-    f.svc.create_bucket(&f.beta, "bkt2").await.unwrap();
+    f.svc.create_bucket(&f.beta, "bkt2", None).await.unwrap();
     let id = f.svc.create_upload(&f.alpha, "bkt", "k", PutRequest::default()).await.unwrap();
     let other_key = f.svc.upload_part(&f.alpha, "bkt", "other", &id, 1, body(b"x"), 1).await;
     assert!(matches!(other_key, Err(CoreError::NoSuchUpload)), "{other_key:?}");

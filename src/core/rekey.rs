@@ -97,7 +97,7 @@ mod tests {
     #[tokio::test]
     async fn rewrap_changes_only_the_envelope_and_keeps_the_object_readable() {
         let f = fixture();
-        f.svc.create_bucket(&f.alpha, "x").await.unwrap();
+        f.svc.create_bucket(&f.alpha, "x", None).await.unwrap();
         let plain = vec![7u8; 100_000];
         f.svc.put_object(&f.alpha, "x", "a", body(&plain), plain.len() as u64, PutRequest::default()).await.unwrap();
         let p = f.svc.place(&f.alpha, "x").unwrap();

@@ -307,8 +307,30 @@ impl BlobService {
 
     /// Creates the tenant's bucket. Bucket names are one namespace across tenants, as across S3 accounts:
     /// a name another tenant holds is refused (`BucketTaken`).
-    pub async fn create_bucket(&self, tenant: &Tenant, bucket: &str) -> CoreResult<()> {
+    ///
+    /// `location` is the client's `LocationConstraint`: a region the tenant's residency rule forbids is
+    /// refused (403, naming the rule); an allowed one must be where the bucket would be placed.
+    pub async fn create_bucket(&self, tenant: &Tenant, bucket: &str, location: Option<&str>) -> CoreResult<()> {
         let p = self.place(tenant, bucket)?;
+        if let Some(region) = location.filter(|r| !r.is_empty()) {
+            tenant
+                .residency
+                .check(&self.table, &format!("a bucket in {region} (LocationConstraint)"), Some(region))
+                .map_err(|v| {
+                    crate::metrics::inc(&crate::metrics::RESIDENCY_REFUSALS);
+                    tracing::warn!(tenant = %tenant.name, bucket, violation = %v, "residency refusal");
+                    CoreError::Residency(v.to_string())
+                })?;
+            let here = self.backend_region(&p.backend_name);
+            if here != Some(region) {
+                return Err(CoreError::LocationConstraint(format!(
+                    "bucket {bucket} of tenant {} is placed on backend {} ({}); a bucket in {region} needs a route                      (buckets: in the config) to a backend in {region}",
+                    tenant.name,
+                    p.backend_name,
+                    here.unwrap_or("no declared region")
+                )));
+            }
+        }
         if self.held_by_other_tenant(tenant, bucket).await {
             return Err(CoreError::BucketTaken(bucket.to_owned()));
         }
@@ -319,7 +341,7 @@ impl BlobService {
     /// asked only on paths that already failed or create.
     async fn held_by_other_tenant(&self, tenant: &Tenant, bucket: &str) -> bool {
         for other in self.directory.tenants().filter(|t| t.name != tenant.name) {
-            if let Ok(p) = self.place(other, bucket) {
+            if let Ok(p) = self.directory.place(other, bucket) {
                 if p.backend.head_bucket(&p.bucket).await.is_ok() {
                     return true;
                 }

@@ -12,7 +12,7 @@ fn data(n: usize) -> Vec<u8> {
 #[tokio::test]
 async fn put_get_ranges_and_sizes() {
     let f = fixture();
-    f.svc.create_bucket(&f.alpha, "x").await.unwrap();
+    f.svc.create_bucket(&f.alpha, "x", None).await.unwrap();
     let plain = data(200_000);
     let req = PutRequest { metadata: [("k".to_owned(), "v".to_owned())].into(), ..PutRequest::default() };
     let put = f.svc.put_object(&f.alpha, "x", "o", body(&plain), plain.len() as u64, req).await.unwrap();
@@ -41,7 +41,7 @@ async fn put_get_ranges_and_sizes() {
 #[tokio::test]
 async fn copies_rewrap_and_moved_ciphertext_is_refused() {
     let f = fixture();
-    f.svc.create_bucket(&f.alpha, "x").await.unwrap();
+    f.svc.create_bucket(&f.alpha, "x", None).await.unwrap();
     let plain = data(70_000);
     f.svc.put_object(&f.alpha, "x", "a", body(&plain), 70_000, PutRequest::default()).await.unwrap();
     let src = CopySource { bucket: "x", key: "a", version_id: None };
@@ -68,7 +68,7 @@ async fn copies_rewrap_and_moved_ciphertext_is_refused() {
 #[tokio::test]
 async fn short_body_leaves_no_object_and_reserved_metadata_is_refused() {
     let f = fixture();
-    f.svc.create_bucket(&f.alpha, "x").await.unwrap();
+    f.svc.create_bucket(&f.alpha, "x", None).await.unwrap();
     let err = f.svc.put_object(&f.alpha, "x", "o", body(&data(100)), 101, PutRequest::default()).await;
     assert!(err.is_err());
     assert!(matches!(f.svc.head_object(&f.alpha, "x", "o", None).await, Err(CoreError::Backend(_))));
@@ -81,8 +81,8 @@ async fn short_body_leaves_no_object_and_reserved_metadata_is_refused() {
 #[tokio::test]
 async fn tenants_see_only_their_buckets() {
     let f = fixture();
-    f.svc.create_bucket(&f.alpha, "x").await.unwrap();
-    f.svc.create_bucket(&f.beta, "b").await.unwrap();
+    f.svc.create_bucket(&f.alpha, "x", None).await.unwrap();
+    f.svc.create_bucket(&f.beta, "b", None).await.unwrap();
     let names = |v: Vec<crate::backend::BucketInfo>| v.into_iter().map(|b| b.name).collect::<Vec<_>>();
     assert_eq!(names(f.svc.list_buckets(&f.alpha).await.unwrap()), ["x"]);
     assert_eq!(names(f.svc.list_buckets(&f.beta).await.unwrap()), ["b"]);
@@ -92,7 +92,7 @@ async fn tenants_see_only_their_buckets() {
 #[tokio::test]
 async fn an_unreachable_key_provider_fails_writes_closed_and_stores_nothing() {
     let f = fixture();
-    f.svc.create_bucket(&f.alpha, "x").await.unwrap();
+    f.svc.create_bucket(&f.alpha, "x", None).await.unwrap();
     f.provider.down.store(true, std::sync::atomic::Ordering::SeqCst);
     let err = f.svc.put_object(&f.alpha, "x", "a", body(b"secret"), 6, PutRequest::default()).await.err();
     assert!(matches!(err, Some(CoreError::Key(crate::core::keys::KeyError::Unavailable(_)))), "{err:?}");
@@ -108,7 +108,7 @@ async fn an_unreachable_key_provider_fails_writes_closed_and_stores_nothing() {
 #[tokio::test]
 async fn subjects_get_their_own_keys() {
     let f = fixture();
-    f.svc.create_bucket(&f.alpha, "x").await.unwrap();
+    f.svc.create_bucket(&f.alpha, "x", None).await.unwrap();
     let ann = PutRequest { metadata: [("data-subject".to_owned(), "ann".to_owned())].into(), ..PutRequest::default() };
     f.svc.put_object(&f.alpha, "x", "by-header", body(b"a"), 1, ann).await.unwrap();
     f.svc.put_object(&f.alpha, "x", "customers/ann/call.wav", body(b"b"), 1, PutRequest::default()).await.unwrap();
@@ -132,17 +132,39 @@ async fn subjects_get_their_own_keys() {
 #[tokio::test]
 async fn bucket_names_are_one_namespace_across_tenants() {
     let f = fixture();
-    f.svc.create_bucket(&f.alpha, "shared-name").await.unwrap();
+    f.svc.create_bucket(&f.alpha, "shared-name", None).await.unwrap();
     // Beta's own namespace has no such bucket, but alpha holds the name: AccessDenied, as S3 answers for
     // another account's bucket; and beta cannot create it.
     let err = f.svc.head_bucket(&f.beta, "shared-name").await.unwrap_err();
     assert!(matches!(err, CoreError::Backend(crate::backend::BackendError::NoSuchBucket)), "{err:?}");
     let err = f.svc.explain_missing_bucket(&f.beta, &["shared-name"], err).await;
     assert!(matches!(err, CoreError::BucketNotOwned(_)), "{err:?}");
-    let err = f.svc.create_bucket(&f.beta, "shared-name").await.unwrap_err();
+    let err = f.svc.create_bucket(&f.beta, "shared-name", None).await.unwrap_err();
     assert!(matches!(err, CoreError::BucketTaken(_)), "{err:?}");
     // A name nobody holds stays NoSuchBucket.
     let err = f.svc.head_bucket(&f.beta, "free-name").await.unwrap_err();
     let err = f.svc.explain_missing_bucket(&f.beta, &["free-name"], err).await;
     assert!(matches!(err, CoreError::Backend(crate::backend::BackendError::NoSuchBucket)), "{err:?}");
+}
+
+#[tokio::test]
+async fn residency_refuses_places_outside_the_rule_and_undeclared_ones() {
+    use crate::core::policy::residency::{Allow, ResidencyPolicy};
+    let f = crate::core::test_support::fixture_custom(Default::default(), |t| {
+        if t.name == "alpha" {
+            t.residency = ResidencyPolicy { tenant: "alpha".into(), allow: vec![Allow::parse("EEA").unwrap()] };
+        }
+    });
+    // The memory backend declares no region: an EEA-only tenant may not use it (fail closed).
+    let err = f.svc.create_bucket(&f.alpha, "x", None).await.unwrap_err();
+    assert!(
+        matches!(&err, CoreError::Residency(m) if m.contains("residency allow [EEA]") && m.contains("not declared")),
+        "{err:?}"
+    );
+    let err = f.svc.create_bucket(&f.alpha, "y", Some("us-east-1")).await.unwrap_err();
+    assert!(matches!(&err, CoreError::Residency(_)), "{err:?}");
+    // An unrestricted tenant: a LocationConstraint must still be where the bucket goes.
+    let err = f.svc.create_bucket(&f.beta, "z", Some("eu-west-3")).await.unwrap_err();
+    assert!(matches!(&err, CoreError::LocationConstraint(_)), "{err:?}");
+    f.svc.create_bucket(&f.beta, "z", None).await.unwrap();
 }

@@ -54,7 +54,7 @@ fn request(now: OffsetDateTime, dry_run: bool) -> SweepRequest {
 #[tokio::test]
 async fn deletes_exactly_what_expired_with_versions_markers_and_backups() {
     let (f, ops) = world();
-    f.svc.create_bucket(&f.alpha, "x").await.unwrap();
+    f.svc.create_bucket(&f.alpha, "x", None).await.unwrap();
     f.svc.put_versioning(&f.alpha, "x", true).await.unwrap();
     put(&f, "calls/1.json", b"v1").await;
     put(&f, "calls/1.json", b"v2").await;
@@ -117,7 +117,7 @@ async fn locked_versions_are_kept_and_reported() {
 #[tokio::test]
 async fn a_held_lease_makes_another_sweeper_skip_the_tenant() {
     let (f, ops) = world();
-    f.svc.create_bucket(&f.alpha, "x").await.unwrap();
+    f.svc.create_bucket(&f.alpha, "x", None).await.unwrap();
     assert!(take_lease(&ops, "alpha", "other").await.unwrap());
     let mut report = Vec::new();
     let s = sweep(&ops, &request(OffsetDateTime::now_utc(), false), &mut report).await.unwrap();

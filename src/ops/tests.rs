@@ -47,7 +47,7 @@ async fn settle() {
 #[tokio::test]
 async fn rotate_rewrap_resume_retire() {
     let (f, ops) = world();
-    f.svc.create_bucket(&f.alpha, "x").await.unwrap();
+    f.svc.create_bucket(&f.alpha, "x", None).await.unwrap();
     for i in 0..5 {
         put(&f, &format!("o{i}"), None, format!("plain {i}").as_bytes()).await;
     }
@@ -89,7 +89,7 @@ async fn rotate_rewrap_resume_retire() {
 #[tokio::test]
 async fn shredding_a_subject_outlives_a_restored_backup() {
     let (f, ops) = world();
-    f.svc.create_bucket(&f.alpha, "x").await.unwrap();
+    f.svc.create_bucket(&f.alpha, "x", None).await.unwrap();
     put(&f, "ann", Some("ann"), b"ann's record").await;
     put(&f, "bob", Some("bob"), b"bob's record").await;
     put(&f, "plain", None, b"no subject").await;
@@ -159,8 +159,8 @@ async fn shredding_a_subject_outlives_a_restored_backup() {
 #[tokio::test]
 async fn shredding_a_tenant_ends_reads_and_writes_but_not_the_other_tenant() {
     let (f, ops) = world();
-    f.svc.create_bucket(&f.alpha, "x").await.unwrap();
-    f.svc.create_bucket(&f.beta, "y").await.unwrap();
+    f.svc.create_bucket(&f.alpha, "x", None).await.unwrap();
+    f.svc.create_bucket(&f.beta, "y", None).await.unwrap();
     put(&f, "a", None, b"alpha data").await;
     f.svc.put_object(&f.beta, "y", "b", body(b"beta data"), 9, PutRequest::default()).await.unwrap();
     let req = ShredRequest { tenant: "alpha".into(), subjects: vec![], by: "ops".into(), quiet: true };

@@ -60,8 +60,14 @@ pub async fn create_bucket(
     req: S3Request<CreateBucketInput>,
 ) -> S3Result<S3Response<CreateBucketOutput>> {
     let tenant = tenant(&req)?;
+    let location = req
+        .input
+        .create_bucket_configuration
+        .as_ref()
+        .and_then(|c| c.location_constraint.as_ref())
+        .map(|l| l.as_str().to_owned());
     let bucket = req.input.bucket;
-    core_call!(core, &tenant, &[], core.create_bucket(&tenant, &bucket));
+    core_call!(core, &tenant, &[], core.create_bucket(&tenant, &bucket, location.as_deref()));
     Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{bucket}")) }))
 }
 

@@ -32,6 +32,7 @@ pub fn to_s3_error(err: CoreError) -> S3Error {
         CoreError::BucketNotOwned(_) => S3Error::with_message(C::AccessDenied, "Access Denied"),
         CoreError::Residency(why) => S3Error::with_message(C::AccessDenied, why),
         CoreError::RetentionRefused(why) => S3Error::with_message(C::AccessDenied, why),
+        CoreError::LocationConstraint(why) => S3Error::with_message(C::IllegalLocationConstraintException, why),
         CoreError::BackendFenced { backend, reason } => {
             tracing::error!(%backend, %reason, "request refused: backend fenced");
             S3Error::with_message(
