@@ -50,6 +50,14 @@ enum Command {
     /// Delete objects whose retention deadline has passed, with every version, delete marker and
     /// backup copy; locked ones are kept and reported. JSON lines on stdout (or --report), a summary on stderr.
     Sweep(SweepArgs),
+    /// Copy every current object to its tenant's backup targets where the copy is missing or stale.
+    Backup {
+        /// Only this tenant (default: all).
+        #[arg(long, value_name = "TENANT")]
+        tenant: Option<String>,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
     /// Crypto-shred a tenant, or data subjects of a tenant: destroy their keys so that every copy of
     /// their objects, wherever it is, becomes unreadable. Irreversible; writes a receipt.
     Shred {
@@ -147,6 +155,17 @@ fn main() -> ExitCode {
         Command::Serve { config } => serve(config),
         Command::Keys { command } => keys(command),
         Command::Sweep(args) => sweep_command(args),
+        Command::Backup { tenant, config } => run_ops(config.config, |ops| async move {
+            let s = blobseal::ops::backup::backup(&ops, tenant.as_deref()).await?;
+            println!(
+                "backup: {} object(s) examined, {} copied, {} already up to date, {} failed",
+                s.examined, s.copied, s.up_to_date, s.failed
+            );
+            if s.failed > 0 {
+                return Err(OpsError::Refused(format!("{} backup copies failed (see the log)", s.failed)));
+            }
+            Ok(())
+        }),
         Command::Shred { tenant, subject, by, yes, config } => {
             if !yes {
                 eprintln!("shredding cannot be undone: pass --yes to confirm");

@@ -58,6 +58,8 @@ pub struct ObjectInfo {
     pub headers: ContentHeaders,
     /// Number of parts of a multipart object (`None` for single-stream objects).
     pub parts_count: Option<u32>,
+    /// The authenticated deletion deadline (RFC 3339), if the object has one.
+    pub delete_after: Option<String>,
 }
 
 /// A read in progress: the object's info, the plaintext range served (`None` = whole), the body.
@@ -498,6 +500,7 @@ impl BlobService {
             metadata: user_metadata(&head.metadata),
             headers: stored_headers(&head.metadata),
             parts_count: opened.parts_count(),
+            delete_after: head.metadata.get(crate::core::governance::DELETE_AFTER).cloned(),
         }
     }
 

@@ -4,6 +4,7 @@
 //!
 //! One file per command; `roll.rs` is the root roll they share, `receipt.rs` the shred receipts.
 
+pub mod backup;
 pub mod receipt;
 pub mod retire;
 pub mod rewrap;

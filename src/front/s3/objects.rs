@@ -232,7 +232,7 @@ pub async fn get_object(core: &BlobService, req: S3Request<GetObjectInput>) -> S
         content_range: content_range,
         parts_count: parts_count_of(&info, part),
     });
-    Ok(S3Response::new(out))
+    Ok(with_deadline(S3Response::new(out), info.delete_after.as_deref()))
 }
 
 pub async fn head_object(
@@ -272,7 +272,7 @@ pub async fn head_object(
         content_range: content_range,
         parts_count: parts_count_of(&info, part),
     });
-    Ok(S3Response::new(out))
+    Ok(with_deadline(S3Response::new(out), info.delete_after.as_deref()))
 }
 
 pub async fn delete_object(
