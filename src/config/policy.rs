@@ -147,18 +147,13 @@ fn retention_policy(cx: &mut Ctx<'_>, raw: &RawRetention) -> RetentionPolicy {
     for (i, r) in raw.rules.iter().flatten().enumerate() {
         let v = &r.value;
         let bucket = pattern(cx, v.bucket.as_ref(), "bucket");
-        let key = match (&v.key, &v.prefix) {
+        let (key, prefix) = match (&v.key, &v.prefix) {
             (Some(_), Some(p)) => {
                 cx.error(p.referenced, "give `key` (a glob) or `prefix`, not both");
-                None
+                (None, None)
             }
-            (None, Some(p)) => cx.text(p).and_then(|t| {
-                // `prefix: calls/` is the glob `calls/**`; a prefix without a trailing slash also matches
-                // keys that merely start with it (`calls` matches `calls-2026.json`).
-                let glob = if t.ends_with('/') { format!("{t}**") } else { format!("{t}*") };
-                Pattern::parse(&glob).map_err(|e| cx.error(p.referenced, format!("prefix {t:?}: {e}"))).ok()
-            }),
-            (k, None) => pattern(cx, k.as_ref(), "key"),
+            (None, Some(p)) => (None, cx.text(p)),
+            (k, None) => (pattern(cx, k.as_ref(), "key"), None),
         };
         let content_type = pattern(cx, v.content_type.as_ref(), "content_type");
         let keep = match cx.text(&v.keep).map(|t| Keep::parse(&t)) {
@@ -176,6 +171,7 @@ fn retention_policy(cx: &mut Ctx<'_>, raw: &RawRetention) -> RetentionPolicy {
                 name,
                 bucket,
                 key,
+                prefix,
                 content_type,
                 metadata: v
                     .metadata
@@ -232,8 +228,10 @@ pub(super) fn check_static(
                 r.backend.referenced,
             );
         }
-        let store = t.keys_cfg.store_backend.as_ref().or(t.default_backend.as_ref());
-        if let Some(s) = store {
+        // The key store on the default backend is the place already checked above.
+        if let Some(s) =
+            t.keys_cfg.store_backend.as_ref().filter(|s| t.default_backend.as_ref().is_none_or(|d| d.value != s.value))
+        {
             check(cx, format!("key store backend {}", s.value), region_of(&s.value), s.referenced);
         }
         if let Some(p) = t.key_provider.as_ref().and_then(|n| providers.iter().find(|p| p.name == *n)) {

@@ -20,6 +20,7 @@ fn world() -> (Fixture, Ops) {
                 name: "calls".into(),
                 bucket: None,
                 key: Some(Pattern::parse("calls/**").unwrap()),
+                prefix: None,
                 content_type: None,
                 metadata: Default::default(),
                 tags: Default::default(),

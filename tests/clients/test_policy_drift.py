@@ -4,11 +4,10 @@ fences its backend off (503 for every request to it, metrics say so) until the b
 
 from __future__ import annotations
 
-from botocore.exceptions import ClientError
-
 import secrets
 
 import pytest
+from botocore.exceptions import ClientError
 
 from keyutil import expect_error
 from policyutil import BACKUP_BUCKET, PAR, USE1, PolicyDeployment, create_raw_bucket, raw_region, wait_for

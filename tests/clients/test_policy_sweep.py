@@ -155,27 +155,39 @@ def test_nothing_expired_yet(dep, versioned):
     assert not [v for v in run.lines if v["result"] in ("deleted", "would-delete")], run.lines
 
 
-def test_legal_hold_kept_and_reported(dep):
-    """A bucket created with Object Lock (raw, in fra's region): the expired version under legal hold stays."""
+def test_locked_versions_kept_and_reported(dep):
+    """A bucket created with Object Lock (raw, in fra's region): expired versions under legal hold or under
+    retention stay, and the report says why."""
     raw_bucket = PREFIX + "locked-" + unique_bucket()[4:]
     bucket = raw_bucket[len(PREFIX):]
     create_raw_bucket(dep.moto.endpoint, raw_bucket, FRA, ObjectLockEnabledForBucket=True)
     c = dep.client()
     c.put_object(Bucket=bucket, Key="calls/held", Body=b"held")
     c.put_object(Bucket=bucket, Key="calls/free", Body=b"free")
-    held = [vid for k, vid, _ in raw_versions(dep.raw, raw_bucket) if k == "calls/held"]
-    assert len(held) == 1, held
-    raw_client(dep.moto.endpoint, FRA).put_object_legal_hold(Bucket=raw_bucket, Key="calls/held", VersionId=held[0],
-                                                            LegalHold={"Status": "ON"})
+    c.put_object(Bucket=bucket, Key="calls/retained", Body=b"retained")
+    versions = {k: vid for k, vid, _ in raw_versions(dep.raw, raw_bucket)}
+    assert len(versions) == 3, versions
+    lock = raw_client(dep.moto.endpoint, FRA)
+    lock.put_object_legal_hold(Bucket=raw_bucket, Key="calls/held", VersionId=versions["calls/held"],
+                               LegalHold={"Status": "ON"})
+    until = (utcnow() + dt.timedelta(days=60)).replace(microsecond=0)
+    lock.put_object_retention(Bucket=raw_bucket, Key="calls/retained", VersionId=versions["calls/retained"],
+                              Retention={"Mode": "COMPLIANCE", "RetainUntilDate": until})
 
     run = dep.sweep("--now", _at(30))
-    assert {k for k, _, _ in raw_versions(dep.raw, raw_bucket)} == {"calls/held"}
+    assert {k for k, _, _ in raw_versions(dep.raw, raw_bucket)} == {"calls/held", "calls/retained"}
     lines = _lines(run, bucket, "primary")
     assert lines["calls/free"]["result"] == "deleted", lines
     line = lines["calls/held"]
     assert line["result"] == "kept-locked", line
-    assert [k for k in line["kept_locked"] if k.get("version_id") == held[0] and k.get("legal_hold") is True], line
+    assert [k for k in line["kept_locked"]
+            if k.get("version_id") == versions["calls/held"] and k.get("legal_hold") is True], line
     assert line["versions_deleted"] == []
+    # Under Object Lock retention: kept, reported with the date it can go.
+    line = lines["calls/retained"]
+    assert line["result"] == "kept-locked", line
+    kept = [k for k in line["kept_locked"] if k.get("version_id") == versions["calls/retained"]]
+    assert kept and str(kept[0].get("until", "")).startswith(until.strftime("%Y-%m-%dT%H:%M:%S")), line
 
 
 def test_sweep_with_backup_bucket_under_tenant_prefix(workdir):

@@ -110,6 +110,8 @@ pub struct RetentionRule {
     pub name: String,
     pub bucket: Option<Pattern>,
     pub key: Option<Pattern>,
+    /// The key starts with this.
+    pub prefix: Option<String>,
     pub content_type: Option<Pattern>,
     /// User metadata that must be present with these values (names without `x-amz-meta-`).
     pub metadata: BTreeMap<String, String>,
@@ -156,6 +158,7 @@ impl RetentionRule {
     fn matches(&self, o: &ObjectFacts<'_>) -> bool {
         self.bucket.as_ref().is_none_or(|p| p.matches(o.bucket))
             && self.key.as_ref().is_none_or(|p| p.matches(o.key))
+            && self.prefix.as_ref().is_none_or(|p| o.key.starts_with(p.as_str()))
             && self.content_type.as_ref().is_none_or(|p| o.content_type.is_some_and(|c| p.matches(c)))
             && self.metadata.iter().all(|(k, v)| o.metadata.get(k) == Some(v))
             && self.tags.iter().all(|(k, v)| o.tags.get(k) == Some(v))
@@ -220,6 +223,7 @@ mod tests {
             name: name.into(),
             bucket: None,
             key: key.map(|k| Pattern::parse(k).unwrap()),
+            prefix: None,
             content_type: ct.map(|c| Pattern::parse(c).unwrap()),
             metadata: BTreeMap::new(),
             tags: BTreeMap::new(),
@@ -271,6 +275,13 @@ mod tests {
         assert_eq!(d(facts("x/a.txt", None, &tags)).rule, "logs");
         assert_eq!(d(facts("backups/db.tar", None, &empty)).delete_after, None);
         assert_eq!(d(facts("calls.json", None, &empty)).rule, "default", "calls/** needs the slash");
+        let mut by_prefix = rule("pre", None, None, "1d");
+        by_prefix.prefix = Some("calls".into());
+        let q = RetentionPolicy { rules: vec![by_prefix], ..RetentionPolicy::default() };
+        for key in ["calls/2026/a.json", "calls-2026.json", "calls"] {
+            assert_eq!(q.decide(&facts(key, None, &empty), now, None).unwrap().rule, "pre", "{key}");
+        }
+        assert_eq!(q.decide(&facts("x/calls", None, &empty), now, None).unwrap().rule, "default");
         meta.insert("k".into(), "v".into());
     }
 

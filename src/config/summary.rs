@@ -1,0 +1,178 @@
+//! `Settings::summary()`: what `blobseal check-config` prints and the server logs at start: the
+//! effective config, with each tenant's effective policy (where its data, backups and keys are and
+//! whether the residency rule allows each place; its retention rules). Never a secret.
+
+use super::*;
+use crate::core::policy::residency::ResidencyPolicy;
+
+impl Settings {
+    /// A short human summary for `check-config` and the start-up log. Never contains secrets.
+    ///
+    /// Besides the plain settings it prints each tenant's effective policy: its residency rule with every
+    /// place its data, backups and keys can be (region, country, jurisdictions, and whether the rule allows
+    /// it), its retention rules in match order, and its backup targets; and, globally, the drift check and
+    /// sweeper schedule. This is the record of "what blobseal was told to do" an operator keeps.
+    pub fn summary(&self) -> String {
+        use crate::core::policy::regions::jurisdictions_of;
+        use crate::core::policy::retention::{ClientOverride, RetentionRule};
+
+        // One place a tenant's data or keys can be, as `what in REGION (CC: EU, EEA): ok`.
+        fn place(table: &RegionTable, policy: &ResidencyPolicy, what: &str, region: Option<&str>) -> String {
+            let located = match region {
+                None => format!("{what}: region not declared"),
+                Some(r) => match table.country_of(r) {
+                    None => format!("{what} in {r} (not in the residency table)"),
+                    Some(c) => {
+                        let js: Vec<&str> = jurisdictions_of(&c).iter().map(|j| j.as_str()).collect();
+                        let js = if js.is_empty() { "no jurisdiction".to_owned() } else { js.join(", ") };
+                        format!("{what} in {r} ({c}: {js})")
+                    }
+                },
+            };
+            // Settings only exist once the static check passed, so a refusal here means the summary and
+            // the check disagree: print it rather than hide it.
+            match policy.check(table, what, region) {
+                Ok(()) => format!("{located}: ok"),
+                Err(_) => format!("{located}: REFUSED"),
+            }
+        }
+        fn pairs(what: &str, map: &std::collections::BTreeMap<String, String>) -> Option<String> {
+            let kv: Vec<String> = map.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            (!kv.is_empty()).then(|| format!("{what} {}", kv.join(" ")))
+        }
+        fn overrides(o: ClientOverride) -> &'static str {
+            match o {
+                ClientOverride::Never => "",
+                ClientOverride::Shorten => ", client may shorten",
+                ClientOverride::Extend => ", client may extend",
+                ClientOverride::Any => ", client may change",
+            }
+        }
+        fn rule_text(r: &RetentionRule) -> String {
+            let conditions: Vec<String> = [
+                r.bucket.as_ref().map(|b| format!("bucket {}", b.as_str())),
+                r.key.as_ref().map(|k| format!("key {}", k.as_str())),
+                r.prefix.as_ref().map(|p| format!("prefix {p}")),
+                r.content_type.as_ref().map(|c| format!("content type {}", c.as_str())),
+                pairs("metadata", &r.metadata),
+                pairs("tags", &r.tags),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            let conditions = if conditions.is_empty() { "any object".to_owned() } else { conditions.join(", ") };
+            format!("{} ({conditions}) {}{}", r.name, r.keep, overrides(r.client_override))
+        }
+
+        let mut out = format!("config: {}\nlisten: {}\n", self.source, self.listen);
+        if let Some(domain) = &self.virtual_host_domain {
+            out.push_str(&format!("virtual hosts: <bucket>.{domain}\n"));
+        }
+        out.push_str(&format!("key providers ({}):\n", self.key_providers.len()));
+        for p in &self.key_providers {
+            out.push_str(&format!("  {}: {}\n", p.name, p.settings.describe()));
+        }
+        out.push_str(&format!(
+            "key cache: ttl {} s (the longest a destroyed key stays usable in a running replica), {} entries\n",
+            self.key_cache.ttl.as_secs(),
+            self.key_cache.max_entries
+        ));
+        out.push_str(&match self.residency.drift_check {
+            Some(every) => format!("residency: drift check every {} s\n", every.as_secs()),
+            None => "residency: drift check only at start\n".to_owned(),
+        });
+        out.push_str(&match self.sweeper.interval {
+            Some(every) => format!(
+                "sweeper: every {} s, at most {} deletions/s\n",
+                every.as_secs(),
+                self.sweeper.max_deletes_per_second
+            ),
+            None => format!(
+                "sweeper: not scheduled in process (run `blobseal sweep`), at most {} deletions/s\n",
+                self.sweeper.max_deletes_per_second
+            ),
+        });
+        out.push_str(&format!("backends ({}):\n", self.backends.len()));
+        for b in &self.backends {
+            let detail = match &b.kind {
+                BackendKind::Fs { root, region } => format!(
+                    "fs at {}{}",
+                    root.display(),
+                    region.as_deref().map(|r| format!(", region {r}")).unwrap_or_default()
+                ),
+                BackendKind::S3 { endpoint, region, access_key_id, force_path_style, .. } => format!(
+                    "s3 region {region}, endpoint {}, key id {access_key_id}{}",
+                    endpoint.as_deref().unwrap_or("(AWS default)"),
+                    if *force_path_style { ", path-style" } else { "" }
+                ),
+            };
+            out.push_str(&format!("  {}: {detail}\n", b.name));
+        }
+        let backend_region = |name: &str| self.backends.iter().find(|b| b.name == name).and_then(|b| b.region());
+        out.push_str(&format!("tenants ({}):\n", self.tenants.len()));
+        for t in &self.tenants {
+            let ids: Vec<&str> = t.access_keys.iter().map(|k| k.id.as_str()).collect();
+            out.push_str(&format!(
+                "  {}: default backend {}, bucket prefix {:?}, access keys [{}]\n",
+                t.name,
+                t.default_backend,
+                t.bucket_prefix,
+                ids.join(", ")
+            ));
+            let subjects: Vec<String> = t
+                .data_subjects
+                .iter()
+                .map(|r| match r {
+                    DataSubjectRule::Metadata(m) => format!("header x-amz-meta-{m}"),
+                    DataSubjectRule::KeyPattern(p) => format!("key pattern {p}"),
+                })
+                .collect();
+            out.push_str(&format!(
+                "    keys: provider {}, key store {}/{}, data subjects: {}\n",
+                t.key_provider,
+                t.key_store.backend,
+                t.key_store.bucket,
+                if subjects.is_empty() { "none".to_owned() } else { subjects.join(", ") }
+            ));
+            let allow: Vec<String> = t.residency.allow.iter().map(ToString::to_string).collect();
+            out.push_str(&if allow.is_empty() {
+                "    residency: unrestricted\n".to_owned()
+            } else {
+                format!("    residency: allow [{}]\n", allow.join(", "))
+            });
+            // The same places, named the same way, as the static check at start-up.
+            let mut places =
+                vec![(format!("default backend {}", t.default_backend), backend_region(&t.default_backend))];
+            for r in self.buckets.iter().filter(|r| r.tenant == t.name) {
+                places.push((format!("backend {} (bucket {})", r.backend, r.bucket), backend_region(&r.backend)));
+            }
+            places.push((format!("key store backend {}", t.key_store.backend), backend_region(&t.key_store.backend)));
+            let provider_region =
+                self.key_providers.iter().find(|p| p.name == t.key_provider).and_then(|p| p.settings.region());
+            places.push((format!("key provider {}", t.key_provider), provider_region));
+            for b in &t.backups {
+                places.push((format!("backup target {}/{}", b.backend, b.bucket), backend_region(&b.backend)));
+            }
+            for (what, region) in &places {
+                out.push_str(&format!("      {}\n", place(&self.residency.table, &t.residency, what, *region)));
+            }
+            let rules: Vec<String> = t.retention.rules.iter().map(rule_text).collect();
+            out.push_str(&format!(
+                "    retention: default {}{}; rules: {}\n",
+                t.retention.default,
+                overrides(t.retention.default_override),
+                if rules.is_empty() { "none".to_owned() } else { rules.join("; ") }
+            ));
+            let backups: Vec<String> = t.backups.iter().map(|b| format!("{}/{}", b.backend, b.bucket)).collect();
+            out.push_str(&format!(
+                "    backups: {}\n",
+                if backups.is_empty() { "none".to_owned() } else { backups.join(", ") }
+            ));
+        }
+        out.push_str(&format!("bucket routes ({}):\n", self.buckets.len()));
+        for r in &self.buckets {
+            out.push_str(&format!("  {}/{} -> {}/{}\n", r.tenant, r.bucket, r.backend, r.backend_bucket));
+        }
+        out
+    }
+}
