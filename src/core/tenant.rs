@@ -96,7 +96,14 @@ impl TenantDirectory {
         self.backends.get(name).cloned()
     }
 
-    fn is_reserved(&self, backend: &str, bucket: &str) -> bool {
+    /// Reserved buckets are kept out of every tenant's reach by name, on every backend: two S3 backends
+    /// of one account (different regions) see the same bucket namespace.
+    fn is_reserved(&self, _backend: &str, bucket: &str) -> bool {
+        self.reserved.iter().any(|(_, b)| b == bucket)
+    }
+
+    /// Whether `bucket` is reserved as a key store or backup target on exactly `backend`.
+    fn is_reserved_on(&self, backend: &str, bucket: &str) -> bool {
         self.reserved.contains(&(backend.to_owned(), bucket.to_owned()))
     }
 
@@ -176,7 +183,7 @@ impl TenantDirectory {
     /// Whether blobseal keeps anything in `bucket` on `backend`: a tenant's bucket (by prefix or
     /// route), a key store, or a backup target. The drift check looks at exactly these.
     pub fn uses_bucket(&self, backend: &str, bucket: &str) -> bool {
-        self.is_reserved(backend, bucket)
+        self.is_reserved_on(backend, bucket)
             || self.routes.values().any(|r| r.backend == backend && r.backend_bucket == bucket)
             || self.tenants.values().any(|t| {
                 (t.default_backend == backend && self.client_bucket_name(t, bucket).is_some())

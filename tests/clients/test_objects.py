@@ -103,10 +103,14 @@ def test_get_in_missing_bucket_is_404(s3):
     assert client_error(err.value) == (404, "NoSuchBucket")
 
 
-def test_tags_are_refused_not_dropped(s3, bucket):
-    """Tagging is not supported yet: a PUT that carries tags must fail loudly and store nothing."""
-    with pytest.raises(ClientError) as e:
-        s3.put_object(Bucket=bucket, Key="tagged", Body=b"x", Tagging="a=b")
-    assert client_error(e.value) == (501, "NotImplemented")
+def test_tags_on_writes_are_checked_and_reserved_names_refused(s3, bucket):
+    """x-amz-tagging on a PUT is stored (retention rules can match it); blobseal's own tag names and
+    malformed tag sets are refused and store nothing."""
+    s3.put_object(Bucket=bucket, Key="tagged", Body=b"x", Tagging="a=b&c=d%20e")
+    assert s3.get_object(Bucket=bucket, Key="tagged")["Body"].read() == b"x"
+    for bad in ("blobseal-delete-after=2000-01-01T00:00:00Z", "a=1&a=2", "&".join(f"k{i}=v" for i in range(11))):
+        with pytest.raises(ClientError) as e:
+            s3.put_object(Bucket=bucket, Key="refused", Body=b"x", Tagging=bad)
+        assert client_error(e.value)[0] == 400, (bad, client_error(e.value))
     with pytest.raises(ClientError):
-        s3.head_object(Bucket=bucket, Key="tagged")
+        s3.head_object(Bucket=bucket, Key="refused")
