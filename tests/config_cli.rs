@@ -233,7 +233,7 @@ fn policy_example_checks_ok_and_prints_the_effective_policy() {
         "      backup target par/acme-backup in eu-west-3 (FR: EU, EEA): ok",
         "    retention: default 35d; rules: call-records (prefix calls/) 28d; recordings (content type audio/*) 180d; \
          logs (tags class=log) 35d; db-backups (prefix backups/) 35d; legal (bucket legal-*) keep; \
-         exports (key exports/**, metadata purpose=export) 7d, client may shorten",
+         exports (key exports/**, metadata purpose=export) 7d, client may shorten; deadline-day keys on",
         "    backups: par/acme-backup",
     ];
     let brit = [

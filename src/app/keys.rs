@@ -91,6 +91,7 @@ pub fn keychain(settings: &Settings, directory: &mut TenantDirectory) -> Result<
             provider,
             store: KeyStore::new(backend, t.key_store.bucket.clone()),
             subjects: subject_rules(&t.data_subjects)?,
+            period_keys: t.retention.period_keys,
         };
         chain.add_tenant(&t.name, keys);
     }

@@ -144,6 +144,7 @@ fn retention_policy(cx: &mut Ctx<'_>, raw: &RawRetention) -> RetentionPolicy {
         }
     }
     out.default_override = client_override(cx, raw.client_override.as_ref());
+    out.period_keys = raw.period_keys.as_ref().is_some_and(|p| p.value);
     for (i, r) in raw.rules.iter().flatten().enumerate() {
         let v = &r.value;
         let bucket = pattern(cx, v.bucket.as_ref(), "bucket");

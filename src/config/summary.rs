@@ -158,10 +158,11 @@ impl Settings {
             }
             let rules: Vec<String> = t.retention.rules.iter().map(rule_text).collect();
             out.push_str(&format!(
-                "    retention: default {}{}; rules: {}\n",
+                "    retention: default {}{}; rules: {}{}\n",
                 t.retention.default,
                 overrides(t.retention.default_override),
-                if rules.is_empty() { "none".to_owned() } else { rules.join("; ") }
+                if rules.is_empty() { "none".to_owned() } else { rules.join("; ") },
+                if t.retention.period_keys { "; deadline-day keys on" } else { "" }
             ));
             let backups: Vec<String> = t.backups.iter().map(|b| format!("{}/{}", b.backend, b.bucket)).collect();
             out.push_str(&format!(

@@ -126,6 +126,8 @@ pub(super) struct RawBackup {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRetention {
     pub default: Option<Str>,
+    /// Bind objects with a deadline to a key per deadline day, destroyed when the day has passed.
+    pub period_keys: Option<Spanned<bool>>,
     pub client_override: Option<Str>,
     pub rules: Option<Vec<Spanned<RawRetentionRule>>>,
 }

@@ -155,8 +155,11 @@ impl BlobService {
         let (req_tags, retention_days) = (req.tags, req.retention_days);
         let stored = stored_metadata(req.metadata, &req.headers);
         let scope = self.keys().scope_of(&tenant.name, key, &stored).map_err(scope_error)?;
-        let wrapped =
-            self.keys().wrap(&tenant.name, &scope, &dek, &upload_wrap_aad(&id, &salt)).await.map_err(key_error)?;
+        let wrapped = self
+            .keys()
+            .wrap(&tenant.name, &scope, None, &dek, &upload_wrap_aad(&id, &salt))
+            .await
+            .map_err(key_error)?;
         let material = UploadMaterial { salt, wrapped };
         let backend_key = material.backend_key(key).map_err(|_| CoreError::Unreachable("upload material encodes"))?;
         if backend_key.len() > MAX_BACKEND_KEY {

@@ -8,7 +8,7 @@
 use crate::backend::{ObjectHead, PutOptions};
 use crate::core::envelope::ObjectIdentity;
 use crate::core::error::{CoreError, CoreResult};
-use crate::core::keys::chain::{parse_tenant_key_id, KeyScope};
+use crate::core::keys::chain::{parse_tenant_key_id, scope_part, KeyScope};
 use crate::core::keys::WrappedKey;
 use crate::core::service::{decode_envelope, key_error, BlobService};
 use crate::core::stored::ENVELOPE_META;
@@ -45,19 +45,21 @@ impl BlobService {
         current: &str,
     ) -> CoreResult<RewrapOutcome> {
         let from = stored_key_id(head)?;
-        if parse_tenant_key_id(&from).is_none() {
+        if parse_tenant_key_id(scope_part(&from)).is_none() {
             return Ok(RewrapOutcome::SubjectKey);
         }
-        if from == current {
+        if scope_part(&from) == current {
             return Ok(RewrapOutcome::AlreadyCurrent);
         }
         let id = ObjectIdentity { tenant: &tenant.name, bucket, key };
         let opened = self.open_envelope(tenant, &id, head).await?;
         let mut envelope = opened.envelope;
         let aad = envelope.wrap_aad(&id);
+        // The deadline day (if the object is bound to one) stays: only the tenant key changes.
+        let period = crate::core::governance::stored_deadline(&head.metadata).ok().flatten().map(|d| d.date());
         let wrapped: WrappedKey =
-            self.keys().wrap(&tenant.name, &KeyScope::Tenant, &opened.dek, &aad).await.map_err(key_error)?;
-        if wrapped.kek_id != current {
+            self.keys().wrap(&tenant.name, &KeyScope::Tenant, period, &opened.dek, &aad).await.map_err(key_error)?;
+        if scope_part(&wrapped.kek_id) != current {
             // The current key moved on while we ran (another rotation): let the next run do it.
             return Err(CoreError::InvalidRequest(format!(
                 "the current tenant key changed to {} during the rewrap",

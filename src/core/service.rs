@@ -449,7 +449,8 @@ impl BlobService {
     ) -> CoreResult<String> {
         let aad = envelope.wrap_aad(id);
         let scope = self.keys.scope_of(&tenant.name, id.key, stored).map_err(scope_error)?;
-        let wrapped = self.keys.wrap(&tenant.name, &scope, dek, &aad).await.map_err(key_error)?;
+        let period = crate::core::governance::stored_deadline(stored).ok().flatten().map(|d| d.date());
+        let wrapped = self.keys.wrap(&tenant.name, &scope, period, dek, &aad).await.map_err(key_error)?;
         envelope.kek_id = wrapped.kek_id;
         envelope.wrapped_dek = wrapped.blob;
         let bytes = envelope.encode()?;

@@ -50,6 +50,7 @@ pub(crate) fn keychain(
             provider: provider.clone(),
             store: KeyStore::new(backend.clone(), KEY_STORE),
             subjects: subject_rules(),
+            period_keys: false,
         };
         chain.add_tenant(t, keys);
     }
@@ -90,7 +91,16 @@ pub(crate) fn fixture_custom(cache: CacheSettings, configure: impl Fn(&mut Tenan
     });
     d.reserve("mem", KEY_STORE);
     let provider = Arc::new(TestProvider::default());
-    let chain = keychain(backend.clone(), provider.clone(), &["alpha", "beta"], cache);
+    let mut chain = keychain(backend.clone(), provider.clone(), &["alpha", "beta"], cache);
+    for t in d.tenants().filter(|t| t.retention.period_keys) {
+        let keys = TenantKeys {
+            provider: provider.clone(),
+            store: KeyStore::new(backend.clone(), KEY_STORE),
+            subjects: subject_rules(),
+            period_keys: true,
+        };
+        chain.add_tenant(&t.name, keys);
+    }
     let svc = Arc::new(BlobService::new(d, Arc::new(chain), BTreeMap::new()));
     let alpha = svc.directory().tenant("alpha").unwrap();
     let beta = svc.directory().tenant("beta").unwrap();

@@ -33,11 +33,14 @@ pub struct Receipt {
     pub seq: u64,
     /// This receipt's object key in the key store.
     pub receipt: String,
-    /// `tenant` or `subject`.
+    /// `tenant`, `subject` or `period`.
     pub kind: String,
     pub tenant: String,
     /// Key ids of the shredded subjects (`subject:<hash of tenant and subject>`).
     pub subjects: Vec<String>,
+    /// Key ids of the shredded deadline days (`period:YYYY-MM-DD`), by the sweeper.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub periods: Vec<String>,
     /// Lifetime keys destroyed.
     pub destroyed_keys: Vec<String>,
     pub destroyed_roots: Vec<DestroyedRoot>,

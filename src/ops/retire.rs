@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use super::roll::{destroy_older_roots, rewrap_lifetime_keys, wait_for_replicas};
 use super::{all_versions, Ops, OpsError};
 use crate::backend::{BackendError, ListUploadsOptions};
-use crate::core::keys::chain::tenant_key_id;
+use crate::core::keys::chain::{scope_part, tenant_key_id};
 use crate::core::keys::store::{names, LifetimeRecord};
 use crate::core::keys::Destruction;
 use crate::core::rekey::stored_key_id;
@@ -51,7 +51,7 @@ pub async fn retire(ops: &Ops, tenant: &str, quiet: bool) -> Result<Retired, Ops
         for (key, version) in all_versions(&p).await? {
             let head = p.backend.head(&p.bucket, &key, version.as_deref()).await?;
             match stored_key_id(&head) {
-                Ok(id) if retiring.contains(&id) => {
+                Ok(id) if retiring.contains(scope_part(&id)) => {
                     objects += 1;
                     if examples.len() < 3 {
                         examples.push(match &version {
@@ -104,7 +104,7 @@ async fn uploads_using(p: &crate::core::tenant::Placement, ids: &BTreeSet<String
         };
         for u in &page.uploads {
             if let Ok((_, material)) = parse_backend_key(&u.key) {
-                if ids.contains(&material.wrapped.kek_id) {
+                if ids.contains(scope_part(&material.wrapped.kek_id)) {
                     count += 1;
                 }
             }

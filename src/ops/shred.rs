@@ -15,9 +15,8 @@
 use super::receipt::{self, DestroyedRoot, NewRoot, Receipt};
 use super::roll::{destroy_older_roots, destroy_root, rewrap_lifetime_keys, wait_for_replicas};
 use super::{now, Ops, OpsError};
-use crate::core::keys::chain::subject_key_id;
+use crate::core::keys::chain::{period_key_id, subject_key_id};
 use crate::core::keys::store::{names, Tombstone};
-use crate::core::keys::subject::subject_hash;
 
 /// What to shred.
 #[derive(Debug, Clone)]
@@ -62,6 +61,7 @@ async fn shred_tenant(ops: &Ops, req: &ShredRequest) -> Result<Receipt, OpsError
         kind: "tenant".into(),
         tenant: tenant.to_owned(),
         subjects: Vec::new(),
+        periods: Vec::new(),
         destroyed_keys,
         destroyed_roots,
         new_root: None,
@@ -102,6 +102,32 @@ async fn destroy_everything(
 
 async fn shred_subjects(ops: &Ops, req: &ShredRequest) -> Result<Receipt, OpsError> {
     let tenant = req.tenant.as_str();
+    let ids = req.subjects.iter().map(|s| subject_key_id(tenant, s)).collect();
+    shred_named(ops, tenant, ids, "subject", &req.by, req.quiet).await
+}
+
+/// Destroys the keys of deadline days (`period:<day>`): every object whose deadline fell on one of
+/// them becomes unreadable wherever its copies are. The sweeper calls this for days that have passed.
+pub async fn shred_periods(
+    ops: &Ops,
+    tenant: &str,
+    days: &[time::Date],
+    by: &str,
+    quiet: bool,
+) -> Result<Receipt, OpsError> {
+    let ids = days.iter().map(|d| period_key_id(*d)).collect();
+    shred_named(ops, tenant, ids, "period", by, quiet).await
+}
+
+/// Removes the lifetime keys `ids` (subjects or deadline days), leaves tombstones, and rolls the root.
+async fn shred_named(
+    ops: &Ops,
+    tenant: &str,
+    ids: Vec<String>,
+    kind: &str,
+    by: &str,
+    quiet: bool,
+) -> Result<Receipt, OpsError> {
     let keys = ops.keys();
     let t = keys.tenant(tenant)?;
     let state = keys.load_state(tenant).await?;
@@ -110,22 +136,19 @@ async fn shred_subjects(ops: &Ops, req: &ShredRequest) -> Result<Receipt, OpsErr
     }
     let (seq, receipt_key, previous) = receipt::next_slot(&t.store, tenant).await?;
     let at = now();
-    let mut subjects = Vec::new();
     let mut destroyed_keys = Vec::new();
-    for subject in &req.subjects {
-        let id = subject_key_id(tenant, subject);
-        let record = names::lifetime(tenant, &id);
+    for id in &ids {
+        let record = names::lifetime(tenant, id);
         if t.store.get_raw(&record).await?.is_some() {
             destroyed_keys.push(id.clone());
         }
         // Tombstone before delete: a replica that misses the key then finds the reason, never a gap
-        // in which it would create a fresh key for the subject.
+        // in which it would create a fresh key.
         let stone = Tombstone { shredded_at: at.clone(), receipt: receipt_key.clone() };
-        t.store.put(&names::shredded_subject(tenant, &subject_hash(tenant, subject)), &stone, false).await?;
+        t.store.put(&names::tombstone(tenant, id), &stone, false).await?;
         t.store.delete(&record).await?;
-        subjects.push(id);
     }
-    keys.forget(tenant, &subjects);
+    keys.forget(tenant, &ids);
 
     // Roll the root so that no old copy of the removed records can be opened.
     let new_root = match keys.create_root_generation(tenant).await? {
@@ -136,10 +159,10 @@ async fn shred_subjects(ops: &Ops, req: &ShredRequest) -> Result<Receipt, OpsErr
             ))
         }
     };
-    wait_for_replicas(keys, req.quiet).await;
-    // A replica that checked for the tombstone just before it was written may have created the subject's
-    // key again in the meantime; after the wait no replica can, so remove such a key before the roll.
-    for id in &subjects {
+    wait_for_replicas(keys, quiet).await;
+    // A replica that checked for the tombstone just before it was written may have created the key
+    // again in the meantime; after the wait no replica can, so remove such a key before the roll.
+    for id in &ids {
         t.store.delete(&names::lifetime(tenant, id)).await?;
     }
     let moved = rewrap_lifetime_keys(keys, tenant, &new_root).await?;
@@ -150,18 +173,20 @@ async fn shred_subjects(ops: &Ops, req: &ShredRequest) -> Result<Receipt, OpsErr
         .zip(destroyed)
         .map(|(r, d)| DestroyedRoot { gen: r.gen, root_id: d.root_id, provider: r.provider.clone(), detail: d.detail })
         .collect();
+    let (subjects, periods) = if kind == "period" { (Vec::new(), ids) } else { (ids, Vec::new()) };
     let receipt = Receipt {
         format: 1,
         seq,
         receipt: receipt_key,
-        kind: "subject".into(),
+        kind: kind.into(),
         tenant: tenant.to_owned(),
         subjects,
+        periods,
         destroyed_keys,
         destroyed_roots,
         new_root: Some(NewRoot { gen: new_root.gen, root_id: new_root.root_id.clone() }),
         at,
-        by: req.by.clone(),
+        by: by.to_owned(),
         cache_ttl_seconds: keys.ttl().as_secs(),
         previous_receipt_sha256: previous,
     };

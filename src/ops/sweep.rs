@@ -86,6 +86,10 @@ pub struct SweepSummary {
     /// Tenants skipped because another sweeper holds their lease.
     pub leased_elsewhere: Vec<String>,
     pub dry_run: bool,
+    /// Deadline-day keys destroyed (or, in a dry run, due), `tenant/period:<day>`.
+    pub period_keys: Vec<String>,
+    /// Deadline days with a version that had to stay (locked, or an error): their keys are kept.
+    held_days: std::collections::BTreeSet<time::Date>,
 }
 
 impl SweepSummary {
@@ -106,7 +110,15 @@ impl SweepSummary {
             } else {
                 format!("; skipped (another sweeper holds the lease): {}", self.leased_elsewhere.join(", "))
             },
-        )
+        ) + &if self.period_keys.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; deadline-day keys {}: {}",
+                if self.dry_run { "due" } else { "destroyed" },
+                self.period_keys.join(", ")
+            )
+        }
     }
 }
 
@@ -169,12 +181,58 @@ async fn sweep_tenant(
         let p = Placement { backend_name: target.backend.clone(), backend, bucket: target.bucket.clone() };
         locations.push((format!("backup:{}/{}", target.backend, target.bucket), p, true));
     }
+    sum.held_days.clear();
     for (name, p, is_backup) in &locations {
         sweep_location(ops, tenant, name, p, *is_backup, req, report, sum).await?;
         if !req.dry_run {
             renew_lease(ops, &tenant.name, &req.holder).await?;
         }
     }
+    if tenant.retention.period_keys {
+        destroy_past_days(ops, tenant, req, report, sum).await?;
+    }
+    Ok(())
+}
+
+/// Destroys the keys of deadline days that have passed (every object due on them was deleted, or is
+/// beyond reach): copies nobody could delete become unreadable. A day with a version that had to stay
+/// (locked, or an error) keeps its key.
+async fn destroy_past_days(
+    ops: &Ops,
+    tenant: &Tenant,
+    req: &SweepRequest,
+    report: &mut (dyn Write + Send),
+    sum: &mut SweepSummary,
+) -> Result<(), OpsError> {
+    let store = &ops.keys().tenant(&tenant.name)?.store;
+    let all = crate::core::keys::store::names::lifetime_prefix(&tenant.name);
+    let today = req.now.date();
+    let due: Vec<time::Date> = store
+        .list(&format!("{all}period:"))
+        .await?
+        .iter()
+        .filter_map(|k| crate::core::keys::chain::parse_period_key_id(k.strip_prefix(&all)?))
+        .filter(|d| *d <= today && !sum.held_days.contains(d))
+        .collect();
+    if due.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = due.iter().map(|d| crate::core::keys::chain::period_key_id(*d)).collect();
+    let receipt = if req.dry_run {
+        None
+    } else {
+        let r = super::shred::shred_periods(ops, &tenant.name, &due, &req.holder, true).await?;
+        tracing::info!(tenant = %tenant.name, days = ?ids, receipt = %r.receipt, "deadline-day keys destroyed");
+        Some(r.receipt)
+    };
+    let line = serde_json::json!({
+        "tenant": tenant.name,
+        "result": if req.dry_run { "would-destroy-period-keys" } else { "period-keys-destroyed" },
+        "period_keys": ids,
+        "receipt": receipt,
+    });
+    writeln!(report, "{line}").map_err(|e| OpsError::Refused(format!("cannot write the report: {e}")))?;
+    sum.period_keys.extend(ids.iter().map(|id| format!("{}/{id}", tenant.name)));
     Ok(())
 }
 
@@ -293,6 +351,7 @@ async fn sweep_key(
         };
         if lock.blocks_delete_at(req.now) {
             keep_locked(&mut line, sum, v, &lock);
+            sum.held_days.insert(deadline.date());
             remaining += 1;
             continue;
         }
@@ -309,10 +368,12 @@ async fn sweep_key(
             }
             Err(BackendError::ObjectLocked(_)) => {
                 keep_locked(&mut line, sum, v, &lock);
+                sum.held_days.insert(deadline.date());
                 remaining += 1;
             }
             Err(e) => {
                 sum.errors += 1;
+                sum.held_days.insert(deadline.date());
                 remaining += 1;
                 line.error = Some(e.to_string());
             }

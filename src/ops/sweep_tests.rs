@@ -14,7 +14,7 @@ use crate::core::tenant::BackupTarget;
 use crate::core::test_support::{body, fixture_custom, Fixture};
 
 fn world() -> (Fixture, Ops) {
-    let f = fixture_custom(CacheSettings { ttl: StdDuration::from_secs(60), max_entries: 100 }, |t| {
+    let f = fixture_custom(CacheSettings { ttl: StdDuration::from_millis(200), max_entries: 100 }, |t| {
         t.retention = RetentionPolicy {
             rules: vec![RetentionRule {
                 name: "calls".into(),
@@ -29,6 +29,7 @@ fn world() -> (Fixture, Ops) {
             }],
             default: Keep::parse("35d").unwrap(),
             default_override: ClientOverride::Never,
+            period_keys: t.name == "beta",
         };
         if t.name == "alpha" {
             t.backups = vec![BackupTarget { backend: "mem".into(), bucket: "alpha-backup".into() }];
@@ -126,4 +127,38 @@ async fn a_held_lease_makes_another_sweeper_skip_the_tenant() {
     release_lease(&ops, "alpha", "other").await;
     let s = sweep(&ops, &request(OffsetDateTime::now_utc(), false), &mut report).await.unwrap();
     assert!(s.leased_elsewhere.is_empty());
+}
+
+#[tokio::test]
+async fn deadline_day_keys_make_unreachable_copies_unreadable_once_the_day_passed() {
+    let (f, ops) = world();
+    // beta binds objects to a key per deadline day (see `world`).
+    f.svc.create_bucket(&f.beta, "y", None).await.unwrap();
+    let put_beta = |key: &'static str| {
+        let svc = f.svc.clone();
+        let beta = f.beta.clone();
+        async move { svc.put_object(&beta, "y", key, body(b"data"), 4, PutRequest::default()).await.unwrap() }
+    };
+    let out = put_beta("calls/1.json").await;
+    put_beta("logs/a.log").await;
+    let day = out.delete_after.as_deref().unwrap()[..10].to_owned();
+    let raw = f.backend.head("beta-y", "calls/1.json", None).await.unwrap();
+    let kek = crate::core::rekey::stored_key_id(&raw).unwrap();
+    assert_eq!(kek, format!("tenant:1+period:{day}"));
+    // A copy nobody will delete (a tape): the raw object and its metadata.
+    let got = f.backend.get("beta-y", "calls/1.json", Default::default()).await.unwrap();
+    let tape = crate::core::test_support::read(got.body).await.unwrap();
+
+    let later = OffsetDateTime::now_utc() + Duration::days(30);
+    let mut report = Vec::new();
+    let req = SweepRequest { tenant: Some("beta".into()), ..request(later, false) };
+    let s = sweep(&ops, &req, &mut report).await.unwrap();
+    assert_eq!(s.period_keys, vec![format!("beta/period:{day}")], "{}", String::from_utf8_lossy(&report));
+    // The tape, put back: its day's key is gone, so it opens nowhere.
+    let opts = crate::backend::PutOptions { metadata: raw.metadata.clone(), ..Default::default() };
+    f.backend.put("beta-y", "calls/1.json", body(&tape), tape.len() as u64, opts).await.unwrap();
+    let err = f.svc.get_object(&f.beta, "y", "calls/1.json", None, None, None).await.err();
+    assert!(matches!(&err, Some(CoreError::KeyDestroyed(m)) if m.contains("deadline day")), "{err:?}");
+    // The 35-day object's day is still ahead: untouched and readable.
+    assert!(f.svc.get_object(&f.beta, "y", "logs/a.log", None, None, None).await.is_ok());
 }

@@ -40,6 +40,9 @@ pub struct TenantKeys {
     pub provider: Arc<dyn KeyProvider>,
     pub store: KeyStore,
     pub subjects: SubjectRules,
+    /// Objects with a deadline are also bound to a key per deadline day (`period:YYYY-MM-DD`), which the
+    /// sweeper destroys once the day has passed: even copies it cannot reach become unreadable.
+    pub period_keys: bool,
 }
 
 /// A tenant's key state as the key store holds it (the part every write needs).
@@ -73,6 +76,36 @@ pub fn tenant_key_id(n: u32) -> String {
 /// The version of a `tenant:N` id.
 pub fn parse_tenant_key_id(id: &str) -> Option<u32> {
     id.strip_prefix("tenant:")?.parse().ok()
+}
+
+/// The id of a deadline day's key.
+pub fn period_key_id(day: time::Date) -> String {
+    format!("period:{day}")
+}
+
+/// The day of a `period:YYYY-MM-DD` id.
+pub fn parse_period_key_id(id: &str) -> Option<time::Date> {
+    let text = id.strip_prefix("period:")?;
+    time::Date::parse(text, time::macros::format_description!("[year]-[month]-[day]")).ok()
+}
+
+/// The scope part of an envelope's key id (`tenant:3` of `tenant:3+period:2026-12-28`).
+pub fn scope_part(kek_id: &str) -> &str {
+    kek_id.split_once('+').map_or(kek_id, |(scope, _)| scope)
+}
+
+/// The wrapping key of a `<scope>+period:<day>` id: HKDF-SHA256 over both keys, bound to the id.
+fn combine(a: &DataKey, b: &DataKey, id: &str) -> Result<DataKey, KeyError> {
+    use aws_lc_rs::hkdf;
+    let mut ikm = zeroize::Zeroizing::new([0u8; 64]);
+    ikm[..32].copy_from_slice(a.as_bytes());
+    ikm[32..].copy_from_slice(b.as_bytes());
+    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"blobseal/v1/combined-key").extract(&ikm[..]);
+    let mut out = zeroize::Zeroizing::new([0u8; 32]);
+    prk.expand(&[id.as_bytes()], hkdf::HKDF_SHA256)
+        .and_then(|okm| okm.fill(&mut out[..]))
+        .map_err(|_| KeyError::Keyring("key derivation failed".into()))?;
+    Ok(DataKey::from_bytes(*out))
 }
 
 /// The id of a data subject's key.
@@ -135,25 +168,52 @@ impl Keychain {
     }
 
     /// Wraps a data key for a new object under the scope's lifetime key, bound to `aad`.
+    ///
+    /// With `period` (the object's deadline day, for tenants with period keys) the wrapping key is
+    /// derived from both the scope's key and the day's key (`kek_id` = `<scope id>+period:<day>`):
+    /// destroying either makes the object unreadable.
     pub async fn wrap(
         &self,
         tenant: &str,
         scope: &KeyScope,
+        period: Option<time::Date>,
         dek: &DataKey,
         aad: &[u8],
     ) -> Result<WrappedKey, KeyError> {
-        let (kek_id, lifetime) = match scope {
+        let (scope_id, scope_key) = match scope {
             KeyScope::Tenant => self.current_tenant_key(tenant).await?,
-            KeyScope::Subject(subject) => self.subject_key(tenant, subject).await?,
+            KeyScope::Subject(subject) => {
+                let id = subject_key_id(tenant, subject);
+                let key = self.named_key(tenant, &id, "writes for this data subject are refused").await?;
+                (id, key)
+            }
         };
-        Ok(WrappedKey { blob: seal_key(&lifetime, dek, aad)?, kek_id })
+        let (kek_id, kek) = match period.filter(|_| self.tenant(tenant).is_ok_and(|t| t.period_keys)) {
+            None => (scope_id, scope_key),
+            Some(day) => {
+                let pid = period_key_id(day);
+                let pkey =
+                    self.named_key(tenant, &pid, "writes with a deadline on a destroyed day are refused").await?;
+                let id = format!("{scope_id}+{pid}");
+                let combined = combine(&scope_key, &pkey, &id)?;
+                (id, combined)
+            }
+        };
+        Ok(WrappedKey { blob: seal_key(&kek, dek, aad)?, kek_id })
     }
 
     /// Unwraps a stored object's data key. A lifetime key that no longer exists is
-    /// [`KeyError::Destroyed`] with the reason (tenant or subject shredded, key retired).
+    /// [`KeyError::Destroyed`] with the reason (tenant, subject or deadline day shredded, key retired).
     pub async fn unwrap(&self, tenant: &str, wrapped: &WrappedKey, aad: &[u8]) -> Result<DataKey, KeyError> {
-        let lifetime = self.lifetime_key(tenant, &wrapped.kek_id).await?;
-        open_key(&lifetime, &wrapped.blob, aad)
+        let kek = match wrapped.kek_id.split_once('+') {
+            None => self.lifetime_key(tenant, &wrapped.kek_id).await?,
+            Some((scope_id, pid)) => {
+                let a = self.lifetime_key(tenant, scope_id).await?;
+                let b = self.lifetime_key(tenant, pid).await?;
+                combine(&a, &b, &wrapped.kek_id)?
+            }
+        };
+        open_key(&kek, &wrapped.blob, aad)
     }
 
     /// The tenant's key state, from the cache or the key store.
@@ -247,10 +307,11 @@ impl Keychain {
         if let Ok(Some(stone)) = t.store.get::<Tombstone>(&names::shredded_tenant(tenant)).await {
             return KeyError::Destroyed(format!("tenant {tenant}'s keys were shredded at {}", stone.shredded_at));
         }
-        if let Some(hash) = id.strip_prefix("subject:") {
-            if let Ok(Some(stone)) = t.store.get::<Tombstone>(&names::shredded_subject(tenant, hash)).await {
+        if parse_tenant_key_id(id).is_none() {
+            if let Ok(Some(stone)) = t.store.get::<Tombstone>(&names::tombstone(tenant, id)).await {
+                let what = if id.starts_with("period:") { "the deadline day's key" } else { "the data subject's key" };
                 return KeyError::Destroyed(format!(
-                    "the data subject's key was shredded at {} (receipt {})",
+                    "{what} was shredded at {} (receipt {})",
                     stone.shredded_at, stone.receipt
                 ));
             }
@@ -277,30 +338,25 @@ impl Keychain {
         Ok((id, key))
     }
 
-    /// The subject's key, created on first use; refused once the subject (or tenant) was shredded.
-    async fn subject_key(&self, tenant: &str, subject: &str) -> Result<(String, DataKey), KeyError> {
-        let id = subject_key_id(tenant, subject);
-        if let Some(k) = self.keys.get(&(tenant.to_owned(), id.clone())) {
-            return Ok((id, k));
+    /// A subject's or a deadline day's key, created on first use; refused (with `refusal` and the
+    /// time) once it was shredded, or once the tenant was.
+    async fn named_key(&self, tenant: &str, id: &str, refusal: &str) -> Result<DataKey, KeyError> {
+        if let Some(k) = self.keys.get(&(tenant.to_owned(), id.to_owned())) {
+            return Ok(k);
         }
         let t = self.tenant(tenant)?;
-        if t.store.get::<LifetimeRecord>(&names::lifetime(tenant, &id)).await?.is_some() {
-            return Ok((id.clone(), self.lifetime_key(tenant, &id).await?));
+        if t.store.get::<LifetimeRecord>(&names::lifetime(tenant, id)).await?.is_some() {
+            return self.lifetime_key(tenant, id).await;
         }
-        let hash = subject_hash(tenant, subject);
-        if let Some(stone) = t.store.get::<Tombstone>(&names::shredded_subject(tenant, &hash)).await? {
-            return Err(KeyError::Refused(format!(
-                "writes for this data subject are refused: its key was shredded at {}",
-                stone.shredded_at
-            )));
+        if let Some(stone) = t.store.get::<Tombstone>(&names::tombstone(tenant, id)).await? {
+            return Err(KeyError::Refused(format!("{refusal}: its key was shredded at {}", stone.shredded_at)));
         }
         let state = self.state(tenant).await?;
         if let Some(stone) = &state.shredded {
             return Err(KeyError::Refused(format!("tenant {tenant} was shredded at {}", stone.shredded_at)));
         }
         let root = self.current_or_new_root(tenant, &state).await?;
-        let key = self.create_lifetime(tenant, &id, &root).await?;
-        Ok((id, key))
+        self.create_lifetime(tenant, id, &root).await
     }
 
     /// Creates lifetime key `id` under `root`, unless another replica created it first (then

@@ -31,7 +31,7 @@ async fn first_write_creates_root_and_tenant_key_and_round_trips() {
     let w = World::new();
     let chain = w.replica(60_000);
     let dek = DataKey::generate().unwrap();
-    let wrapped = chain.wrap("alpha", &KeyScope::Tenant, &dek, b"aad").await.unwrap();
+    let wrapped = chain.wrap("alpha", &KeyScope::Tenant, None, &dek, b"aad").await.unwrap();
     assert_eq!(wrapped.kek_id, "tenant:1");
     assert_eq!(chain.unwrap("alpha", &wrapped, b"aad").await.unwrap().as_bytes(), dek.as_bytes());
     assert!(matches!(chain.unwrap("alpha", &wrapped, b"other").await, Err(KeyError::Unwrap)));
@@ -50,8 +50,8 @@ async fn tenants_are_isolated_by_keys() {
     let w = World::new();
     let chain = w.replica(60_000);
     let dek = DataKey::generate().unwrap();
-    let a = chain.wrap("alpha", &KeyScope::Tenant, &dek, b"aad").await.unwrap();
-    chain.wrap("beta", &KeyScope::Tenant, &dek, b"aad").await.unwrap();
+    let a = chain.wrap("alpha", &KeyScope::Tenant, None, &dek, b"aad").await.unwrap();
+    chain.wrap("beta", &KeyScope::Tenant, None, &dek, b"aad").await.unwrap();
     // Same id `tenant:1`, same AAD, but beta's lifetime key is another key.
     assert!(matches!(chain.unwrap("beta", &a, b"aad").await, Err(KeyError::Unwrap)));
     // A lifetime record copied from alpha's store into beta's does not unwrap for beta (context binds the tenant).
@@ -67,7 +67,7 @@ async fn cache_saves_provider_round_trips() {
     let mut wrapped = Vec::new();
     for i in 0..20u8 {
         let dek = DataKey::from_bytes([i; 32]);
-        wrapped.push(writer.wrap("alpha", &KeyScope::Tenant, &dek, &[i]).await.unwrap());
+        wrapped.push(writer.wrap("alpha", &KeyScope::Tenant, None, &dek, &[i]).await.unwrap());
     }
     // A second replica, cold: one provider unwrap for 20 objects, 19 cache hits.
     let before = w.provider.unwraps.load(Ordering::SeqCst);
@@ -91,7 +91,7 @@ async fn a_destroyed_key_stays_usable_only_until_the_ttl() {
     let w = World::new();
     let chain = w.replica(300);
     let dek = DataKey::generate().unwrap();
-    let wk = chain.wrap("alpha", &KeyScope::Subject("ann".into()), &dek, b"x").await.unwrap();
+    let wk = chain.wrap("alpha", &KeyScope::Subject("ann".into()), None, &dek, b"x").await.unwrap();
     assert_eq!(wk.kek_id, subject_key_id("alpha", "ann"));
     // Another process shreds the subject: record deleted, tombstone written.
     let store = &chain.tenant("alpha").unwrap().store;
@@ -108,13 +108,13 @@ async fn a_destroyed_key_stays_usable_only_until_the_ttl() {
         Err(KeyError::Destroyed(why)) => assert!(why.contains("shredded at 2026-11-24"), "{why}"),
         other => panic!("expected Destroyed, got {other:?}"),
     }
-    match chain.wrap("alpha", &KeyScope::Subject("ann".into()), &dek, b"y").await {
+    match chain.wrap("alpha", &KeyScope::Subject("ann".into()), None, &dek, b"y").await {
         Err(KeyError::Refused(why)) => assert!(why.contains("shredded"), "{why}"),
         other => panic!("expected Refused, got {other:?}"),
     }
     // Other subjects and the tenant key are unaffected.
-    chain.wrap("alpha", &KeyScope::Subject("bob".into()), &dek, b"z").await.unwrap();
-    chain.wrap("alpha", &KeyScope::Tenant, &dek, b"z").await.unwrap();
+    chain.wrap("alpha", &KeyScope::Subject("bob".into()), None, &dek, b"z").await.unwrap();
+    chain.wrap("alpha", &KeyScope::Tenant, None, &dek, b"z").await.unwrap();
 }
 
 #[tokio::test]
@@ -122,12 +122,12 @@ async fn provider_outage_fails_closed_on_a_cold_cache() {
     let w = World::new();
     let warm = w.replica(60_000);
     let dek = DataKey::generate().unwrap();
-    let wk = warm.wrap("alpha", &KeyScope::Tenant, &dek, b"x").await.unwrap();
+    let wk = warm.wrap("alpha", &KeyScope::Tenant, None, &dek, b"x").await.unwrap();
     w.provider.down.store(true, Ordering::SeqCst);
     let cold = w.replica(60_000);
     assert!(matches!(cold.unwrap("alpha", &wk, b"x").await, Err(KeyError::Unavailable(_))));
     assert!(matches!(
-        cold.wrap("alpha", &KeyScope::Subject("new".into()), &dek, b"x").await,
+        cold.wrap("alpha", &KeyScope::Subject("new".into()), None, &dek, b"x").await,
         Err(KeyError::Unavailable(_))
     ));
     // A replica that has the key cached keeps serving (up to the TTL).
@@ -140,7 +140,7 @@ async fn concurrent_first_writes_agree_on_one_key() {
     let (a, b) = (w.replica(60_000), w.replica(60_000));
     let dek = DataKey::generate().unwrap();
     let ann = KeyScope::Subject("ann".into());
-    let (wa, wb) = tokio::join!(a.wrap("alpha", &ann, &dek, b"x"), b.wrap("alpha", &ann, &dek, b"x"));
+    let (wa, wb) = tokio::join!(a.wrap("alpha", &ann, None, &dek, b"x"), b.wrap("alpha", &ann, None, &dek, b"x"));
     let (wa, wb) = (wa.unwrap(), wb.unwrap());
     // Each replica opens what the other wrote: both used the key that won the conditional create.
     assert_eq!(b.unwrap("alpha", &wa, b"x").await.unwrap().as_bytes(), dek.as_bytes());

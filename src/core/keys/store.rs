@@ -198,6 +198,13 @@ pub mod names {
     pub fn shredded_subject(tenant: &str, subject_hash: &str) -> String {
         format!("keys/{tenant}/shredded/{subject_hash}")
     }
+    /// The tombstone of a shredded subject or deadline day key (subjects by their hash).
+    pub fn tombstone(tenant: &str, id: &str) -> String {
+        match id.strip_prefix("subject:") {
+            Some(hash) => shredded_subject(tenant, hash),
+            None => format!("keys/{tenant}/shredded/{id}"),
+        }
+    }
     pub fn shredded_tenant(tenant: &str) -> String {
         format!("keys/{tenant}/shredded-tenant")
     }

@@ -146,11 +146,14 @@ pub struct RetentionPolicy {
     pub rules: Vec<RetentionRule>,
     pub default: Keep,
     pub default_override: ClientOverride,
+    /// Bind objects with a deadline to a key per deadline day too (see `keys::chain`), destroyed by the
+    /// sweeper once the day has passed.
+    pub period_keys: bool,
 }
 
 impl Default for RetentionPolicy {
     fn default() -> Self {
-        Self { rules: Vec::new(), default: Keep::Forever, default_override: ClientOverride::Never }
+        Self { rules: Vec::new(), default: Keep::Forever, default_override: ClientOverride::Never, period_keys: false }
     }
 }
 
@@ -265,6 +268,7 @@ mod tests {
             ],
             default: Keep::parse("35d").unwrap(),
             default_override: ClientOverride::Never,
+            period_keys: false,
         };
         let now = datetime!(2026-11-30 10:00 UTC);
         let empty = BTreeMap::new();
