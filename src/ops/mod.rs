@@ -92,33 +92,56 @@ pub async fn object_page(p: &Placement, after: Option<&str>) -> Result<(Vec<Stri
     Ok((keys, page.is_truncated))
 }
 
+/// A bucket's version listing, one page (up to 1000 entries, keys in order, newest version first)
+/// at a time.
+pub struct VersionPages<'a> {
+    p: &'a Placement,
+    key_marker: Option<String>,
+    version_marker: Option<String>,
+    done: bool,
+}
+
+impl<'a> VersionPages<'a> {
+    pub fn new(p: &'a Placement) -> Self {
+        Self { p, key_marker: None, version_marker: None, done: false }
+    }
+
+    /// The next page, or `None` after the last.
+    pub async fn next(&mut self) -> Result<Option<Vec<crate::backend::VersionEntry>>, BackendError> {
+        if self.done {
+            return Ok(None);
+        }
+        let opts = ListVersionsOptions {
+            key_marker: self.key_marker.take(),
+            version_id_marker: self.version_marker.take(),
+            max_keys: 1000,
+            ..ListVersionsOptions::default()
+        };
+        let page = self.p.backend.list_versions(&self.p.bucket, opts).await?;
+        self.done = !page.is_truncated || page.next_key_marker.is_none();
+        self.key_marker = page.next_key_marker;
+        self.version_marker = page.next_version_id_marker;
+        Ok(Some(page.versions))
+    }
+}
+
 /// Every stored version of every client object in the bucket (current objects only where the
 /// backend has no versions): `(key, version id)`.
 pub async fn all_versions(p: &Placement) -> Result<Vec<(String, Option<String>)>, OpsError> {
     let mut out = Vec::new();
-    let (mut key_marker, mut version_marker) = (None, None);
+    let mut pages = VersionPages::new(p);
     loop {
-        let opts = ListVersionsOptions {
-            key_marker: key_marker.take(),
-            version_id_marker: version_marker.take(),
-            max_keys: 1000,
-            ..ListVersionsOptions::default()
-        };
-        let page = match p.backend.list_versions(&p.bucket, opts).await {
-            Ok(page) => page,
+        let versions = match pages.next().await {
+            Ok(Some(v)) => v,
+            Ok(None) => return Ok(out),
             Err(BackendError::NotSupported(_)) => return current_objects(p).await,
             Err(e) => return Err(e.into()),
         };
-        for v in page.versions {
+        for v in versions {
             if !v.is_delete_marker && !v.meta.key.starts_with(RESERVED_KEY_PREFIX) {
                 out.push((v.meta.key, v.meta.version_id));
             }
         }
-        if !page.is_truncated || page.next_key_marker.is_none() {
-            return Ok(out);
-        }
-        key_marker = page.next_key_marker;
-        version_marker = page.next_version_id_marker;
     }
 }
 

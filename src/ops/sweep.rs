@@ -20,7 +20,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::{Ops, OpsError};
-use crate::backend::{BackendError, ListVersionsOptions, LockState, VersionEntry};
+use crate::backend::{BackendError, LockState, VersionEntry};
 use crate::core::error::CoreError;
 use crate::core::governance::VersionDeadline;
 use crate::core::tenant::{Placement, Tenant};
@@ -247,21 +247,15 @@ async fn sweep_location(
     report: &mut (dyn Write + Send),
     sum: &mut SweepSummary,
 ) -> Result<(), OpsError> {
-    let (mut key_marker, mut version_marker) = (None, None);
     let mut group: Vec<VersionEntry> = Vec::new();
+    let mut pages = super::VersionPages::new(p);
     loop {
-        let opts = ListVersionsOptions {
-            key_marker: key_marker.take(),
-            version_id_marker: version_marker.take(),
-            max_keys: 1000,
-            ..ListVersionsOptions::default()
-        };
-        let page = match p.backend.list_versions(&p.bucket, opts).await {
-            Ok(page) => page,
-            Err(BackendError::NoSuchBucket) => return Ok(()),
+        let versions = match pages.next().await {
+            Ok(Some(v)) => v,
+            Ok(None) | Err(BackendError::NoSuchBucket) => break,
             Err(e) => return Err(e.into()),
         };
-        for v in page.versions {
+        for v in versions {
             if v.meta.key.starts_with(RESERVED_KEY_PREFIX) {
                 continue;
             }
@@ -271,11 +265,6 @@ async fn sweep_location(
             }
             group.push(v);
         }
-        if !page.is_truncated || page.next_key_marker.is_none() {
-            break;
-        }
-        key_marker = page.next_key_marker;
-        version_marker = page.next_version_id_marker;
     }
     if !group.is_empty() {
         sweep_key(ops, tenant, location, p, is_backup, group, req, report, sum).await?;
