@@ -113,7 +113,11 @@ pub fn build_core(settings: &Settings) -> Result<(Arc<BlobService>, TenantSecret
             bucket: r.bucket.clone(),
             backend: r.backend.clone(),
             backend_bucket: r.backend_bucket.clone(),
+            backups: r.backups.clone(),
         });
+        for b in &r.backups {
+            directory.reserve(&b.backend, &b.bucket);
+        }
     }
     let keychain = keys::keychain(settings, &mut directory)?;
     let core = Arc::new(

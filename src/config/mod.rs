@@ -219,6 +219,8 @@ pub struct BucketRoute {
     pub backend: String,
     /// Defaults to the tenant's `bucket_prefix` + `bucket`.
     pub backend_bucket: String,
+    /// Backup targets of this bucket; empty: the tenant's.
+    pub backups: Vec<BackupTarget>,
 }
 
 /// What holds a tenant's root keys.

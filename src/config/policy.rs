@@ -99,15 +99,25 @@ pub(super) fn tenant_policy(
         }
         out.residency = Some((allow, r.value.allow.referenced));
     }
+    out.backups = backup_list(cx, backups);
+    if let Some(r) = retention {
+        out.retention = retention_policy(cx, &r.value);
+    }
+    out
+}
+
+/// A `backups:` list (of a tenant or a bucket route), with positions.
+pub(super) fn backup_list(
+    cx: &mut Ctx<'_>,
+    backups: Option<&Spanned<Vec<Spanned<RawBackup>>>>,
+) -> Vec<(BackupTarget, Location)> {
+    let mut out = Vec::new();
     for b in backups.map(|b| b.value.as_slice()).unwrap_or_default() {
         let backend = cx.text(&b.value.backend);
         let bucket = cx.checked(&b.value.bucket, "backup bucket", is_bucket, BUCKET_RULE);
         if let (Some(backend), Some(bucket)) = (backend, bucket) {
-            out.backups.push((BackupTarget { backend, bucket }, b.value.backend.referenced));
+            out.push((BackupTarget { backend, bucket }, b.value.backend.referenced));
         }
-    }
-    if let Some(r) = retention {
-        out.retention = retention_policy(cx, &r.value);
     }
     out
 }
@@ -228,6 +238,10 @@ pub(super) fn check_static(
                 region_of(&r.backend.value),
                 r.backend.referenced,
             );
+            for (b, at) in &r.backups {
+                let what = format!("backup target {}/{} (bucket {})", b.backend, b.bucket, r.bucket.value);
+                check(cx, what, region_of(&b.backend), *at);
+            }
         }
         // The key store on the default backend is the place already checked above.
         if let Some(s) =
@@ -246,13 +260,12 @@ pub(super) fn check_static(
 }
 
 /// Reports backup targets naming unknown backends.
-pub(super) fn check_backup_backends(cx: &mut Ctx<'_>, tenants: &[VTenant], backends: &[VBackend]) {
-    for t in tenants {
-        for (b, at) in &t.policy.backups {
-            if !backends.iter().any(|v| v.name == b.backend) {
-                let all: Vec<&str> = backends.iter().map(|v| v.name.as_str()).collect();
-                cx.error(*at, format!("unknown backend {:?} (defined: {})", b.backend, all.join(", ")));
-            }
+pub(super) fn check_backup_backends(cx: &mut Ctx<'_>, tenants: &[VTenant], backends: &[VBackend], routes: &[VRoute]) {
+    let all = tenants.iter().flat_map(|t| t.policy.backups.iter()).chain(routes.iter().flat_map(|r| r.backups.iter()));
+    for (b, at) in all {
+        if !backends.iter().any(|v| v.name == b.backend) {
+            let names: Vec<&str> = backends.iter().map(|v| v.name.as_str()).collect();
+            cx.error(*at, format!("unknown backend {:?} (defined: {})", b.backend, names.join(", ")));
         }
     }
 }

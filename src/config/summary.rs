@@ -172,7 +172,10 @@ impl Settings {
         }
         out.push_str(&format!("bucket routes ({}):\n", self.buckets.len()));
         for r in &self.buckets {
-            out.push_str(&format!("  {}/{} -> {}/{}\n", r.tenant, r.bucket, r.backend, r.backend_bucket));
+            let backups: Vec<String> = r.backups.iter().map(|b| format!("{}/{}", b.backend, b.bucket)).collect();
+            let backups =
+                if backups.is_empty() { String::new() } else { format!(" (backups: {})", backups.join(", ")) };
+            out.push_str(&format!("  {}/{} -> {}/{}{backups}\n", r.tenant, r.bucket, r.backend, r.backend_bucket));
         }
         out
     }

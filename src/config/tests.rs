@@ -108,13 +108,15 @@ fn good_config_validates() {
                 tenant: "acme".into(),
                 bucket: "calls".into(),
                 backend: "eu-store".into(),
-                backend_bucket: "acme-calls-prod".into()
+                backend_bucket: "acme-calls-prod".into(),
+                backups: Vec::new(),
             },
             BucketRoute {
                 tenant: "globex".into(),
                 bucket: "logs".into(),
                 backend: "local".into(),
-                backend_bucket: "globex-logs".into()
+                backend_bucket: "globex-logs".into(),
+                backups: Vec::new(),
             },
         ]
     );
@@ -348,4 +350,18 @@ fn syntax_error_has_position() {
     one_error(&edit(5, "  - name: eu-store\n   kind: s3"), "5:5", "missing field `kind`");
     // A key dedented out of its list item ends the item early; serde-saphyr reports the item.
     one_error(&edit(19, "  bucket_prefix: acme-"), "18:5", "missing field `access_keys`");
+}
+
+#[test]
+fn bucket_routes_may_name_their_own_backup_targets() {
+    let text = GOOD.replace(
+        "  - { tenant: acme, bucket: calls, backend: eu-store, backend_bucket: acme-calls-prod }",
+        "  - { tenant: acme, bucket: calls, backend: eu-store, backend_bucket: acme-calls-prod,\n      backups: [{ backend: local, bucket: acme-calls-copy }] }",
+    );
+    assert_ne!(text, GOOD, "the GOOD config changed: update this test");
+    let s = parse_str(&text, "c.yaml", &std_env()).unwrap();
+    assert_eq!(s.buckets[0].backups, vec![BackupTarget { backend: "local".into(), bucket: "acme-calls-copy".into() }]);
+    let bad = text.replace("backend: local, bucket: acme-calls-copy", "backend: nope, bucket: acme-calls-copy");
+    let err = parse_str(&bad, "c.yaml", &std_env()).unwrap_err().to_string();
+    assert!(err.contains("unknown backend \"nope\""), "{err}");
 }

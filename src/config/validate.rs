@@ -97,6 +97,8 @@ pub(super) struct VRoute {
     pub bucket: Spanned<String>,
     pub backend: Spanned<String>,
     pub backend_bucket: Option<Spanned<String>>,
+    /// Backup targets of this bucket, with positions.
+    pub backups: Vec<(crate::core::tenant::BackupTarget, Location)>,
 }
 
 /// Validates the whole document. All problems found are returned together, sorted by position.
@@ -141,7 +143,7 @@ pub(super) fn validate(
     let routes: Vec<VRoute> = raw.buckets.iter().filter_map(|r| route(&mut cx, r)).collect();
     let buckets = cross::check(&mut cx, &backends, &tenants, &routes);
     let key_providers = key_cfg::into_entries(providers);
-    policy_cfg::check_backup_backends(&mut cx, &tenants, &backends);
+    policy_cfg::check_backup_backends(&mut cx, &tenants, &backends, &routes);
     policy_cfg::check_static(&mut cx, &residency.table, &tenants, &backends, &key_providers, &routes);
 
     let mut diags = cx.diags;
@@ -393,7 +395,8 @@ fn route(cx: &mut Ctx<'_>, raw: &Spanned<RawRoute>) -> Option<VRoute> {
         None => Some(None),
         Some(s) => cx.checked(s, "backend_bucket", is_bucket, BUCKET_RULE).map(|v| Some(respan(s, v))),
     };
-    Some(VRoute { tenant: tenant?, bucket: bucket?, backend: backend?, backend_bucket: backend_bucket? })
+    let backups = policy_cfg::backup_list(cx, r.backups.as_ref());
+    Some(VRoute { tenant: tenant?, bucket: bucket?, backend: backend?, backend_bucket: backend_bucket?, backups })
 }
 
 /// Converts a finished cross-check into a [`BucketRoute`].
@@ -403,5 +406,6 @@ pub(super) fn bucket_route(r: &VRoute, backend_bucket: String) -> BucketRoute {
         bucket: r.bucket.value.clone(),
         backend: r.backend.value.clone(),
         backend_bucket,
+        backups: r.backups.iter().map(|(b, _)| b.clone()).collect(),
     }
 }

@@ -207,6 +207,8 @@ pub(super) struct RawRoute {
     pub bucket: Str,
     pub backend: Str,
     pub backend_bucket: Option<Str>,
+    /// Backup targets of this bucket (instead of the tenant's).
+    pub backups: Option<Spanned<Vec<Spanned<RawBackup>>>>,
 }
 
 /// Parses `text` into the raw structure. Syntax errors, unknown fields, missing fields and wrong

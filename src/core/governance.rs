@@ -105,7 +105,7 @@ impl BlobService {
         p: &Placement,
         version: Option<&str>,
     ) {
-        for target in &tenant.backups {
+        for target in &self.directory().backup_targets(tenant, bucket) {
             let result = self.copy_one_backup(bucket, key, p, version, &target.backend, &target.bucket).await;
             match result {
                 Ok(()) => crate::metrics::inc(&crate::metrics::BACKUP_COPIES),

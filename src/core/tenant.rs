@@ -53,6 +53,8 @@ pub struct Route {
     pub bucket: String,
     pub backend: String,
     pub backend_bucket: String,
+    /// Backup targets of this bucket; empty: the tenant's.
+    pub backups: Vec<BackupTarget>,
 }
 
 /// Tenants, their access keys, backends and routes. Immutable after start-up.
@@ -184,11 +186,35 @@ impl TenantDirectory {
     /// route), a key store, or a backup target. The drift check looks at exactly these.
     pub fn uses_bucket(&self, backend: &str, bucket: &str) -> bool {
         self.is_reserved_on(backend, bucket)
-            || self.routes.values().any(|r| r.backend == backend && r.backend_bucket == bucket)
+            || self.routes.values().any(|r| {
+                (r.backend == backend && r.backend_bucket == bucket)
+                    || r.backups.iter().any(|b| b.backend == backend && b.bucket == bucket)
+            })
             || self.tenants.values().any(|t| {
                 (t.default_backend == backend && self.client_bucket_name(t, bucket).is_some())
                     || t.backups.iter().any(|b| b.backend == backend && b.bucket == bucket)
             })
+    }
+
+    /// Where copies of the tenant's `bucket` go: the bucket route's targets if it names any, else the tenant's.
+    pub fn backup_targets(&self, tenant: &Tenant, bucket: &str) -> Vec<BackupTarget> {
+        match self.routes.get(&(tenant.name.clone(), bucket.to_owned())) {
+            Some(r) if !r.backups.is_empty() => r.backups.clone(),
+            _ => tenant.backups.clone(),
+        }
+    }
+
+    /// Every backup target of the tenant (its own and its buckets'), once each.
+    pub fn all_backup_targets(&self, tenant: &Tenant) -> Vec<BackupTarget> {
+        let mut out = tenant.backups.clone();
+        for r in self.routes_of(tenant) {
+            for b in &r.backups {
+                if !out.contains(b) {
+                    out.push(b.clone());
+                }
+            }
+        }
+        out
     }
 
     /// Explicit routes of `tenant`.
@@ -234,8 +260,31 @@ mod tests {
             bucket: "shared".into(),
             backend: "m".into(),
             backend_bucket: "a-x".into(),
+            backups: Vec::new(),
         });
         d
+    }
+
+    #[test]
+    fn backup_targets_of_a_route_replace_the_tenants() {
+        let mut d = dir();
+        let copy = BackupTarget { backend: "m".into(), bucket: "a-routed-copy".into() };
+        let mut tenant =
+            Tenant { name: "c".into(), default_backend: "m".into(), bucket_prefix: "c-".into(), ..Tenant::default() };
+        tenant.backups = vec![BackupTarget { backend: "m".into(), bucket: "c-all".into() }];
+        d.add_tenant(tenant, ["AK_C".to_owned()]);
+        d.add_route(Route {
+            tenant: "c".into(),
+            bucket: "special".into(),
+            backend: "m".into(),
+            backend_bucket: "c-special".into(),
+            backups: vec![copy.clone()],
+        });
+        let c = d.tenant("c").unwrap();
+        assert_eq!(d.backup_targets(&c, "special"), vec![copy.clone()]);
+        assert_eq!(d.backup_targets(&c, "other")[0].bucket, "c-all");
+        assert_eq!(d.all_backup_targets(&c).len(), 2);
+        assert!(d.uses_bucket("m", "a-routed-copy"), "the drift check looks at route backup targets too");
     }
 
     #[test]
@@ -252,6 +301,7 @@ mod tests {
             bucket: "k".into(),
             backend: "m".into(),
             backend_bucket: "a-blobseal-keys".into(),
+            backups: Vec::new(),
         });
         assert!(matches!(d.place(&a, "k"), Err(CoreError::BucketNotOwned(_))), "not even by an explicit route");
     }

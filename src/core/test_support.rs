@@ -88,6 +88,7 @@ pub(crate) fn fixture_custom(cache: CacheSettings, configure: impl Fn(&mut Tenan
         bucket: "b".into(),
         backend: "mem".into(),
         backend_bucket: "bb".into(),
+        backups: Vec::new(),
     });
     d.reserve("mem", KEY_STORE);
     let provider = Arc::new(TestProvider::default());

@@ -25,16 +25,17 @@ pub async fn backup(ops: &Ops, tenant: Option<&str>) -> Result<BackupSummary, Op
     };
     for name in names {
         let t = ops.tenant(&name)?;
-        if t.backups.is_empty() {
-            continue;
-        }
         for (bucket, p) in ops.buckets(&t, None).await? {
+            let targets = ops.core.directory().backup_targets(&t, &bucket);
+            if targets.is_empty() {
+                continue;
+            }
             let mut after: Option<String> = None;
             loop {
                 let (keys, more) = object_page(&p, after.as_deref()).await?;
                 for key in &keys {
                     sum.examined += 1;
-                    for target in &t.backups {
+                    for target in &targets {
                         match backup_one(ops, &bucket, key, &p, &target.backend, &target.bucket).await {
                             Ok(true) => sum.copied += 1,
                             Ok(false) => sum.up_to_date += 1,

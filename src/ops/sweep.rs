@@ -174,7 +174,7 @@ async fn sweep_tenant(
 ) -> Result<(), OpsError> {
     let mut locations: Vec<(String, Placement, bool)> =
         ops.buckets(tenant, None).await?.into_iter().map(|(name, p)| (name, p, false)).collect();
-    for target in &tenant.backups {
+    for target in &ops.core.directory().all_backup_targets(tenant) {
         let backend = ops.core.directory().backend_named(&target.backend).ok_or_else(|| {
             OpsError::Refused(format!("backup target {}/{} names an unknown backend", target.backend, target.bucket))
         })?;
