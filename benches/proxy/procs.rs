@@ -98,6 +98,7 @@ pub fn start_blobseal_s3(bin: &Path, dir: &Path, backend: &str, name: &str) -> R
 }
 
 /// The config file for [`start_blobseal_s3`]; secrets come from the environment, as in production.
+/// Each instance has its own keyring, hence its own key store bucket: instances share the backend.
 pub fn s3_config(port: u16, keyring: &Path, backend: &str) -> String {
     format!(
         "listen: 127.0.0.1:{port}\n\
@@ -115,6 +116,7 @@ pub fn s3_config(port: u16, keyring: &Path, backend: &str) -> String {
          \x20 - name: bench\n\
          \x20   default_backend: s3fs\n\
          \x20   bucket_prefix: px-\n\
+         \x20   key_store: {{ bucket: ks-{port} }}\n\
          \x20   access_keys:\n\
          \x20     - id: {TENANT_KEY}\n\
          \x20       secret_env: BENCH_TENANT_SECRET\n",
