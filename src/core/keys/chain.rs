@@ -345,8 +345,10 @@ impl Keychain {
             return Ok(k);
         }
         let t = self.tenant(tenant)?;
-        if t.store.get::<LifetimeRecord>(&names::lifetime(tenant, id)).await?.is_some() {
-            return self.lifetime_key(tenant, id).await;
+        if let Some(record) = t.store.get::<LifetimeRecord>(&names::lifetime(tenant, id)).await? {
+            let key = self.unwrap_record(tenant, &record).await?;
+            self.keys.insert((tenant.to_owned(), id.to_owned()), key.clone());
+            return Ok(key);
         }
         if let Some(stone) = t.store.get::<Tombstone>(&names::tombstone(tenant, id)).await? {
             return Err(KeyError::Refused(format!("{refusal}: its key was shredded at {}", stone.shredded_at)));
