@@ -19,6 +19,10 @@ pub static SWEEP_KEPT_LOCKED: AtomicU64 = AtomicU64::new(0);
 pub static BACKUP_COPIES: AtomicU64 = AtomicU64::new(0);
 pub static BACKUP_FAILURES: AtomicU64 = AtomicU64::new(0);
 
+/// Requests refused at the request gate (before authentication), and bodies cut for being too slow.
+pub static GATE_REFUSALS: AtomicU64 = AtomicU64::new(0);
+pub static SLOW_BODIES: AtomicU64 = AtomicU64::new(0);
+
 pub fn inc(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
@@ -26,7 +30,9 @@ pub fn inc(counter: &AtomicU64) {
 /// The metrics as Prometheus text; `fenced` lists the fenced backends with their reason.
 pub fn render(fenced: &[(String, String)]) -> String {
     let mut out = String::new();
-    let counters: [(&str, &str, &AtomicU64); 9] = [
+    let counters: [(&str, &str, &AtomicU64); 11] = [
+        ("blobseal_gate_refusals_total", "requests refused at the gate, before authentication", &GATE_REFUSALS),
+        ("blobseal_slow_bodies_total", "request bodies failed for arriving too slowly", &SLOW_BODIES),
         ("blobseal_residency_refusals_total", "requests refused by a residency rule", &RESIDENCY_REFUSALS),
         ("blobseal_fenced_requests_total", "requests refused because their backend is fenced", &FENCED_REQUESTS),
         ("blobseal_drift_checks_total", "backend region checks run", &DRIFT_CHECKS),

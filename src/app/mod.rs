@@ -2,13 +2,9 @@
 //! the S3 front end, and the accept loop with one log line per request.
 
 use std::collections::{BTreeMap, HashMap};
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
 
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use tokio::net::TcpListener;
 
 use crate::backend::fs::FsBackend;
@@ -18,8 +14,13 @@ use crate::config::{BackendKind, Settings};
 use crate::core::keys::KeyError;
 
 pub mod keys;
+pub mod listener;
+pub mod requests;
+use crate::core::keys::subject::KeyPattern;
 use crate::core::service::BlobService;
 use crate::core::tenant::{Route, Tenant, TenantDirectory};
+use crate::front::body_guard::ProgressRule;
+use crate::front::s3::gate::{PresignRules, RequestGate};
 use crate::front::s3::{build_service, BuildError};
 
 /// Why blobseal could not start or stopped with an error.
@@ -42,14 +43,48 @@ pub enum AppError {
 /// Everything a running server holds.
 pub struct Runtime {
     pub core: Arc<BlobService>,
-    pub service: s3s::service::S3Service,
+    pub front: Arc<requests::FrontDoor>,
 }
 
 /// Builds the backends, key provider and services from settings.
 pub async fn build(settings: &Settings) -> Result<Runtime, AppError> {
     let (core, secrets) = build_core(settings)?;
     let service = build_service(Arc::clone(&core), secrets, settings.virtual_host_domain.as_deref())?;
-    Ok(Runtime { core, service })
+    let front = requests::FrontDoor {
+        service,
+        core: Arc::clone(&core),
+        gate: request_gate(settings),
+        metrics: settings.metrics_access,
+        body_rule: ProgressRule {
+            window: settings.limits.body_timeout,
+            min_bytes_per_second: settings.limits.body_min_bytes_per_second,
+        },
+        subject_patterns: subject_patterns(settings),
+    };
+    Ok(Runtime { core, front: Arc::new(front) })
+}
+
+/// Each access key's presigned-URL rules (its tenant's).
+fn request_gate(settings: &Settings) -> RequestGate {
+    let mut rules = HashMap::new();
+    for t in &settings.tenants {
+        let r = PresignRules { max_seconds: u64::from(t.presign.max_seconds), sigv2: t.presign.sigv2 };
+        for k in &t.access_keys {
+            rules.insert(k.id.clone(), r);
+        }
+    }
+    RequestGate::new(rules)
+}
+
+/// Every tenant's key patterns that name data subjects (validated with the config, so none fails here).
+fn subject_patterns(settings: &Settings) -> Vec<KeyPattern> {
+    let texts = settings.tenants.iter().flat_map(|t| &t.data_subjects);
+    texts
+        .filter_map(|rule| match rule {
+            crate::config::DataSubjectRule::KeyPattern(p) => KeyPattern::parse(p).ok(),
+            crate::config::DataSubjectRule::Metadata(_) => None,
+        })
+        .collect()
 }
 
 /// The tenants' S3 secrets by access key id.
@@ -140,10 +175,24 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
         TcpListener::bind(settings.listen).await.map_err(|source| AppError::Bind { addr: settings.listen, source })?;
     let local = listener.local_addr().map_err(|source| AppError::Bind { addr: settings.listen, source })?;
     tracing::info!(config = %settings.source, tenants = settings.tenants.len(), "blobseal listening on {local}");
-    serve_on(listener, runtime.service, Arc::clone(&runtime.core), shutdown_signal()).await;
+    let policy = listener::ConnectionPolicy {
+        max_connections: settings.limits.max_connections,
+        header_timeout: settings.limits.header_timeout,
+        write_timeout: settings.limits.write_timeout,
+        shutdown_timeout: SHUTDOWN_TIMEOUT,
+    };
+    let front = Arc::clone(&runtime.front);
+    let handler = move |req, peer| {
+        let front = Arc::clone(&front);
+        async move { front.handle(req, peer).await }
+    };
+    listener::serve(listener, policy, handler, shutdown_signal()).await;
     tracing::info!("blobseal stopped");
     Ok(())
 }
+
+/// How long open connections may take to finish once shutdown began.
+const SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Refuses to start when a bucket blobseal uses is not in the region its backend's config declares.
 async fn check_regions_at_start(core: &BlobService) -> Result<(), AppError> {
@@ -202,179 +251,6 @@ fn spawn_sweeps(core: Arc<BlobService>, settings: crate::config::SweeperSettings
     });
 }
 
-/// Accepts connections on `listener` until `shutdown` resolves, then waits for open ones.
-pub async fn serve_on(
-    listener: TcpListener,
-    service: s3s::service::S3Service,
-    core: Arc<BlobService>,
-    shutdown: impl std::future::Future<Output = ()>,
-) {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        // Small requests (4 KiB objects, HEADs) otherwise stall on delayed ACKs.
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-        let service = service.clone();
-        let core = Arc::clone(&core);
-        let logged = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-            let service = service.clone();
-            let core = Arc::clone(&core);
-            async move {
-                if req.method() == http::Method::GET && req.uri().path() == METRICS_PATH {
-                    return Ok::<_, Infallible>(metrics_response(&core));
-                }
-                Ok::<_, Infallible>(log_request(service, req, new_request_id(), peer).await)
-            }
-        });
-        let builder = ConnBuilder::new(TokioExecutor::new());
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), logged).into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    tokio::select! {
-        () = graceful.shutdown() => {}
-        () = tokio::time::sleep(std::time::Duration::from_secs(30)) => {
-            tracing::warn!("connections still open after 30 s; stopping anyway");
-        }
-    }
-}
-
-/// Where the Prometheus metrics are served: no S3 bucket name starts with `_`, so no S3 request has this path.
-pub const METRICS_PATH: &str = "/_blobseal/metrics";
-
-fn metrics_response(core: &BlobService) -> hyper::Response<s3s::Body> {
-    let mut r = hyper::Response::new(s3s::Body::from(crate::metrics::render(&core.fenced())));
-    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; version=0.0.4"));
-    r
-}
-
-/// Calls the S3 service, tags the response with the request id (`x-amz-request-id`, and `<RequestId>` in
-/// an XML error body) and writes one line per request: id, method, path, status, duration.
-/// Query strings are not logged: presigned URLs carry signatures there.
-async fn log_request(
-    service: s3s::service::S3Service,
-    req: hyper::Request<Incoming>,
-    id: RequestId,
-    peer: std::net::SocketAddr,
-) -> hyper::Response<s3s::Body> {
-    let start = Instant::now();
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let close_after = empty_body_expecting_continue(req.headers());
-    let has_body = has_request_body(req.headers());
-    let mut response = match service.call(req.map(s3s::Body::from)).await {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(request = %id, error = ?e, "request failed inside the S3 service");
-            let mut r = hyper::Response::new(s3s::Body::empty());
-            *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
-            r
-        }
-    };
-    // An error answered before the request body was read leaves the rest of it on the connection: hyper
-    // closes it after the response, so say so, or a client may reuse the dead connection for its next
-    // request (seen with botocore after an UploadPart refused early).
-    if close_after || (has_body && (response.status().is_client_error() || response.status().is_server_error())) {
-        response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
-    }
-    tag_response(&mut response, &id);
-    let ms = start.elapsed().as_secs_f64() * 1000.0;
-    tracing::info!(request = %id, %peer, %method, %path, status = response.status().as_u16(), ms = format!("{ms:.1}"), "request");
-    response
-}
-
-/// A random per-request id: 16 upper-case hex digits, the shape of S3's own `x-amz-request-id`.
-/// Random rather than a counter so that ids stay unique across restarts and replicas.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct RequestId(String);
-
-impl std::fmt::Display for RequestId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-fn new_request_id() -> RequestId {
-    let mut raw = [0u8; 8];
-    // A failing system RNG leaves zeros: an id is for correlating logs, not a secret, so the request goes on.
-    if aws_lc_rs::rand::fill(&mut raw).is_err() {
-        tracing::warn!("system random generator failed; request id is zero");
-    }
-    RequestId(hex::encode_upper(raw))
-}
-
-/// Adds `x-amz-request-id` to every response and, for an error answer whose body is an S3 `<Error>` document
-/// built in memory (what s3s produces), a `<RequestId>` element with the same id. s3s 0.14 has no hook for
-/// this: its own errors (signature, parsing) are serialized before our code runs, so it is done on the way out.
-/// Streamed bodies are never touched.
-fn tag_response(response: &mut hyper::Response<s3s::Body>, id: &RequestId) {
-    if let Ok(value) = http::HeaderValue::from_str(&id.0) {
-        response.headers_mut().insert(s3s::header::X_AMZ_REQUEST_ID, value);
-    }
-    if !response.status().is_client_error() && !response.status().is_server_error() {
-        return;
-    }
-    let Some(body) = response.body().bytes() else { return };
-    if let Some(tagged) = with_request_id(&body, id) {
-        response.headers_mut().remove(http::header::CONTENT_LENGTH);
-        *response.body_mut() = s3s::Body::from(tagged);
-    }
-}
-
-/// The error document `body` with `<RequestId>id</RequestId>` inserted before its closing `</Error>`, or
-/// `None` when `body` is not such a document or already names a request id.
-fn with_request_id(body: &[u8], id: &RequestId) -> Option<Vec<u8>> {
-    const CLOSE: &[u8] = b"</Error>";
-    let head = body.trim_ascii_end().strip_suffix(CLOSE)?;
-    if head.windows(b"<RequestId>".len()).any(|w| w == b"<RequestId>") {
-        return None;
-    }
-    let mut out = Vec::with_capacity(body.len() + id.0.len() + 24);
-    out.extend_from_slice(head);
-    out.extend_from_slice(b"<RequestId>");
-    out.extend_from_slice(id.0.as_bytes());
-    out.extend_from_slice(b"</RequestId>");
-    out.extend_from_slice(CLOSE);
-    Some(out)
-}
-
-/// True for a request with `Expect: 100-continue` and an empty body. botocore (AWS CLI, boto3)
-/// sends empty PUTs that way and then mis-reads the next response on the same kept-alive
-/// connection when no `100 Continue` came (boto/botocore#3755: the client hangs for its read
-/// timeout). Closing such a connection after the response costs one reconnect and avoids the hang.
-/// Whether a request carries a body (a non-zero Content-Length, or a chunked transfer).
-fn has_request_body(headers: &http::HeaderMap) -> bool {
-    let length = headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).map(str::trim);
-    headers.contains_key(http::header::TRANSFER_ENCODING) || length.is_some_and(|v| v != "0")
-}
-
-fn empty_body_expecting_continue(headers: &http::HeaderMap) -> bool {
-    let expects_continue = headers
-        .get(http::header::EXPECT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
-    let empty =
-        headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim() == "0");
-    expects_continue && empty
-}
-
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -397,71 +273,3 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn id(s: &str) -> RequestId {
-        RequestId(s.to_owned())
-    }
-
-    #[test]
-    fn requests_with_bodies_are_recognised() {
-        let with = |name: http::header::HeaderName, value: &'static str| {
-            let mut h = http::HeaderMap::new();
-            h.insert(name, http::HeaderValue::from_static(value));
-            h
-        };
-        assert!(has_request_body(&with(http::header::CONTENT_LENGTH, "5242880")));
-        assert!(has_request_body(&with(http::header::TRANSFER_ENCODING, "chunked")));
-        assert!(!has_request_body(&with(http::header::CONTENT_LENGTH, "0")));
-        assert!(!has_request_body(&http::HeaderMap::new()));
-    }
-
-    #[test]
-    fn request_ids_are_sixteen_hex_digits_and_differ() {
-        let a = new_request_id();
-        let b = new_request_id();
-        assert_eq!(a.0.len(), 16);
-        assert!(a.0.bytes().all(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(&c)), "{a}");
-        assert_ne!(a, b);
-    }
-
-    #[test]
-    fn request_id_goes_before_the_closing_error_tag() {
-        let body = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>NoSuchKey</Code></Error>\n";
-        let out = with_request_id(body, &id("ABC")).unwrap();
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>NoSuchKey</Code><RequestId>ABC</RequestId></Error>"
-        );
-    }
-
-    #[test]
-    fn other_bodies_are_left_alone() {
-        assert!(with_request_id(b"", &id("A")).is_none());
-        assert!(with_request_id(b"<ListBucketResult></ListBucketResult>", &id("A")).is_none());
-        assert!(with_request_id(b"<Error><RequestId>X</RequestId></Error>", &id("A")).is_none());
-    }
-
-    #[test]
-    fn error_response_gets_header_and_body_id() {
-        let mut r = hyper::Response::new(s3s::Body::from("<Error><Code>NoSuchKey</Code></Error>".to_owned()));
-        *r.status_mut() = http::StatusCode::NOT_FOUND;
-        r.headers_mut().insert(http::header::CONTENT_LENGTH, http::HeaderValue::from_static("37"));
-        tag_response(&mut r, &id("0123456789ABCDEF"));
-        assert_eq!(r.headers()["x-amz-request-id"], "0123456789ABCDEF");
-        assert!(r.headers().get(http::header::CONTENT_LENGTH).is_none());
-        let body = r.body().bytes().unwrap();
-        assert_eq!(&body[..], b"<Error><Code>NoSuchKey</Code><RequestId>0123456789ABCDEF</RequestId></Error>");
-    }
-
-    #[test]
-    fn success_response_gets_only_the_header() {
-        let text = "<Error>not an error, just an object that looks like one</Error>";
-        let mut r = hyper::Response::new(s3s::Body::from(text.to_owned()));
-        tag_response(&mut r, &id("FEDCBA9876543210"));
-        assert_eq!(r.headers()["x-amz-request-id"], "FEDCBA9876543210");
-        assert_eq!(&r.body().bytes().unwrap()[..], text.as_bytes());
-    }
-}

@@ -101,6 +101,7 @@ pub fn embedded(env: &dyn Fn(&str) -> Option<String>) -> Result<(Settings, Optio
         key_cache.ttl = std::time::Duration::from_secs(secs);
     }
 
+    let (limits, metrics_access, presign) = super::limits::from_env(&var)?;
     let settings = Settings {
         listen,
         virtual_host_domain: None,
@@ -118,6 +119,7 @@ pub fn embedded(env: &dyn Fn(&str) -> Option<String>) -> Result<(Settings, Optio
             residency: ResidencyPolicy { tenant: DEFAULT_TENANT.to_owned(), allow: Vec::new() },
             backups: Vec::new(),
             retention: RetentionPolicy::default(),
+            presign,
         }],
         backends: vec![BackendSettings {
             name: DEFAULT_BACKEND.to_owned(),
@@ -135,6 +137,8 @@ pub fn embedded(env: &dyn Fn(&str) -> Option<String>) -> Result<(Settings, Optio
         key_cache,
         residency: ResidencySettings::default(),
         sweeper: SweeperSettings::default(),
+        limits,
+        metrics_access,
         source: format!("embedded default (data dir {})", data.display()),
     };
     Ok((settings, generated))

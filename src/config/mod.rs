@@ -11,6 +11,7 @@ mod cross;
 pub mod embedded;
 mod interpolate;
 mod keys;
+mod limits;
 mod names;
 mod policy;
 pub mod private_file;
@@ -25,6 +26,7 @@ use std::path::{Path, PathBuf};
 
 pub use embedded::{embedded, GeneratedCredentials};
 pub use interpolate::{interpolate, InterpolateError};
+pub use limits::{ConnectionLimits, MetricsAccess, PresignSettings, MAX_PRESIGN_SECONDS};
 pub use secret::Secret;
 
 use crate::core::policy::residency::{RegionTable, ResidencyPolicy};
@@ -53,6 +55,10 @@ pub struct Settings {
     pub residency: ResidencySettings,
     /// The in-process retention sweeper.
     pub sweeper: SweeperSettings,
+    /// Bounds on every client connection (count, header/body/write time).
+    pub limits: ConnectionLimits,
+    /// Who may read `/_blobseal/metrics` on the S3 port.
+    pub metrics_access: MetricsAccess,
     /// Where the config came from (a path, or "embedded default") for log lines.
     pub source: String,
 }
@@ -81,6 +87,8 @@ pub struct TenantSettings {
     pub backups: Vec<BackupTarget>,
     /// How long the tenant's objects are kept.
     pub retention: RetentionPolicy,
+    /// How long the tenant's presigned URLs may live, and whether SigV2 presigned reads are accepted.
+    pub presign: PresignSettings,
 }
 
 /// The residency table and the drift check.

@@ -89,6 +89,8 @@ pub(super) struct VTenant {
     pub key_provider: Option<String>,
     /// Residency, backups, retention as written.
     pub policy: VTenantPolicy,
+    /// Presigned-URL rules.
+    pub presign: super::PresignSettings,
 }
 
 /// A route as far as it validated; `backend_bucket` is resolved later (it may need the prefix).
@@ -130,6 +132,8 @@ pub(super) fn validate(
     let key_cache = key_cfg::cache(&mut cx, raw.key_cache.as_ref());
     let residency = policy_cfg::residency(&mut cx, raw.residency.as_ref());
     let sweeper = policy_cfg::sweeper(&mut cx, raw.sweeper.as_ref());
+    let limits = super::limits::limits(&mut cx, raw.limits.as_ref());
+    let metrics_access = super::limits::metrics_access(&mut cx, raw.metrics_on_s3_port.as_ref());
 
     if raw.backends.value.is_empty() {
         cx.error(raw.backends.referenced, "at least one backend is required");
@@ -158,6 +162,8 @@ pub(super) fn validate(
             key_cache,
             residency,
             sweeper,
+            limits,
+            metrics_access,
             source: file.to_owned(),
         }),
         _ => {
@@ -182,6 +188,7 @@ fn into_tenant(t: VTenant) -> TenantSettings {
         residency,
         backups: t.policy.backups.into_iter().map(|(b, _)| b).collect(),
         retention: t.policy.retention,
+        presign: t.presign,
     }
 }
 
@@ -372,6 +379,7 @@ fn tenant(cx: &mut Ctx<'_>, raw: &Spanned<RawTenant>) -> Option<VTenant> {
     }
     let keys_cfg = key_cfg::tenant_keys(cx, t.key_provider.as_ref(), t.key_store.as_ref(), t.data_subjects.as_ref());
     let policy = policy_cfg::tenant_policy(cx, t.residency.as_ref(), t.backups.as_ref(), t.retention.as_ref());
+    let presign = super::limits::presign(cx, t.max_presign_seconds.as_ref(), t.sigv2_presigned_urls.as_ref());
     Some(VTenant {
         name: name?,
         name_at: t.name.referenced,
@@ -382,6 +390,7 @@ fn tenant(cx: &mut Ctx<'_>, raw: &Spanned<RawTenant>) -> Option<VTenant> {
         keys_cfg,
         key_provider: None,
         policy,
+        presign,
     })
 }
 

@@ -28,6 +28,8 @@ pub(super) struct RawConfig {
     pub key_cache: Option<Spanned<RawKeyCache>>,
     pub residency: Option<Spanned<RawResidency>>,
     pub sweeper: Option<Spanned<RawSweeper>>,
+    pub limits: Option<Spanned<super::limits::RawLimits>>,
+    pub metrics_on_s3_port: Option<Str>,
     pub backends: Spanned<Vec<Spanned<RawBackend>>>,
     pub tenants: Spanned<Vec<Spanned<RawTenant>>>,
     #[serde(default)]
@@ -188,6 +190,8 @@ pub(super) struct RawTenant {
     pub residency: Option<Spanned<RawTenantResidency>>,
     pub backups: Option<Spanned<Vec<Spanned<RawBackup>>>>,
     pub retention: Option<Spanned<RawRetention>>,
+    pub max_presign_seconds: Option<Spanned<u64>>,
+    pub sigv2_presigned_urls: Option<Spanned<bool>>,
 }
 
 /// A tenant access key; the secret comes from exactly one of `secret_env` / `secret_file`.

@@ -81,6 +81,16 @@ impl KeyPattern {
         }
         parts.next().is_none().then_some(subject).flatten()
     }
+
+    /// `key` with its subject segment replaced by `{subject}`, if `key` matches: what a log line may
+    /// show of a key that names a person.
+    pub fn redact(&self, key: &str) -> Option<String> {
+        self.subject_of(key)?;
+        let at = self.segments.iter().position(|s| *s == Segment::Subject)?;
+        let redacted: Vec<&str> =
+            key.split('/').enumerate().map(|(i, part)| if i == at { "{subject}" } else { part }).collect();
+        Some(redacted.join("/"))
+    }
 }
 
 /// A tenant's subject rules, tried in order.
@@ -91,6 +101,18 @@ impl SubjectRules {
     /// The embedded default's rule: the `x-amz-meta-data-subject` header.
     pub fn default_header() -> Self {
         Self(vec![SubjectSource::Metadata("data-subject".into())])
+    }
+
+    /// `key` as a log line may show it: the subject segment of the first key pattern it matches
+    /// replaced by `{subject}`; unchanged when no pattern matches.
+    pub fn redact_key<'k>(&self, key: &'k str) -> std::borrow::Cow<'k, str> {
+        self.0
+            .iter()
+            .find_map(|rule| match rule {
+                SubjectSource::KeyPattern(p) => p.redact(key),
+                SubjectSource::Metadata(_) => None,
+            })
+            .map_or(std::borrow::Cow::Borrowed(key), std::borrow::Cow::Owned)
     }
 
     /// The subject of an object with this key and (user) metadata, if a rule names one.
@@ -145,6 +167,18 @@ mod tests {
         for bad in ["customers/**/{subject}", "a/b", "x{subject}/y", "{subject}/{subject}"] {
             assert!(KeyPattern::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn keys_are_redacted_for_logs() {
+        let rules = SubjectRules(vec![
+            SubjectSource::Metadata("data-subject".into()),
+            SubjectSource::KeyPattern(KeyPattern::parse("customers/{subject}/**").unwrap()),
+        ]);
+        assert_eq!(rules.redact_key("customers/ann.smith/calls/a.wav"), "customers/{subject}/calls/a.wav");
+        assert_eq!(rules.redact_key("customers/ann"), "customers/{subject}");
+        assert_eq!(rules.redact_key("other/ann/x"), "other/ann/x");
+        assert_eq!(SubjectRules::default_header().redact_key("customers/ann/x"), "customers/ann/x");
     }
 
     #[test]

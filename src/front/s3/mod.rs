@@ -7,6 +7,7 @@ pub mod checksum;
 mod conditions;
 mod convert;
 pub mod error;
+pub mod gate;
 mod host;
 mod list;
 mod multipart;

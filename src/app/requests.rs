@@ -1,0 +1,308 @@
+//! What happens to each request before and after the S3 service: the metrics path, the request
+//! gate (refusals from the head alone, before any body byte is read), the body's progress guard,
+//! the request id on every answer, and one log line per request.
+//!
+//! The log line holds method, path (a key's data-subject segment replaced by `{subject}`), status
+//! and duration; never the query string (presigned URLs carry signatures there), never a header.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use hyper::body::Incoming;
+
+use crate::config::MetricsAccess;
+use crate::core::keys::subject::KeyPattern;
+use crate::core::service::BlobService;
+use crate::front::body_guard::{ProgressGuard, ProgressRule};
+use crate::front::s3::gate::{Refusal, RequestGate};
+
+/// Where the Prometheus metrics are served: no S3 bucket name starts with `_`, so no S3 request has this path.
+pub const METRICS_PATH: &str = "/_blobseal/metrics";
+
+/// Everything a request passes through on its way to the S3 service.
+pub struct FrontDoor {
+    pub service: s3s::service::S3Service,
+    pub core: Arc<BlobService>,
+    pub gate: RequestGate,
+    pub metrics: MetricsAccess,
+    pub body_rule: ProgressRule,
+    /// Every tenant's key patterns naming data subjects (for the log line).
+    pub subject_patterns: Vec<KeyPattern>,
+}
+
+impl FrontDoor {
+    /// Serves one request from `peer`.
+    pub async fn handle(&self, req: hyper::Request<Incoming>, peer: SocketAddr) -> hyper::Response<s3s::Body> {
+        let start = Instant::now();
+        let id = new_request_id();
+        let method = req.method().clone();
+        let path = loggable_path(&self.subject_patterns, req.uri().path());
+        if method == http::Method::GET && req.uri().path() == METRICS_PATH && self.metrics_allowed(peer) {
+            return metrics_response(&self.core);
+        }
+        let has_body = has_request_body(req.headers());
+        let close_after = empty_body_expecting_continue(req.headers());
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let mut response = match self.gate.check(req.method(), req.uri(), req.headers(), now) {
+            Ok(()) => self.call(req, &id).await,
+            Err(refusal) => {
+                crate::metrics::inc(&crate::metrics::GATE_REFUSALS);
+                tracing::info!(request = %id, %peer, %method, %path, reason = refusal.reason, "refused at the gate");
+                refusal_response(&refusal)
+            }
+        };
+        // An error answered before the request body was read leaves the rest of it on the connection: hyper
+        // closes it after the response, so say so, or a client may reuse the dead connection for its next
+        // request (seen with botocore after an UploadPart refused early).
+        let failed = response.status().is_client_error() || response.status().is_server_error();
+        if close_after || (has_body && failed) {
+            response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+        }
+        tag_response(&mut response, &id);
+        let ms = start.elapsed().as_secs_f64() * 1000.0;
+        tracing::info!(request = %id, %peer, %method, %path, status = response.status().as_u16(), ms = format!("{ms:.1}"), "request");
+        response
+    }
+
+    /// The S3 service, with the body under the progress rule.
+    async fn call(&self, req: hyper::Request<Incoming>, id: &RequestId) -> hyper::Response<s3s::Body> {
+        let rule = self.body_rule;
+        let req = req.map(|body| s3s::Body::http_body(ProgressGuard::new(body, rule)));
+        match self.service.call(req).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(request = %id, error = ?e, "request failed inside the S3 service");
+                let mut r = hyper::Response::new(s3s::Body::empty());
+                *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+                r
+            }
+        }
+    }
+
+    fn metrics_allowed(&self, peer: SocketAddr) -> bool {
+        match self.metrics {
+            MetricsAccess::Anyone => true,
+            MetricsAccess::Loopback => peer.ip().to_canonical().is_loopback(),
+            MetricsAccess::Off => false,
+        }
+    }
+}
+
+/// `path` with the data-subject segment of its key replaced, under path-style (`/bucket/key`) and
+/// virtual-host-style (`/key`) addressing alike.
+fn loggable_path(patterns: &[KeyPattern], path: &str) -> String {
+    let Some(rest) = path.strip_prefix('/') else { return path.to_owned() };
+    let redact = |key: &str| patterns.iter().find_map(|p| p.redact(key));
+    if let Some((bucket, key)) = rest.split_once('/') {
+        if let Some(k) = redact(key) {
+            return format!("/{bucket}/{k}");
+        }
+    }
+    redact(rest).map_or_else(|| path.to_owned(), |k| format!("/{k}"))
+}
+
+fn metrics_response(core: &BlobService) -> hyper::Response<s3s::Body> {
+    let mut r = hyper::Response::new(s3s::Body::from(crate::metrics::render(&core.fenced())));
+    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; version=0.0.4"));
+    r
+}
+
+/// A gate refusal as S3 answers errors: status and an XML `<Error>` document (the request id is added
+/// on the way out, like on every error).
+fn refusal_response(refusal: &Refusal) -> hyper::Response<s3s::Body> {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{}</Code><Message>{}</Message></Error>",
+        xml_escape(refusal.code),
+        xml_escape(&refusal.message)
+    );
+    let mut r = hyper::Response::new(s3s::Body::from(body));
+    *r.status_mut() = refusal.status;
+    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/xml"));
+    r
+}
+
+fn xml_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A random per-request id: 16 upper-case hex digits, the shape of S3's own `x-amz-request-id`.
+/// Random rather than a counter so that ids stay unique across restarts and replicas.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RequestId(String);
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn new_request_id() -> RequestId {
+    let mut raw = [0u8; 8];
+    // A failing system RNG leaves zeros: an id is for correlating logs, not a secret, so the request goes on.
+    if aws_lc_rs::rand::fill(&mut raw).is_err() {
+        tracing::warn!("system random generator failed; request id is zero");
+    }
+    RequestId(hex::encode_upper(raw))
+}
+
+/// Adds `x-amz-request-id` to every response and, for an error answer whose body is an S3 `<Error>` document
+/// built in memory (what s3s produces), a `<RequestId>` element with the same id. s3s 0.14 has no hook for
+/// this: its own errors (signature, parsing) are serialized before our code runs, so it is done on the way out.
+/// Streamed bodies are never touched.
+fn tag_response(response: &mut hyper::Response<s3s::Body>, id: &RequestId) {
+    if let Ok(value) = http::HeaderValue::from_str(&id.0) {
+        response.headers_mut().insert(s3s::header::X_AMZ_REQUEST_ID, value);
+    }
+    if !response.status().is_client_error() && !response.status().is_server_error() {
+        return;
+    }
+    let Some(body) = response.body().bytes() else { return };
+    if let Some(tagged) = with_request_id(&body, id) {
+        response.headers_mut().remove(http::header::CONTENT_LENGTH);
+        *response.body_mut() = s3s::Body::from(tagged);
+    }
+}
+
+/// The error document `body` with `<RequestId>id</RequestId>` inserted before its closing `</Error>`, or
+/// `None` when `body` is not such a document or already names a request id.
+fn with_request_id(body: &[u8], id: &RequestId) -> Option<Vec<u8>> {
+    const CLOSE: &[u8] = b"</Error>";
+    let head = body.trim_ascii_end().strip_suffix(CLOSE)?;
+    if head.windows(b"<RequestId>".len()).any(|w| w == b"<RequestId>") {
+        return None;
+    }
+    let mut out = Vec::with_capacity(body.len() + id.0.len() + 24);
+    out.extend_from_slice(head);
+    out.extend_from_slice(b"<RequestId>");
+    out.extend_from_slice(id.0.as_bytes());
+    out.extend_from_slice(b"</RequestId>");
+    out.extend_from_slice(CLOSE);
+    Some(out)
+}
+
+/// Whether a request carries a body (a non-zero Content-Length, or a chunked transfer).
+fn has_request_body(headers: &http::HeaderMap) -> bool {
+    let length = headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).map(str::trim);
+    headers.contains_key(http::header::TRANSFER_ENCODING) || length.is_some_and(|v| v != "0")
+}
+
+/// True for a request with `Expect: 100-continue` and an empty body. botocore (AWS CLI, boto3)
+/// sends empty PUTs that way and then mis-reads the next response on the same kept-alive
+/// connection when no `100 Continue` came (boto/botocore#3755: the client hangs for its read
+/// timeout). Closing such a connection after the response costs one reconnect and avoids the hang.
+fn empty_body_expecting_continue(headers: &http::HeaderMap) -> bool {
+    let expects_continue = headers
+        .get(http::header::EXPECT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+    let empty =
+        headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim() == "0");
+    expects_continue && empty
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> RequestId {
+        RequestId(s.to_owned())
+    }
+
+    #[test]
+    fn logged_paths_hide_subjects() {
+        let patterns = [KeyPattern::parse("customers/{subject}/**").unwrap()];
+        assert_eq!(loggable_path(&patterns, "/calls/customers/ann/a.wav"), "/calls/customers/{subject}/a.wav");
+        assert_eq!(loggable_path(&patterns, "/customers/ann/a.wav"), "/customers/{subject}/a.wav");
+        assert_eq!(loggable_path(&patterns, "/calls/other/ann"), "/calls/other/ann");
+        assert_eq!(loggable_path(&[], "/calls/customers/ann"), "/calls/customers/ann");
+    }
+
+    #[test]
+    fn refusals_are_s3_error_documents() {
+        let r = refusal_response(&Refusal {
+            status: http::StatusCode::BAD_REQUEST,
+            code: "InvalidRequest",
+            message: "use <SigV4> & \"s3v4\"".into(),
+            reason: "x",
+        });
+        assert_eq!(r.status(), http::StatusCode::BAD_REQUEST);
+        let body = r.body().bytes().unwrap();
+        assert_eq!(
+            std::str::from_utf8(&body).unwrap(),
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InvalidRequest</Code>\
+             <Message>use &lt;SigV4&gt; &amp; &quot;s3v4&quot;</Message></Error>"
+        );
+    }
+
+    #[test]
+    fn requests_with_bodies_are_recognised() {
+        let with = |name: http::header::HeaderName, value: &'static str| {
+            let mut h = http::HeaderMap::new();
+            h.insert(name, http::HeaderValue::from_static(value));
+            h
+        };
+        assert!(has_request_body(&with(http::header::CONTENT_LENGTH, "5242880")));
+        assert!(has_request_body(&with(http::header::TRANSFER_ENCODING, "chunked")));
+        assert!(!has_request_body(&with(http::header::CONTENT_LENGTH, "0")));
+        assert!(!has_request_body(&http::HeaderMap::new()));
+    }
+
+    #[test]
+    fn request_ids_are_sixteen_hex_digits_and_differ() {
+        let a = new_request_id();
+        let b = new_request_id();
+        assert_eq!(a.0.len(), 16);
+        assert!(a.0.bytes().all(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(&c)), "{a}");
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn request_id_goes_before_the_closing_error_tag() {
+        let body = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>NoSuchKey</Code></Error>\n";
+        let out = with_request_id(body, &id("ABC")).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>NoSuchKey</Code><RequestId>ABC</RequestId></Error>"
+        );
+    }
+
+    #[test]
+    fn other_bodies_are_left_alone() {
+        assert!(with_request_id(b"", &id("A")).is_none());
+        assert!(with_request_id(b"<ListBucketResult></ListBucketResult>", &id("A")).is_none());
+        assert!(with_request_id(b"<Error><RequestId>X</RequestId></Error>", &id("A")).is_none());
+    }
+
+    #[test]
+    fn error_response_gets_header_and_body_id() {
+        let mut r = hyper::Response::new(s3s::Body::from("<Error><Code>NoSuchKey</Code></Error>".to_owned()));
+        *r.status_mut() = http::StatusCode::NOT_FOUND;
+        r.headers_mut().insert(http::header::CONTENT_LENGTH, http::HeaderValue::from_static("37"));
+        tag_response(&mut r, &id("0123456789ABCDEF"));
+        assert_eq!(r.headers()["x-amz-request-id"], "0123456789ABCDEF");
+        assert!(r.headers().get(http::header::CONTENT_LENGTH).is_none());
+        let body = r.body().bytes().unwrap();
+        assert_eq!(&body[..], b"<Error><Code>NoSuchKey</Code><RequestId>0123456789ABCDEF</RequestId></Error>");
+    }
+
+    #[test]
+    fn success_response_gets_only_the_header() {
+        let text = "<Error>not an error, just an object that looks like one</Error>";
+        let mut r = hyper::Response::new(s3s::Body::from(text.to_owned()));
+        tag_response(&mut r, &id("FEDCBA9876543210"));
+        assert_eq!(r.headers()["x-amz-request-id"], "FEDCBA9876543210");
+        assert_eq!(&r.body().bytes().unwrap()[..], text.as_bytes());
+    }
+}
