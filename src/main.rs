@@ -377,18 +377,15 @@ fn serve(config_file: Option<PathBuf>) -> ExitCode {
     }
 }
 
-/// Logs go to stderr, one compact line per event; `RUST_LOG` filters (default `info`).
+/// Logs go to stderr, one compact line per event; `RUST_LOG` filters (default `info`), under the cap
+/// of [`blobseal::app::logging`] (no secret, signature or subject id at any level).
 fn init_tracing() {
     init_tracing_at("info");
 }
 
 /// Like [`init_tracing`] with another default level (the key commands log warnings only).
 fn init_tracing_at(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    // Colour only on a terminal: escape codes in a log file or journal are noise.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).compact().init();
+    blobseal::app::logging::init(default);
 }
 
 /// Shown once, on the start that generated the credentials: they are not printed again

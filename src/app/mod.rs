@@ -15,6 +15,7 @@ use crate::core::keys::KeyError;
 
 pub mod keys;
 pub mod listener;
+pub mod logging;
 pub mod requests;
 use crate::core::keys::subject::KeyPattern;
 use crate::core::service::BlobService;

@@ -111,7 +111,7 @@ impl BlobService {
                 Ok(()) => crate::metrics::inc(&crate::metrics::BACKUP_COPIES),
                 Err(e) => {
                     crate::metrics::inc(&crate::metrics::BACKUP_FAILURES);
-                    tracing::error!(tenant = %tenant.name, bucket, key, target = %format!("{}/{}", target.backend, target.bucket), error = %e, "backup copy failed");
+                    tracing::error!(tenant = %tenant.name, bucket, key = %self.keys().loggable_key(&tenant.name, key), target = %format!("{}/{}", target.backend, target.bucket), error = %e, "backup copy failed");
                 }
             }
         }

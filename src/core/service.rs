@@ -554,7 +554,7 @@ impl BlobService {
         // The window may extend past the segments we need: stop reading after them.
         let needed = plan.cipher.end - plan.cipher.start;
         let body = take_bytes(got.body, needed);
-        let object = format!("{}/{}/{}", tenant.name, bucket, key);
+        let object = format!("{}/{}/{}", tenant.name, bucket, self.keys().loggable_key(&tenant.name, key));
         let mut body = open_segments(opened.segs, plan, body);
         // Open the first segment before answering, so the commonest tampering (a wrong or moved first
         // segment) is a clean error status instead of a cut-off 200.

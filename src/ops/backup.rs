@@ -41,7 +41,7 @@ pub async fn backup(ops: &Ops, tenant: Option<&str>) -> Result<BackupSummary, Op
                             Ok(false) => sum.up_to_date += 1,
                             Err(e) => {
                                 sum.failed += 1;
-                                tracing::warn!(tenant = %name, bucket = %bucket, key = %key, error = %e, "backup copy failed");
+                                tracing::warn!(tenant = %name, bucket = %bucket, key = %ops.core.keys().loggable_key(&name, key), error = %e, "backup copy failed");
                             }
                         }
                     }

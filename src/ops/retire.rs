@@ -54,6 +54,7 @@ pub async fn retire(ops: &Ops, tenant: &str, quiet: bool) -> Result<Retired, Ops
                 Ok(id) if retiring.contains(scope_part(&id)) => {
                     objects += 1;
                     if examples.len() < 3 {
+                        let key = ops.core.keys().loggable_key(tenant, &key);
                         examples.push(match &version {
                             Some(v) => format!("{bucket}/{key} (version {v})"),
                             None => format!("{bucket}/{key}"),
@@ -61,7 +62,7 @@ pub async fn retire(ops: &Ops, tenant: &str, quiet: bool) -> Result<Retired, Ops
                     }
                 }
                 Ok(_) => {}
-                Err(e) => tracing::warn!(bucket = %bucket, key = %key, error = %e, "not a blobseal object; ignored"),
+                Err(e) => tracing::warn!(bucket = %bucket, key = %ops.core.keys().loggable_key(tenant, &key), error = %e, "not a blobseal object; ignored"),
             }
         }
         uploads += uploads_using(&p, &retiring).await?;

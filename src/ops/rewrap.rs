@@ -105,7 +105,7 @@ pub async fn rewrap(
                     Ok(RewrapOutcome::SubjectKey) => sum.subject_keys += 1,
                     Err(e) => {
                         sum.failed += 1;
-                        tracing::warn!(tenant, bucket = %name, key = %key, error = %e, "rewrap failed for an object");
+                        tracing::warn!(tenant, bucket = %name, key = %ops.core.keys().loggable_key(tenant, key), error = %e, "rewrap failed for an object");
                     }
                 }
                 done += 1;

@@ -352,7 +352,7 @@ async fn sweep_key(
             Ok(_) => {
                 sum.versions_deleted += 1;
                 crate::metrics::inc(&crate::metrics::SWEEP_DELETED_VERSIONS);
-                tracing::info!(tenant = %tenant.name, bucket = %bucket, key = %key, location = %line.location, version = vid.unwrap_or("null"), deadline = %rfc3339(deadline), "sweeper deleted an expired version");
+                tracing::info!(tenant = %tenant.name, bucket = %bucket, key = %ops.core.keys().loggable_key(&tenant.name, &key), location = %line.location, version = vid.unwrap_or("null"), deadline = %rfc3339(deadline), "sweeper deleted an expired version");
                 line.versions_deleted.push(vid.unwrap_or("null").to_owned());
             }
             Err(BackendError::ObjectLocked(_)) => {

@@ -148,6 +148,16 @@ impl Keychain {
         self.tenants.get(name).ok_or_else(|| KeyError::UnknownKey(format!("no keys configured for tenant {name}")))
     }
 
+    /// `key` as a log line may show it: the subject segment of the tenant's key patterns replaced by
+    /// `{subject}` (a data-subject id is personal data and never reaches a log). A tenant without
+    /// keys here (a configuration error) gets the whole key hidden rather than risk a subject id.
+    pub fn loggable_key<'k>(&self, tenant: &str, key: &'k str) -> std::borrow::Cow<'k, str> {
+        match self.tenants.get(tenant) {
+            Some(t) => t.subjects.redact_key(key),
+            None => std::borrow::Cow::Borrowed("{key hidden}"),
+        }
+    }
+
     pub fn tenant_names(&self) -> impl Iterator<Item = &String> {
         self.tenants.keys()
     }
