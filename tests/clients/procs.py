@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -54,7 +55,7 @@ class Server:
     """A child process serving on 127.0.0.1:`port`, with its output in `log_path`."""
 
     def __init__(self, name: str, argv: list[str], port: int, log_path: Path, env: dict[str, str] | None = None,
-                 ready_text: str | None = None, cwd: Path | None = None):
+                 ready_text: str | None = None, cwd: Path | None = None, max_open_files: int | None = None):
         self.name = name
         self.argv = argv
         self.port = port
@@ -62,6 +63,7 @@ class Server:
         self.env = env
         self.ready_text = ready_text
         self.cwd = cwd
+        self.max_open_files = max_open_files  # `ulimit -n` for the child, None: inherited
         self.proc: subprocess.Popen | None = None
         self.stopped = False  # set once stop() was asked for: death after that is expected
 
@@ -81,7 +83,7 @@ class Server:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         env=self.env, cwd=self.cwd, preexec_fn=_die_with_parent)
+                                         env=self.env, cwd=self.cwd, preexec_fn=self._in_child)
         STARTED.append(self)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -93,6 +95,11 @@ class Server:
             time.sleep(0.05)
         self.stop()
         raise ServerError(f"{self.name} not serving on {self.port} after {timeout}s:\n{self.log()[-4000:]}")
+
+    def _in_child(self) -> None:
+        _die_with_parent()
+        if self.max_open_files is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (self.max_open_files, self.max_open_files))
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -129,7 +136,7 @@ def blobseal_bin() -> str:
 
 
 def blobseal(workdir: Path, name: str, env_extra: dict[str, str], config: str | None = None,
-             port: int | None = None) -> Server:
+             port: int | None = None, max_open_files: int | None = None) -> Server:
     """Start `blobseal serve` (embedded default, or `--config` with the given YAML text).
 
     `config` may contain `{port}`, replaced by the listening port. Returns once it logged `listening on`.
@@ -144,7 +151,7 @@ def blobseal(workdir: Path, name: str, env_extra: dict[str, str], config: str | 
         cfg.write_text(config.replace("{port}", str(port)))
         argv += ["--config", str(cfg)]
     return Server(name, argv, port, workdir / f"{name}.log", env=env, ready_text="listening on",
-                  cwd=workdir).start()
+                  cwd=workdir, max_open_files=max_open_files).start()
 
 
 _AWS_VARS = ("AWS_CA_BUNDLE", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE",
