@@ -68,8 +68,17 @@ impl FrontDoor {
     /// The S3 service, with the body under the progress rule.
     async fn call(&self, req: hyper::Request<Incoming>, id: &RequestId) -> hyper::Response<s3s::Body> {
         let rule = self.body_rule;
-        let req = req.map(|body| s3s::Body::http_body(ProgressGuard::new(body, rule)));
-        match self.service.call(req).await {
+        let (parts, body) = req.into_parts();
+        let guard = ProgressGuard::new(body, rule);
+        let too_slow = guard.tripped();
+        let req = hyper::Request::from_parts(parts, s3s::Body::http_body(guard));
+        let answer = self.service.call(req).await;
+        // The guard's error reaches the client through s3s and a backend as "body stream failed"; say
+        // what S3 says instead (and the connection is closed: the rest of the body is not read).
+        if too_slow.load(std::sync::atomic::Ordering::Relaxed) {
+            return request_timeout_response();
+        }
+        match answer {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(request = %id, error = ?e, "request failed inside the S3 service");
@@ -106,6 +115,17 @@ fn metrics_response(core: &BlobService) -> hyper::Response<s3s::Body> {
     let mut r = hyper::Response::new(s3s::Body::from(crate::metrics::render(&core.fenced())));
     r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; version=0.0.4"));
     r
+}
+
+/// S3's answer to a client that sent its body too slowly.
+fn request_timeout_response() -> hyper::Response<s3s::Body> {
+    refusal_response(&Refusal {
+        status: http::StatusCode::BAD_REQUEST,
+        code: "RequestTimeout",
+        message: "Your socket connection to the server was not read from or written to within the timeout period."
+            .into(),
+        reason: "body-too-slow",
+    })
 }
 
 /// A gate refusal as S3 answers errors: status and an XML `<Error>` document (the request id is added

@@ -10,6 +10,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -52,6 +54,9 @@ pub struct ProgressGuard<B> {
     waiting_since: Option<Instant>,
     timer: Pin<Box<Sleep>>,
     failed: bool,
+    /// Set when the rule failed the body, for whoever answers the request (the body's error
+    /// itself travels through the protocol crate and the backend and comes out as something else).
+    tripped: Arc<AtomicBool>,
 }
 
 impl<B> ProgressGuard<B> {
@@ -64,7 +69,13 @@ impl<B> ProgressGuard<B> {
             waiting_since: None,
             timer: Box::pin(tokio::time::sleep(rule.window)),
             failed: false,
+            tripped: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// A flag that turns true once this body was failed for being too slow.
+    pub fn tripped(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.tripped)
     }
 
     /// Closes the window if it is full: `Err` when it held too few bytes, else a fresh window.
@@ -148,6 +159,7 @@ where
 impl<B> ProgressGuard<B> {
     fn fail(&mut self, e: BodyTooSlow) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         self.failed = true;
+        self.tripped.store(true, Ordering::Relaxed);
         crate::metrics::inc(&crate::metrics::SLOW_BODIES);
         tracing::warn!(error = %e, "request body too slow: failing the request");
         Poll::Ready(Some(Err(Box::new(e))))

@@ -49,6 +49,18 @@ def read_response_head(sock: socket.socket, limit: float = 15) -> bytes:
     return data
 
 
+def read_until_closed(sock: socket.socket, limit: float = 15) -> bytes:
+    """Everything the server sends until it closes the connection (a reset ends it too)."""
+    sock.settimeout(limit)
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except (ConnectionResetError, BrokenPipeError):
+        pass
+    return data
+
+
 def seconds_until_closed(sock: socket.socket, limit: float) -> float:
     """How long until the server closes `sock` (EOF or reset); fails after `limit` seconds."""
     start = time.monotonic()
