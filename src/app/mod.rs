@@ -273,4 +273,3 @@ async fn shutdown_signal() {
     }
     tracing::info!("shutting down");
 }
-

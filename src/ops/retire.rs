@@ -62,7 +62,9 @@ pub async fn retire(ops: &Ops, tenant: &str, quiet: bool) -> Result<Retired, Ops
                     }
                 }
                 Ok(_) => {}
-                Err(e) => tracing::warn!(bucket = %bucket, key = %ops.core.keys().loggable_key(tenant, &key), error = %e, "not a blobseal object; ignored"),
+                Err(e) => {
+                    tracing::warn!(bucket = %bucket, key = %ops.core.keys().loggable_key(tenant, &key), error = %e, "not a blobseal object; ignored")
+                }
             }
         }
         uploads += uploads_using(&p, &retiring).await?;
