@@ -99,8 +99,15 @@ impl FrontDoor {
 }
 
 /// `path` with the data-subject segment of its key replaced, under path-style (`/bucket/key`) and
-/// virtual-host-style (`/key`) addressing alike.
+/// virtual-host-style (`/key`) addressing alike. The path is percent-decoded first (a client may encode
+/// `/` or the subject's characters), and control characters are escaped so a key cannot forge log lines.
 fn loggable_path(patterns: &[KeyPattern], path: &str) -> String {
+    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+    let redacted = redact_path(patterns, &decoded);
+    redacted.chars().flat_map(|c| if c.is_control() { c.escape_default().collect() } else { vec![c] }).collect()
+}
+
+fn redact_path(patterns: &[KeyPattern], path: &str) -> String {
     let Some(rest) = path.strip_prefix('/') else { return path.to_owned() };
     let redact = |key: &str| patterns.iter().find_map(|p| p.redact(key));
     if let Some((bucket, key)) = rest.split_once('/') {
@@ -247,6 +254,13 @@ mod tests {
         assert_eq!(loggable_path(&patterns, "/customers/ann/a.wav"), "/customers/{subject}/a.wav");
         assert_eq!(loggable_path(&patterns, "/calls/other/ann"), "/calls/other/ann");
         assert_eq!(loggable_path(&[], "/calls/customers/ann"), "/calls/customers/ann");
+        // Encoded separators and characters are decoded before matching.
+        assert_eq!(
+            loggable_path(&patterns, "/calls/customers%2Fann%20smith%2Fa.wav"),
+            "/calls/customers/{subject}/a.wav"
+        );
+        // A key cannot start a fake log line.
+        assert_eq!(loggable_path(&[], "/b/x%0Aforged"), "/b/x\\nforged");
     }
 
     #[test]
