@@ -365,3 +365,47 @@ fn bucket_routes_may_name_their_own_backup_targets() {
     let err = parse_str(&bad, "c.yaml", &std_env()).unwrap_err().to_string();
     assert!(err.contains("unknown backend \"nope\""), "{err}");
 }
+
+#[test]
+fn connection_limits_metrics_access_and_presign_rules() {
+    let s = parse_str(GOOD, "c.yaml", &std_env()).unwrap();
+    assert_eq!(s.limits, ConnectionLimits::default());
+    assert_eq!(s.metrics_access, MetricsAccess::Loopback);
+    assert_eq!(s.tenants[0].presign, PresignSettings::default());
+
+    let text = edit(
+        2,
+        "virtual_host_domain: s3.blobseal.local\n\
+         limits: { max_connections: 64, header_timeout_seconds: 5, body_timeout_seconds: 30, \
+         body_min_bytes_per_second: 0, write_timeout_seconds: 9 }\n\
+         metrics_on_s3_port: off",
+    );
+    let text = text.replacen(
+        "    bucket_prefix: acme-\n",
+        "    bucket_prefix: acme-\n    max_presign_seconds: 3600\n    sigv2_presigned_urls: false\n",
+        1,
+    );
+    let s = parse_str(&text, "c.yaml", &std_env()).unwrap();
+    assert_eq!(s.limits.max_connections, 64);
+    assert_eq!(s.limits.header_timeout, std::time::Duration::from_secs(5));
+    assert_eq!(s.limits.body_timeout, std::time::Duration::from_secs(30));
+    assert_eq!(s.limits.body_min_bytes_per_second, 0);
+    assert_eq!(s.limits.write_timeout, std::time::Duration::from_secs(9));
+    assert_eq!(s.metrics_access, MetricsAccess::Off);
+    assert_eq!(s.tenants[0].presign, PresignSettings { max_seconds: 3600, sigv2: false });
+    assert_eq!(s.tenants[1].presign, PresignSettings::default());
+
+    one_error(&edit(2, "limits: { max_connections: 0 }"), "2:28", "max_connections must be between 1");
+    one_error(
+        &edit(2, "limits: { header_timeout_seconds: 7200 }"),
+        "2:35",
+        "header_timeout_seconds must be between 1 and 3600",
+    );
+    one_error(&edit(2, "metrics_on_s3_port: everyone"), "2:21", "loopback");
+    one_error(
+        &GOOD.replacen("    bucket_prefix: acme-\n", "    bucket_prefix: acme-\n    max_presign_seconds: 604801\n", 1),
+        "20:26",
+        "7 days",
+    );
+    one_error(&edit(2, "limits: { idle: 3 }"), "2:11", "idle");
+}
