@@ -38,7 +38,19 @@ pub struct PartRun {
     pub part_len: u64,
 }
 
+// The unchecked products below are used only on runs of a `Layout`, whose constructor
+// (`from_runs`) has checked with `checked_totals` that they, and their sums, fit in u64.
 impl PartRun {
+    /// `(plain, stored, segments)` of the run, or `None` when one overflows: the run comes from backend
+    /// metadata, read before anything is authenticated, so nothing may be assumed about its numbers.
+    fn checked_totals(&self) -> Option<(u64, u64, u64)> {
+        let count = u64::from(self.count);
+        Some((
+            self.part_len.checked_mul(count)?,
+            ciphertext_len(self.part_len).checked_mul(count)?,
+            segment_count(self.part_len).checked_mul(count)?,
+        ))
+    }
     fn segments_per_part(&self) -> u64 {
         segment_count(self.part_len)
     }
@@ -108,11 +120,12 @@ impl Layout {
             if r.first_part < next_allowed || last > MAX_PART_NUMBER || r.part_len > MAX_PLAINTEXT_LEN {
                 return Err(bad("layout run"));
             }
-            next_allowed = last + 1;
-            plain = plain.checked_add(r.plain()).filter(|p| *p <= MAX_PLAINTEXT_LEN).ok_or(bad("layout size"))?;
-            body = body.checked_add(r.stored()).ok_or(bad("layout size"))?;
-            segments += r.segments();
-            parts += r.count;
+            next_allowed = last.checked_add(1).ok_or(bad("layout run"))?;
+            let (run_plain, run_stored, run_segments) = r.checked_totals().ok_or(bad("layout size"))?;
+            plain = plain.checked_add(run_plain).filter(|p| *p <= MAX_PLAINTEXT_LEN).ok_or(bad("layout size"))?;
+            body = body.checked_add(run_stored).ok_or(bad("layout size"))?;
+            segments = segments.checked_add(run_segments).ok_or(bad("layout size"))?;
+            parts = parts.checked_add(r.count).ok_or(bad("layout size"))?;
         }
         Ok(Layout { runs, plain_len: plain, body_len: body, segments, parts })
     }
@@ -323,6 +336,26 @@ mod tests {
             assert!(Layout::decode(bad).is_err(), "{bad}");
         }
         assert!(Layout::from_parts(&[]).is_err());
+    }
+
+    /// Found by review (issue 11): the run's products were computed unchecked from backend metadata, so
+    /// a debug build panicked on overflow and a release build wrapped around to a small, wrong size.
+    #[test]
+    fn huge_runs_are_refused_not_overflowed() {
+        let max = MAX_PLAINTEXT_LEN;
+        for text in [
+            format!("1:1+10000x{max}"),
+            format!("1:1+2x{max}"),
+            format!("1:1+1x{max},2+1x{max}"),
+            format!("1:1+1x{},2+9999x{max}", u64::MAX),
+            "1:4294967295+1x1".to_owned(),
+            "1:1+4294967295x1".to_owned(),
+        ] {
+            assert!(Layout::decode(&text).is_err(), "{text}");
+        }
+        // The largest single part still decodes, with exact totals.
+        let one = Layout::decode(&format!("1:1+1x{max}")).unwrap();
+        assert_eq!(one.plain_len(), max);
     }
 
     #[test]
