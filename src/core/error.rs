@@ -56,6 +56,9 @@ pub enum CoreError {
     /// The client asked for something invalid (reserved metadata name, bad length).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// The client's user metadata is larger than S3 allows (its names and values, in UTF-8 bytes).
+    #[error("your metadata headers exceed the maximum allowed metadata size ({size} bytes, at most {limit})")]
+    MetadataTooLarge { size: usize, limit: usize },
     /// `?partNumber=` names no part of the object.
     #[error("the requested part number is not satisfiable")]
     InvalidPartNumber,

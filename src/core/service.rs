@@ -42,6 +42,11 @@ pub enum RangeRequest {
     Suffix(u64),
 }
 
+/// S3's limit on user metadata: the UTF-8 bytes of every name (without `x-amz-meta-`) and value.
+/// A backend that enforces S3's limit itself (AWS S3) also counts blobseal's own metadata (the envelope,
+/// about 200-300 bytes, and stored entity headers), so there a client's budget is that much smaller.
+pub const MAX_USER_METADATA_BYTES: usize = 2048;
+
 /// An object as the client sees it: plaintext size, client ETag, its metadata.
 #[derive(Debug, Clone)]
 pub struct ObjectInfo {
@@ -304,7 +309,12 @@ impl BlobService {
         Ok(())
     }
 
+    /// Refuses reserved metadata names and metadata above S3's limit, before any body byte is read.
     pub(crate) fn check_client_metadata(metadata: &BTreeMap<String, String>) -> CoreResult<()> {
+        let size = metadata.iter().fold(0usize, |n, (k, v)| n.saturating_add(k.len()).saturating_add(v.len()));
+        if size > MAX_USER_METADATA_BYTES {
+            return Err(CoreError::MetadataTooLarge { size, limit: MAX_USER_METADATA_BYTES });
+        }
         match metadata.keys().find(|k| k.to_ascii_lowercase().starts_with(RESERVED_META_PREFIX)) {
             Some(k) => Err(CoreError::InvalidRequest(format!(
                 "metadata name x-amz-meta-{k} is reserved (prefix x-amz-meta-{RESERVED_META_PREFIX})"

@@ -98,3 +98,24 @@ def test_wrong_crc32_header_rejected(s3, bucket):
     status, code = client_error(err.value)
     assert status == 400 and code in ("BadDigest", "XAmzContentChecksumMismatch"), (status, code)
     assert _absent(s3, bucket, "crc-bad")
+
+
+def test_metadata_above_two_kib_is_refused_everywhere(s3, bucket):
+    # S3 counts the UTF-8 bytes of names (without x-amz-meta-) and values: 2048 is the most allowed.
+    at_limit = {"a": "x" * 1023, "bb": "y" * 1022}
+    s3.put_object(Bucket=bucket, Key="ok", Body=b"fits", Metadata=at_limit)
+    assert s3.head_object(Bucket=bucket, Key="ok")["Metadata"] == at_limit
+    over = {"a": "x" * 1023, "bb": "y" * 1023}
+    refusals = [
+        lambda: s3.put_object(Bucket=bucket, Key="big", Body=b"x" * 100_000, Metadata=over),
+        lambda: s3.create_multipart_upload(Bucket=bucket, Key="big", Metadata=over),
+        lambda: s3.copy_object(Bucket=bucket, Key="big", CopySource={"Bucket": bucket, "Key": "ok"},
+                               MetadataDirective="REPLACE", Metadata=over),
+        lambda: s3.put_object(Bucket=bucket, Key="big", Body=b"x", Metadata={f"k{i}": "v" * 200 for i in range(11)}),
+    ]
+    for refuse in refusals:
+        with pytest.raises(ClientError) as err:
+            refuse()
+        assert client_error(err.value) == (400, "MetadataTooLarge")
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["ok"]
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []

@@ -74,6 +74,7 @@ pub fn to_s3_error(err: CoreError) -> S3Error {
             e
         }
         CoreError::InvalidRequest(msg) => S3Error::with_message(C::InvalidArgument, msg),
+        e @ CoreError::MetadataTooLarge { .. } => S3Error::with_message(C::MetadataTooLarge, e.to_string()),
         // AWS documents 416 InvalidPartNumber; the widely used s3-tests suite (and the clients written
         // against it) expect 400 InvalidPart, which is what S3 answers in practice.
         CoreError::InvalidPartNumber => {
