@@ -612,17 +612,19 @@ impl BlobService {
         replace: Option<PutRequest>,
         if_none_match_any: bool,
     ) -> CoreResult<CopyOutcome> {
+        // Cheap refusals first, before any backend call: a hidden source is absent, as on GET.
+        Self::check_visible_key(src.key)?;
+        Self::check_client_key(key)?;
+        if let Some(r) = &replace {
+            Self::check_client_metadata(&r.metadata)?;
+        }
         let sp = self.place(tenant, src.bucket)?;
         let dp = self.place(tenant, bucket)?;
         let head = sp.backend.head(&sp.bucket, src.key, src.version_id).await?;
         let src_id = ObjectIdentity { tenant: &tenant.name, bucket: src.bucket, key: src.key };
         let opened = self.open_envelope(tenant, &src_id, &head).await?;
-        Self::check_client_key(key)?;
         let (metadata, headers, retention_days) = match replace {
-            Some(r) => {
-                Self::check_client_metadata(&r.metadata)?;
-                (r.metadata, r.headers, r.retention_days)
-            }
+            Some(r) => (r.metadata, r.headers, r.retention_days),
             None => (user_metadata(&head.metadata), stored_headers(&head.metadata), None),
         };
         let mut stored = stored_metadata(metadata, &headers);

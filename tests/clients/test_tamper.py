@@ -5,11 +5,13 @@ from dataclasses import dataclass
 from typing import Callable
 
 import pytest
+from botocore.exceptions import ClientError
 
 from atrest import (FsObject, RawObject, assert_raw_get_never_complete, assert_unreadable, fs_locate_new,
                     fs_put_and_locate, moto_locate_new, moto_put_and_locate, raw_get_received)
 from instances import MOTO_KEY, MOTO_SECRET
-from s3util import (MIN_PART, SEG, TAG, abort_all_uploads, empty_and_delete, multipart_put, random_bytes, s3_client,
+from s3util import (MIN_PART, SEG, TAG, abort_all_uploads, client_error, empty_and_delete, multipart_put, random_bytes,
+                    s3_client,
                     sha256_hex, stored_size, unique_bucket)
 
 BIG = 1024 * 1024 + 1000  # > 1 MiB: 17 segments, the last one short
@@ -166,6 +168,26 @@ def test_moto_plaintext_planted_behind_blobseal(bs_moto, moto_bucket, moto_raw):
     raw = moto_put_and_locate(s3, moto_raw, bucket, "planted", random_bytes(10))
     RawObject(raw.bucket, raw.key, b"I am not ciphertext", {}, "text/plain").write(moto_raw)
     assert_unreadable(s3, bucket, "planted")
+
+
+def test_hidden_objects_cannot_be_copied_out(bs_moto, moto_bucket, moto_raw):
+    # blobseal's own objects (under `.blobseal/`) are absent to clients: a copy from one answers 404 whether
+    # it exists on the backend or not, and is not an internal error (it answered 500 when it existed).
+    s3, bucket = moto_bucket
+    real = moto_put_and_locate(s3, moto_raw, bucket, "real", b"a sealed object")
+    hidden = ".blobseal/mpu/real/planted"
+    RawObject(real.bucket, hidden, real.body, real.metadata, real.content_type).write(moto_raw)
+    log_before = len(bs_moto.server.log())
+    for source in (hidden, ".blobseal/mpu/real/absent"):
+        with pytest.raises(ClientError) as e:
+            s3.copy_object(Bucket=bucket, Key="stolen", CopySource={"Bucket": bucket, "Key": source})
+        assert client_error(e.value)[:2] == (404, "NoSuchKey"), (source, client_error(e.value))
+        with pytest.raises(ClientError) as e:
+            s3.upload_part_copy(Bucket=bucket, Key="stolen", UploadId="x", PartNumber=1,
+                                CopySource={"Bucket": bucket, "Key": source})
+        assert client_error(e.value)[0] == 404, (source, client_error(e.value))
+    assert " ERROR " not in bs_moto.server.log()[log_before:]
+    assert "stolen" not in [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
 
 
 # --- multipart objects (FORMAT.md §13): parts moved, dropped, mixed between uploads; the layout edited ----------

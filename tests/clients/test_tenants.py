@@ -81,6 +81,23 @@ def test_tenants_cannot_reach_each_others_buckets(two_tenants):
     assert alpha.get_object(Bucket=bucket, Key="secret.txt")["Body"].read() == b"alpha's data"
 
 
+def test_delete_objects_on_a_foreign_or_missing_bucket_fails_whole(two_tenants):
+    _, alpha, beta, _ = two_tenants
+    bucket = unique_bucket()
+    alpha.create_bucket(Bucket=bucket)
+    alpha.put_object(Bucket=bucket, Key="keep.txt", Body=b"alpha's")
+    batch = {"Objects": [{"Key": "keep.txt"}, {"Key": "other"}]}
+    with pytest.raises(ClientError) as e:
+        beta.delete_objects(Bucket=bucket, Delete=batch)
+    assert client_error(e.value)[:2] == (403, "AccessDenied"), client_error(e.value)
+    with pytest.raises(ClientError) as e:
+        alpha.delete_objects(Bucket=unique_bucket(), Delete=batch)
+    assert client_error(e.value)[:2] == (404, "NoSuchBucket"), client_error(e.value)
+    assert alpha.get_object(Bucket=bucket, Key="keep.txt")["Body"].read() == b"alpha's"
+    done = alpha.delete_objects(Bucket=bucket, Delete=batch)
+    assert sorted(d["Key"] for d in done["Deleted"]) == ["keep.txt", "other"]
+
+
 def test_ciphertext_moved_to_another_tenant_does_not_decrypt(two_tenants):
     _, alpha, beta, raw = two_tenants
     ba, bb = unique_bucket(), unique_bucket()

@@ -306,6 +306,9 @@ pub async fn delete_objects(
     if input.delete.objects.len() > MAX_DELETE_KEYS {
         return Err(s3_error!(MalformedXML, "DeleteObjects accepts at most 1000 keys"));
     }
+    // S3 answers a bucket the caller may not use, or one that does not exist, for the whole request
+    // (403/404), not with one error per key: check it once, before the first delete.
+    core_call!(core, &tenant, &[&input.bucket], core.head_bucket(&tenant, &input.bucket));
     let quiet = input.delete.quiet.unwrap_or(false);
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
