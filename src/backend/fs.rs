@@ -19,7 +19,9 @@
 //! or the new object, plus possibly a stray temp file that listings ignore (see `fs/write.rs`).
 //! Changing an object's tags rewrites its file the same way. There is no region and no object lock.
 
+mod buckets;
 mod format;
+pub mod housekeeping;
 mod multipart;
 mod write;
 
@@ -188,7 +190,13 @@ impl Backend for FsBackend {
             Err(e) => return Err(io_err(e)),
         }
         let created = OffsetDateTime::now_utc().unix_timestamp().to_string();
-        tokio::fs::write(dir.join(BUCKET_MARKER), created).await.map_err(io_err)?;
+        // Marker, its directory entry and the bucket's entry in the root are all fsynced: a bucket that
+        // CreateBucket acknowledged exists, with its creation time, after a crash.
+        let mut marker = tokio::fs::File::create(dir.join(BUCKET_MARKER)).await.map_err(io_err)?;
+        tokio::io::AsyncWriteExt::write_all(&mut marker, created.as_bytes()).await.map_err(io_err)?;
+        marker.sync_all().await.map_err(io_err)?;
+        drop(marker);
+        sync_dir(&dir).await?;
         sync_dir(&self.root).await
     }
 
@@ -206,26 +214,12 @@ impl Backend for FsBackend {
         self.existing_bucket_dir(bucket).await.map(|_| ())
     }
 
-    /// Not atomic against a concurrent put into the same bucket: such a put may fail. Unfinished
-    /// multipart uploads do not keep a bucket alive: they are removed with it, as S3 does for
-    /// general-purpose buckets.
+    /// Linearizable against puts, in this process or another sharing the directory: see
+    /// `fs/buckets.rs`. Unfinished multipart uploads do not keep a bucket alive: they are removed with
+    /// it, as S3 does for general-purpose buckets.
     async fn delete_bucket(&self, bucket: &str) -> Result<()> {
         let dir = self.existing_bucket_dir(bucket).await?;
-        let check = dir.clone();
-        let has_objects = blocking(move || {
-            for entry in std::fs::read_dir(&check).map_err(io_err)? {
-                if entry.map_err(io_err)?.file_name().to_str().is_some_and(is_object_file_name) {
-                    return Ok(true);
-                }
-            }
-            Ok(false)
-        })
-        .await?;
-        if has_objects {
-            return Err(BackendError::BucketNotEmpty);
-        }
-        tokio::fs::remove_dir_all(&dir).await.map_err(io_err)?;
-        sync_dir(&self.root).await
+        self.remove_bucket_dir(&dir).await
     }
 
     async fn get_versioning(&self, bucket: &str) -> Result<Versioning> {
@@ -423,5 +417,10 @@ impl Backend for FsBackend {
 
     async fn list_uploads(&self, bucket: &str, opts: ListUploadsOptions) -> Result<UploadsPage> {
         self.mpu_list_uploads(bucket, opts).await
+    }
+
+    async fn housekeep(&self, older_than: std::time::SystemTime) -> Result<u64> {
+        let root = self.root.clone();
+        blocking(move || Ok(housekeeping::collect(&root, older_than))).await
     }
 }
