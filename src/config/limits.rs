@@ -197,8 +197,9 @@ pub(super) fn from_env(
     }
     let metrics = match var("BLOBSEAL_METRICS_ON_S3_PORT") {
         None => MetricsAccess::default(),
-        Some(v) => parse_metrics_access(v.trim())
-            .map_err(|m| ConfigError::Environment(format!("BLOBSEAL_METRICS_ON_S3_PORT: {m}")))?,
+        Some(v) => {
+            parse_metrics_access(v.trim()).map_err(|m| ConfigError::Environment(format!("BLOBSEAL_METRICS_ON_S3_PORT: {m}")))?
+        }
     };
     let mut presign = PresignSettings::default();
     if let Some(n) = number("BLOBSEAL_MAX_PRESIGN_SECONDS", 1, u64::from(MAX_PRESIGN_SECONDS))? {

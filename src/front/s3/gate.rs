@@ -156,12 +156,7 @@ impl RequestGate {
         let mut scope = credential.split('/');
         let access_key = scope.next();
         if scope.nth(2).is_some_and(|service| service != "s3") {
-            return Err(Refusal::new(
-                StatusCode::BAD_REQUEST,
-                "InvalidRequest",
-                "not-s3",
-                "Only the s3 service is offered here.",
-            ));
+            return Err(Refusal::new(StatusCode::BAD_REQUEST, "InvalidRequest", "not-s3", "Only the s3 service is offered here."));
         }
         let expires = q.v4_expires.as_deref().and_then(|v| v.parse::<u64>().ok()).ok_or_else(|| {
             Refusal::new(
@@ -249,12 +244,7 @@ fn check_authorization(value: &[u8]) -> Result<(), Refusal> {
     let params = String::from_utf8_lossy(params);
     let credential = params.split(',').map(str::trim).find_map(|p| p.strip_prefix("Credential="));
     if credential.and_then(|c| c.split('/').nth(3)).is_some_and(|service| service != "s3") {
-        return Err(Refusal::new(
-            StatusCode::BAD_REQUEST,
-            "InvalidRequest",
-            "not-s3",
-            "Only the s3 service is offered here.",
-        ));
+        return Err(Refusal::new(StatusCode::BAD_REQUEST, "InvalidRequest", "not-s3", "Only the s3 service is offered here."));
     }
     Ok(())
 }

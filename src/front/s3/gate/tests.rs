@@ -45,20 +45,14 @@ fn v2_presigned(ak: &str, expires: i64) -> String {
 #[test]
 fn sigv4_header_requests_pass() {
     assert_eq!(check(Method::PUT, "/b/k", &[("authorization", V4)]), Ok(()));
-    assert_eq!(
-        check(Method::POST, "/b/k?uploads", &[("authorization", V4), ("content-type", "application/xml")]),
-        Ok(())
-    );
+    assert_eq!(check(Method::POST, "/b/k?uploads", &[("authorization", V4), ("content-type", "application/xml")]), Ok(()));
 }
 
 #[test]
 fn form_uploads_are_refused_before_anything_else() {
     let form = [("content-type", "multipart/form-data; boundary=xyz")];
     assert_eq!(refused(check(Method::POST, "/bucket", &form)), (501, "NotImplemented", "post-object"));
-    assert_eq!(
-        refused(check(Method::POST, "/bucket", &[("content-type", " Multipart/Form-Data ;b=1")])).2,
-        "post-object"
-    );
+    assert_eq!(refused(check(Method::POST, "/bucket", &[("content-type", " Multipart/Form-Data ;b=1")])).2, "post-object");
     // Even signed, and with a second content type hiding behind a harmless first one.
     let two = [("authorization", V4), ("content-type", "text/plain"), ("content-type", "multipart/mixed")];
     assert_eq!(refused(check(Method::POST, "/bucket", &two)).2, "post-object");
@@ -66,11 +60,7 @@ fn form_uploads_are_refused_before_anything_else() {
 
 #[test]
 fn sigv2_header_auth_and_other_schemes_are_refused() {
-    let r = check(
-        Method::PUT,
-        "/b/k",
-        &[("authorization", "AWS AK:c2lnbmF0dXJl"), ("date", "Thu, 01 Jan 2015 00:00:00 GMT")],
-    );
+    let r = check(Method::PUT, "/b/k", &[("authorization", "AWS AK:c2lnbmF0dXJl"), ("date", "Thu, 01 Jan 2015 00:00:00 GMT")]);
     let r = r.unwrap_err();
     assert_eq!((r.status.as_u16(), r.code, r.reason), (400, "InvalidRequest", "sigv2-header"));
     assert!(r.message.contains("AWS4-HMAC-SHA256"), "{}", r.message);
@@ -103,11 +93,7 @@ fn sigv4_presigned_lifetime_is_bounded() {
     assert_eq!(check(Method::GET, &v4_presigned("AK", "604800"), &[]), Ok(()));
     assert_eq!(check(Method::PUT, &v4_presigned("AK", "1"), &[]), Ok(()));
     for bad in ["604801", "4294967295", "0", "-1", "1e3", ""] {
-        assert_eq!(
-            refused(check(Method::GET, &v4_presigned("AK", bad), &[])).1,
-            "AuthorizationQueryParametersError",
-            "{bad}"
-        );
+        assert_eq!(refused(check(Method::GET, &v4_presigned("AK", bad), &[])).1, "AuthorizationQueryParametersError", "{bad}");
     }
     // Per tenant.
     assert_eq!(check(Method::GET, &v4_presigned("SHORT", "3600"), &[]), Ok(()));
@@ -133,10 +119,7 @@ fn sigv2_presigned_reads_only_within_seven_days() {
     assert_eq!(refused(check(Method::GET, &v2_presigned("SHORT", NOW + 3601), &[])).2, "presign-expires");
     assert_eq!(refused(check(Method::GET, &v2_presigned("V4ONLY", NOW + 60), &[])).2, "sigv2-off");
     assert_eq!(refused(check(Method::GET, "/b/k?AWSAccessKeyId=AK&Signature=x", &[])).2, "presign-expires");
-    assert_eq!(
-        refused(check(Method::GET, "/b/k?AWSAccessKeyId=AK&Signature=x&Expires=soon", &[])).2,
-        "presign-expires"
-    );
+    assert_eq!(refused(check(Method::GET, "/b/k?AWSAccessKeyId=AK&Signature=x&Expires=soon", &[])).2, "presign-expires");
 }
 
 #[test]
