@@ -10,6 +10,12 @@ pub const ENV: &str = "BLOBSEAL_FAILPOINT";
 /// Aborts the process if `BLOBSEAL_FAILPOINT` is `name` (debug builds only).
 #[cfg(debug_assertions)]
 pub fn hit(name: &str) {
+    // Unit tests crash one task, not the test binary: the point panics inside the future armed by
+    // `crash_at`, which unwinds it with nothing after the point run (as after a kill).
+    #[cfg(test)]
+    if ARMED.try_with(|armed| *armed == name).unwrap_or(false) {
+        panic!("failpoint {name}");
+    }
     if armed(std::env::var(ENV).ok().as_deref(), name) {
         tracing::error!(failpoint = name, "failpoint hit: aborting");
         std::process::abort();
@@ -25,6 +31,18 @@ pub fn hit(_name: &str) {}
 #[cfg_attr(not(debug_assertions), allow(dead_code))]
 fn armed(configured: Option<&str>, name: &str) -> bool {
     configured.is_some_and(|v| !v.is_empty() && v == name)
+}
+
+#[cfg(test)]
+tokio::task_local! {
+    static ARMED: &'static str;
+}
+
+/// Runs `fut` with point `name` armed (unit tests): `Err(())` if it crashed there.
+#[cfg(test)]
+pub async fn crash_at<F: std::future::Future>(name: &'static str, fut: F) -> Result<F::Output, ()> {
+    use futures::FutureExt as _;
+    std::panic::AssertUnwindSafe(ARMED.scope(name, fut)).catch_unwind().await.map_err(|_| ())
 }
 
 #[cfg(test)]

@@ -719,3 +719,7 @@ fn zeros(len: u64) -> ByteStream {
 #[cfg(test)]
 #[path = "multipart_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "multipart_crash_tests.rs"]
+mod crash_tests;
