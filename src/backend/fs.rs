@@ -27,6 +27,8 @@ mod write;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod crash_tests;
 
 use std::collections::BTreeMap;
 use std::io;
