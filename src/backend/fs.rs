@@ -38,7 +38,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use tokio::io::AsyncSeekExt as _;
 
-use self::format::{io_err, is_object_file_name, object_file_name, open_object, Parsed};
+use self::format::{io_err, is_object_file_name, object_file_name, open_object, read_key, Parsed};
 use self::write::{source_md5, stream_into, temp_name, TempFile};
 use super::listing::{self, PageSpec};
 use super::{
@@ -117,8 +117,9 @@ impl FsBackend {
         }
     }
 
-    /// Reads every object header in a bucket, sorted by key. Bodies are not read.
-    async fn scan(&self, bucket: &str) -> Result<Vec<(String, ObjectMeta)>> {
+    /// The key and file of every object in a bucket, sorted by key. Only the start of each header is
+    /// read (`format::read_key`): sorting costs a few hundred bytes per object, not its metadata.
+    async fn scan_keys(&self, bucket: &str) -> Result<Vec<(String, PathBuf)>> {
         let dir = self.existing_bucket_dir(bucket).await?;
         blocking(move || {
             let mut out = Vec::new();
@@ -128,11 +129,8 @@ impl FsBackend {
                 if !name.to_str().is_some_and(is_object_file_name) {
                     continue;
                 }
-                match open_object(&entry.path()) {
-                    Ok(Some((_, parsed))) => {
-                        let head = parsed.head();
-                        out.push((head.meta.key.clone(), head.meta));
-                    }
+                match read_key(&entry.path()) {
+                    Ok(Some(key)) => out.push((key, entry.path())),
                     // Deleted between read_dir and open.
                     Ok(None) => {}
                     Err(e) => {
@@ -141,6 +139,23 @@ impl FsBackend {
                 }
             }
             out.sort_by(|a, b| a.0.cmp(&b.0));
+            Ok(out)
+        })
+        .await
+    }
+
+    /// The metadata of the objects a page chose, reading their whole headers (only these). An
+    /// object deleted (or replaced by a corrupt file) since the scan drops out of the page.
+    async fn metas(&self, items: Vec<(String, PathBuf)>) -> Result<Vec<ObjectMeta>> {
+        blocking(move || {
+            let mut out = Vec::with_capacity(items.len());
+            for (key, path) in items {
+                match open_object(&path) {
+                    Ok(Some((_, parsed))) if parsed.header.key == key => out.push(parsed.head().meta),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(file = ?path, error = %e, "skipping unreadable object file"),
+                }
+            }
             Ok(out)
         })
         .await
@@ -322,11 +337,12 @@ impl Backend for FsBackend {
         self.head(bucket, key, version_id).await.map(|_| LockState::default())
     }
 
-    /// Reads the small header of every object in the bucket per call (never bodies): fine for the
-    /// embedded default's scale, linear in the bucket's object count.
+    /// Reads the key of every object (the first bytes of its header) and the whole header of the
+    /// page's objects only: the bytes read grow with the object count times the key length, not with
+    /// the bucket's metadata (never bodies).
     async fn list(&self, bucket: &str, opts: ListOptions) -> Result<ListPage> {
         let resume_after = opts.continuation.as_deref().map(listing::decode_token).transpose()?;
-        let all = self.scan(bucket).await?;
+        let all = self.scan_keys(bucket).await?;
         let spec = PageSpec {
             prefix: &opts.prefix,
             delimiter: opts.delimiter.as_deref(),
@@ -336,7 +352,7 @@ impl Backend for FsBackend {
         };
         let page = listing::paginate(all, &spec);
         Ok(ListPage {
-            objects: page.items.into_iter().map(|(_, m)| m).collect(),
+            objects: self.metas(page.items).await?,
             common_prefixes: page.common_prefixes,
             is_truncated: page.is_truncated,
             next_token: page.last.as_deref().map(listing::encode_token),
@@ -345,7 +361,7 @@ impl Backend for FsBackend {
 
     /// Each current object is its only version (`version_id: None`, latest). Same cost as `list`.
     async fn list_versions(&self, bucket: &str, opts: ListVersionsOptions) -> Result<VersionPage> {
-        let all = self.scan(bucket).await?;
+        let all = self.scan_keys(bucket).await?;
         let spec = PageSpec {
             prefix: &opts.prefix,
             delimiter: opts.delimiter.as_deref(),
@@ -355,10 +371,11 @@ impl Backend for FsBackend {
         };
         let page = listing::paginate(all, &spec);
         Ok(VersionPage {
-            versions: page
-                .items
+            versions: self
+                .metas(page.items)
+                .await?
                 .into_iter()
-                .map(|(_, meta)| VersionEntry { meta, is_latest: true, is_delete_marker: false })
+                .map(|meta| VersionEntry { meta, is_latest: true, is_delete_marker: false })
                 .collect(),
             common_prefixes: page.common_prefixes,
             is_truncated: page.is_truncated,
