@@ -26,9 +26,9 @@ mod multipart;
 mod write;
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod crash_tests;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::io;
