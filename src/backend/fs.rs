@@ -16,7 +16,11 @@
 //! Writes go to a hidden temp file (`.tmp-*`) in the bucket directory, are fsynced and then
 //! renamed over the target (or hard-linked for `If-None-Match: *`, which fails atomically if the
 //! target exists), followed by an fsync of the directory. A crash therefore leaves either the old
-//! or the new object, plus possibly a stray temp file that listings ignore (see `fs/write.rs`).
+//! or the new object, plus possibly a stray temp file that listings ignore and housekeeping removes
+//! by age (see `fs/write.rs`, `fs/housekeeping.rs`). DeleteBucket renames the bucket directory to a
+//! tombstone first, which makes it linearizable against writes (`fs/buckets.rs`). The JSON header
+//! starts with the key, so listings sort a bucket from the first bytes of each file and parse whole
+//! headers only for the page (`format::read_key`).
 //! Changing an object's tags rewrites its file the same way. There is no region and no object lock.
 
 mod buckets;

@@ -7,7 +7,8 @@
 //! never show it. Parts are written like objects: a `.tmp-*` file in the upload directory, fsynced
 //! and renamed over the part name, so a re-upload replaces a part atomically. Completion streams
 //! the named parts (never the whole object in memory) through the same write path as `put`, then
-//! removes the upload directory; DeleteBucket removes unfinished uploads with the bucket, as S3
+//! removes the upload directory (renamed away first, so an upload is whole or gone: a crash after
+//! the object's rename leaves the upload whole, and a retried completion redoes it); DeleteBucket removes unfinished uploads with the bucket, as S3
 //! does for general-purpose buckets.
 
 use std::collections::BTreeMap;
