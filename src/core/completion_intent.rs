@@ -93,15 +93,29 @@ pub async fn read(backend: &dyn Backend, bucket: &str, key: &str) -> Result<Opti
     Ok(serde_json::from_slice(&json).ok())
 }
 
-/// Deletes the current version of `key` itself (not just hiding it behind a delete marker on a
-/// versioned bucket); a missing key is fine.
+/// Deletes every version of blobseal's own `key` (an intent rewritten by a retry has two on a
+/// versioned bucket, and a plain delete would only hide them behind a delete marker that no client can
+/// see or remove); a missing key is fine. Backends without version listings delete the current object.
 pub async fn delete_current(backend: &dyn Backend, bucket: &str, key: &str) -> Result<(), BackendError> {
-    let version = match backend.head(bucket, key, None).await {
-        Ok(head) => head.meta.version_id,
-        Err(BackendError::NoSuchKey) => return Ok(()),
+    let opts = crate::backend::ListVersionsOptions { prefix: key.to_owned(), max_keys: 1000, ..Default::default() };
+    let versions = match backend.list_versions(bucket, opts).await {
+        Ok(page) => page.versions,
+        Err(BackendError::NotSupported(_)) => {
+            return match backend.delete(bucket, key, None).await {
+                Ok(_) | Err(BackendError::NoSuchKey) => Ok(()),
+                Err(e) => Err(e),
+            };
+        }
         Err(e) => return Err(e),
     };
-    backend.delete(bucket, key, version.as_deref()).await.map(|_| ())
+    // Only this key's versions (the prefix also matches longer keys); at most a handful.
+    for v in versions.into_iter().filter(|v| v.meta.key == key) {
+        match backend.delete(bucket, key, v.meta.version_id.as_deref()).await {
+            Ok(_) | Err(BackendError::NoSuchKey | BackendError::NoSuchVersion) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

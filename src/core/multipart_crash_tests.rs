@@ -109,3 +109,25 @@ async fn housekeeping_collects_crashed_completions_by_age_only() {
     assert!(backend_keys(&f).await.is_empty());
     f.svc.delete_bucket(&f.alpha, "bkt").await.unwrap();
 }
+
+#[tokio::test]
+async fn on_a_versioned_bucket_a_resumed_completion_leaves_no_hidden_version_behind() {
+    for point in POINTS {
+        let f = fixture();
+        let (id, named, plain) = started(&f).await;
+        f.svc.put_versioning(&f.alpha, "bkt", true).await.unwrap();
+        // Two attempts that each wrote an intent before the last one finishes.
+        crash(&f, "core.complete.after-intent", &id, &named).await;
+        crash(&f, point, &id, &named).await;
+        f.svc.complete_upload(&f.alpha, "bkt", "k", &id, &named, false).await.unwrap();
+        let got = f.svc.get_object(&f.alpha, "bkt", "k", None, None, None).await.unwrap();
+        assert_eq!(read(got.body).await.unwrap(), plain, "{point}");
+        let page = f
+            .backend
+            .list_versions("alpha-bkt", crate::backend::ListVersionsOptions { max_keys: 1000, ..Default::default() })
+            .await
+            .unwrap();
+        let hidden: Vec<_> = page.versions.iter().filter(|v| v.meta.key.starts_with(".blobseal/")).collect();
+        assert!(hidden.is_empty(), "{point}: {hidden:?}");
+    }
+}
