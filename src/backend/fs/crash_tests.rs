@@ -125,3 +125,25 @@ async fn a_completion_interrupted_after_its_rename_is_retryable() {
         assert!(left.is_empty(), "{point}: {left:?}");
     }
 }
+
+/// A put acknowledged just before DeleteBucket's tombstone rename, then a crash before the check that
+/// would have renamed the bucket back: housekeeping restores the bucket (whatever the age), it never
+/// deletes acknowledged objects.
+#[tokio::test]
+async fn housekeeping_restores_a_tombstoned_bucket_that_holds_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let b = FsBackend::new(root.clone());
+    for bucket in ["full.tmp-x", "empty"] {
+        b.create_bucket(bucket).await.unwrap();
+    }
+    put(&b, "full.tmp-x", "k", b"acknowledged").await.unwrap();
+    std::fs::rename(root.join("full.tmp-x"), root.join(format!(".deleting-full.tmp-x{}", temp_name()))).unwrap();
+    std::fs::rename(root.join("empty"), root.join(format!(".deleting-empty{}", temp_name()))).unwrap();
+    assert!(b.head_bucket("full.tmp-x").await.is_err());
+    let removed = b.housekeep(SystemTime::now() + Duration::from_secs(1)).await.unwrap();
+    assert_eq!(removed, 1, "the empty tombstone");
+    assert!(b.head("full.tmp-x", "k", None).await.is_ok(), "the acknowledged object is back");
+    let names: Vec<_> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, ["full.tmp-x"]);
+}

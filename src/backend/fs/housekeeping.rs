@@ -5,6 +5,9 @@
 //! - `.gone-*` upload directories whose removal was interrupted (`fs/multipart.rs`);
 //! - upload directories without `upload.json` (a creation interrupted before its record appeared);
 //! - `<root>/.deleting-*` tombstones of buckets whose deletion was interrupted (`fs/buckets.rs`).
+//!   One that holds objects is restored under its bucket name instead, whatever its age: a put that
+//!   landed just before the tombstone rename was acknowledged, and the crash stopped DeleteBucket from
+//!   renaming the bucket back.
 //!
 //! Each is removed once it was last modified before the cutoff: a temp file of a write still running
 //! in another process sharing the directory is young, so the age bound keeps it safe. Errors are
@@ -14,6 +17,7 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use super::buckets::DELETING_PREFIX;
+use super::format::is_object_file_name;
 use super::multipart::{GONE_PREFIX, RECORD, UPLOADS_DIR};
 
 const TEMP_PREFIX: &str = ".tmp-";
@@ -26,7 +30,13 @@ pub fn collect(root: &Path, older_than: SystemTime) -> u64 {
             continue;
         }
         if name.starts_with(DELETING_PREFIX) {
-            removed += remove_if_old(&path, true, older_than);
+            if !holds_objects(&path) {
+                removed += remove_if_old(&path, true, older_than);
+            } else if let Some(bucket) = tombstoned_bucket(&name) {
+                restore(root, &path, bucket);
+            } else {
+                tracing::error!(tomb = ?path, "a bucket tombstone of unknown name holds objects; left in place");
+            }
         } else if !name.starts_with('.') {
             removed += collect_bucket(&path, older_than);
         }
@@ -46,6 +56,32 @@ fn collect_bucket(bucket: &Path, older_than: SystemTime) -> u64 {
         }
     }
     removed
+}
+
+/// The bucket a tombstone `.deleting-<bucket>.tmp-<pid>-<ns>-<n>` was named after.
+fn tombstoned_bucket(name: &str) -> Option<&str> {
+    let rest = name.strip_prefix(DELETING_PREFIX)?;
+    // Bucket names may contain `.tmp-`; the temp suffix is the last one (it contains no other).
+    let cut = rest.rfind(TEMP_PREFIX)?;
+    rest.get(..cut).filter(|b| !b.is_empty())
+}
+
+fn holds_objects(dir: &Path) -> bool {
+    entries(dir).iter().any(|(name, _, is_dir)| !is_dir && is_object_file_name(name))
+}
+
+/// Renames the tombstone back to its bucket unless the name was taken again (then it stays, logged,
+/// for an operator: two buckets cannot share a name).
+fn restore(root: &Path, tomb: &Path, bucket: &str) {
+    let dir = root.join(bucket);
+    if dir.exists() {
+        tracing::error!(tomb = ?tomb, bucket, "a deleted bucket's tombstone holds objects but the name is in use again");
+        return;
+    }
+    match std::fs::rename(tomb, &dir) {
+        Ok(()) => tracing::warn!(bucket, "restored a bucket whose interrupted deletion held objects"),
+        Err(e) => tracing::error!(tomb = ?tomb, error = %e, "could not restore a bucket tombstone that holds objects"),
+    }
 }
 
 /// Old `.tmp-*` files directly in `dir`.
