@@ -62,3 +62,40 @@ def test_no_put_answered_ok_is_lost_to_a_racing_delete_bucket(bs_fs):
     print(outcomes)
     # Both orders happened, so the race was exercised.
     assert outcomes["put"] and outcomes["delete"], outcomes
+
+
+def test_delete_bucket_killed_after_its_tombstone_rename(workdir):
+    """kill -9 inside DeleteBucket (bucket renamed to its tombstone, not yet removed): after a restart
+    the bucket is gone, its name can be created again, and nothing of it shows."""
+    import secrets
+
+    import procs
+    from botocore.exceptions import BotoCoreError
+    from s3util import s3_client
+
+    ak, sk = "BSTTOMBACCESSKEY", secrets.token_hex(20)
+    data = workdir / "bs-tomb-data"
+    env = {"BLOBSEAL_DATA_DIR": str(data), "BLOBSEAL_ACCESS_KEY_ID": ak, "BLOBSEAL_SECRET_ACCESS_KEY": sk}
+    armed = procs.blobseal(workdir, "bs-tomb-1", {**env, "BLOBSEAL_FAILPOINT": "fs.delete-bucket.after-tombstone"})
+    c = s3_client(armed.endpoint, ak, sk)
+    bucket = unique_bucket()
+    c.create_bucket(Bucket=bucket)
+    c.put_object(Bucket=bucket, Key="gone", Body=b"x")
+    c.delete_object(Bucket=bucket, Key="gone")
+    try:
+        c.delete_bucket(Bucket=bucket)
+        raise AssertionError("the failpoint was not hit")
+    except (BotoCoreError, ClientError):
+        pass
+    armed.proc.wait(timeout=10)
+    armed.stopped = True
+    server = procs.blobseal(workdir, "bs-tomb-2", env)
+    try:
+        c = s3_client(server.endpoint, ak, sk)
+        assert bucket not in [b["Name"] for b in c.list_buckets()["Buckets"]]
+        c.create_bucket(Bucket=bucket)
+        c.put_object(Bucket=bucket, Key="k", Body=b"again")
+        assert c.get_object(Bucket=bucket, Key="k")["Body"].read() == b"again"
+        assert [o["Key"] for o in c.list_objects_v2(Bucket=bucket).get("Contents", [])] == ["k"]
+    finally:
+        server.stop()
