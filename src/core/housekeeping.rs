@@ -6,6 +6,9 @@
 //! - Completions that crashed and were never retried: hidden assembled objects (`.blobseal/mpu/…`
 //!   stored as objects; uploads in progress are not objects and are never touched) and their intents
 //!   (`.blobseal/mpc/…`, see `core::completion_intent`).
+//! - Backend uploads on keys outside `.blobseal/mpu/`: clients only ever get uploads on hidden keys,
+//!   so these are the final copies of completions (a server-side multipart copy to the client's key)
+//!   that a crash interrupted; they are aborted. They do not block DeleteBucket but cost storage.
 //!
 //! Everything is removed by age only (last modified before `now - age`): a completion being retried,
 //! or a write in progress in another replica, is young. An upload a client can still complete is
@@ -15,7 +18,7 @@ use std::time::{Duration, SystemTime};
 
 use time::OffsetDateTime;
 
-use crate::backend::{Backend, BackendError, ListOptions};
+use crate::backend::{Backend, BackendError, ListOptions, ListUploadsOptions};
 use crate::core::completion_intent::{self as intent, INTENT_KEY_PREFIX};
 use crate::core::error::CoreResult;
 use crate::core::service::BlobService;
@@ -30,7 +33,8 @@ const MAX_PAGES: usize = 100;
 pub struct HousekeepingReport {
     /// Backend-level leftovers (temp files, half-removed directories).
     pub backend_leftovers: u64,
-    /// Hidden objects and intents of completions that were never finished.
+    /// Hidden objects and intents of completions that were never finished, and their interrupted
+    /// final-copy uploads.
     pub hidden_objects: u64,
     /// Backends or buckets that could not be examined (logged).
     pub errors: u64,
@@ -85,6 +89,34 @@ async fn collect_bucket(backend: &dyn Backend, bucket: &str, cutoff: OffsetDateT
     Ok(removed)
 }
 
+/// Aborts backend uploads on non-hidden keys (interrupted final copies) initiated before `cutoff`.
+async fn abort_final_copies(backend: &dyn Backend, bucket: &str, cutoff: OffsetDateTime) -> Result<u64, BackendError> {
+    let mut aborted = 0;
+    let (mut key_marker, mut upload_id_marker) = (None, None);
+    for _ in 0..MAX_PAGES {
+        let opts = ListUploadsOptions { prefix: String::new(), key_marker, upload_id_marker, max_uploads: 1000 };
+        let page = match backend.list_uploads(bucket, opts).await {
+            Ok(page) => page,
+            // s3s-fs and the like: nothing to list, nothing this can collect.
+            Err(BackendError::NotSupported(_)) => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        for up in page.uploads {
+            if !up.key.starts_with(UPLOAD_KEY_PREFIX) && up.initiated < cutoff {
+                match backend.abort_upload(bucket, &up.key, &up.upload_id).await {
+                    Ok(()) | Err(BackendError::NoSuchUpload) => aborted += 1,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        if !page.is_truncated {
+            break;
+        }
+        (key_marker, upload_id_marker) = (page.next_key_marker, page.next_upload_id_marker);
+    }
+    Ok(aborted)
+}
+
 /// Whether `bucket` holds nothing but crashed completions' hidden objects and intents; if so they
 /// are deleted (whatever their age: the bucket is being deleted) and `true` is returned.
 pub(crate) async fn clear_hidden_leftovers(p: &Placement) -> Result<bool, BackendError> {
@@ -134,7 +166,11 @@ impl BlobService {
                 }
             };
             for b in buckets {
-                match collect_bucket(backend.as_ref(), &b.name, cutoff).await {
+                let collected = match collect_bucket(backend.as_ref(), &b.name, cutoff).await {
+                    Ok(n) => abort_final_copies(backend.as_ref(), &b.name, cutoff).await.map(|m| n + m),
+                    Err(e) => Err(e),
+                };
+                match collected {
                     Ok(n) => report.hidden_objects += n,
                     Err(e) => {
                         report.errors += 1;

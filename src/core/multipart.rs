@@ -664,6 +664,9 @@ async fn copy_with_padding(
     }
     let if_none_match_any = opts.if_none_match_any;
     let upload = b.create_upload(&p.bucket, key, opts).await?;
+    // A crash from here leaves a backend upload on the client's key that no client knows of:
+    // housekeeping aborts it by age (`core::housekeeping`).
+    crate::failpoint::hit("core.complete.final-upload-started");
     let result = async {
         let chunks = body.div_ceil(MAX_PART_SIZE);
         let chunk = body.div_ceil(chunks);

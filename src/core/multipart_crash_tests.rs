@@ -10,9 +10,10 @@ use crate::failpoint::crash_at;
 
 const MIB: usize = 1 << 20;
 /// Every crash point of a completion on a backend without its own points (the memory backend).
-const POINTS: [&str; 4] = [
+const POINTS: [&str; 5] = [
     "core.complete.after-intent",
     "core.complete.after-hidden",
+    "core.complete.final-upload-started",
     "core.complete.after-copy",
     "core.complete.after-hidden-delete",
 ];
@@ -130,4 +131,22 @@ async fn on_a_versioned_bucket_a_resumed_completion_leaves_no_hidden_version_beh
         let hidden: Vec<_> = page.versions.iter().filter(|v| v.meta.key.starts_with(".blobseal/")).collect();
         assert!(hidden.is_empty(), "{point}: {hidden:?}");
     }
+}
+
+#[tokio::test]
+async fn housekeeping_aborts_a_crashed_final_copy_upload_on_the_clients_key() {
+    let f = fixture();
+    let (id, named, _) = started(&f).await;
+    crash(&f, "core.complete.final-upload-started", &id, &named).await;
+    let raw = |f: &Fixture| {
+        let b = f.backend.clone();
+        async move { b.list_uploads("alpha-bkt", ListUploadsOptions { max_uploads: 1000, ..Default::default() }).await }
+    };
+    let keys: Vec<_> = raw(&f).await.unwrap().uploads.into_iter().map(|u| u.key).collect();
+    assert_eq!(keys, ["k"], "the interrupted final copy");
+    assert_eq!(f.svc.housekeep(Duration::from_secs(3600)).await.unwrap().hidden_objects, 0);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let report = f.svc.housekeep(Duration::ZERO).await.unwrap();
+    assert_eq!(report.hidden_objects, 2, "hidden object (with its intent), final-copy upload: {report:?}");
+    assert!(raw(&f).await.unwrap().uploads.is_empty());
 }

@@ -21,7 +21,8 @@ import procs
 from instances import MOTO_KEY, MOTO_SECRET, moto_config
 from s3util import MIB, complete, random_bytes, s3_client, sha256_hex, unique_bucket, upload_parts
 
-CORE_POINTS = ["core.complete.after-intent", "core.complete.after-hidden", "core.complete.after-copy",
+CORE_POINTS = ["core.complete.after-intent", "core.complete.after-hidden", "core.complete.final-upload-started",
+               "core.complete.after-copy",
                "core.complete.after-hidden-delete"]
 FS_POINTS = ["fs.complete.after-rename", "fs.upload-dir.after-gone"]
 CASES = [("fs", p) for p in CORE_POINTS + FS_POINTS] + [("moto", p) for p in CORE_POINTS]
