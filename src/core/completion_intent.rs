@@ -97,6 +97,25 @@ pub async fn read(backend: &dyn Backend, bucket: &str, key: &str) -> Result<Opti
 /// versioned bucket, and a plain delete would only hide them behind a delete marker that no client can
 /// see or remove); a missing key is fine. Backends without version listings delete the current object.
 pub async fn delete_current(backend: &dyn Backend, bucket: &str, key: &str) -> Result<(), BackendError> {
+    // An object without a version id is on an unversioned bucket (or backend): one delete does it, and
+    // spares the fs backend a version listing (which reads every key of the bucket).
+    match backend.head(bucket, key, None).await {
+        Ok(head) if head.meta.version_id.is_none() => {
+            return match backend.delete(bucket, key, None).await {
+                Ok(_) | Err(BackendError::NoSuchKey) => Ok(()),
+                Err(e) => Err(e),
+            };
+        }
+        // None current on a bucket that never had versions: nothing to delete.
+        Err(BackendError::NoSuchKey)
+            if matches!(backend.get_versioning(bucket).await, Ok(crate::backend::Versioning::Unversioned)) =>
+        {
+            return Ok(());
+        }
+        // A versioned object, or none current (maybe only older versions behind a delete marker).
+        Ok(_) | Err(BackendError::NoSuchKey) => {}
+        Err(e) => return Err(e),
+    }
     let opts = crate::backend::ListVersionsOptions { prefix: key.to_owned(), max_keys: 1000, ..Default::default() };
     let versions = match backend.list_versions(bucket, opts).await {
         Ok(page) => page.versions,
