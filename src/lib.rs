@@ -9,6 +9,7 @@ pub mod app;
 pub mod backend;
 pub mod config;
 pub mod core;
+pub mod failpoint;
 pub mod front;
 pub mod metrics;
 pub mod ops;

@@ -13,6 +13,7 @@ use crate::backend::{Backend, BackendError};
 use crate::config::{BackendKind, Settings};
 use crate::core::keys::KeyError;
 
+pub mod housekeeping;
 pub mod keys;
 pub mod listener;
 pub mod logging;
@@ -39,6 +40,8 @@ pub enum AppError {
     Front(#[from] BuildError),
     #[error("refusing to start, bucket regions differ from the config: {0}")]
     RegionDrift(String),
+    #[error(transparent)]
+    Housekeeping(#[from] housekeeping::HousekeepingSettingsError),
 }
 
 /// Everything a running server holds.
@@ -169,6 +172,8 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
     if let Some(every) = settings.residency.drift_check {
         spawn_drift_checks(Arc::clone(&runtime.core), every);
     }
+    let housekeeping = housekeeping::HousekeepingSettings::from_env(|k| std::env::var(k).ok())?;
+    housekeeping::spawn(Arc::clone(&runtime.core), housekeeping);
     if let Some(every) = settings.sweeper.interval {
         spawn_sweeps(Arc::clone(&runtime.core), settings.sweeper, every);
     }

@@ -16,13 +16,21 @@
 //! Writes go to a hidden temp file (`.tmp-*`) in the bucket directory, are fsynced and then
 //! renamed over the target (or hard-linked for `If-None-Match: *`, which fails atomically if the
 //! target exists), followed by an fsync of the directory. A crash therefore leaves either the old
-//! or the new object, plus possibly a stray temp file that listings ignore (see `fs/write.rs`).
+//! or the new object, plus possibly a stray temp file that listings ignore and housekeeping removes
+//! by age (see `fs/write.rs`, `fs/housekeeping.rs`). DeleteBucket renames the bucket directory to a
+//! tombstone first, which makes it linearizable against writes (`fs/buckets.rs`). The JSON header
+//! starts with the key, so listings sort a bucket from the first bytes of each file and parse whole
+//! headers only for the page (`format::read_key`).
 //! Changing an object's tags rewrites its file the same way. There is no region and no object lock.
 
+mod buckets;
 mod format;
+pub mod housekeeping;
 mod multipart;
 mod write;
 
+#[cfg(test)]
+mod crash_tests;
 #[cfg(test)]
 mod tests;
 
@@ -34,7 +42,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use tokio::io::AsyncSeekExt as _;
 
-use self::format::{io_err, is_object_file_name, object_file_name, open_object, Parsed};
+use self::format::{io_err, is_object_file_name, object_file_name, open_object, read_key, Parsed};
 use self::write::{source_md5, stream_into, temp_name, TempFile};
 use super::listing::{self, PageSpec};
 use super::{
@@ -113,8 +121,9 @@ impl FsBackend {
         }
     }
 
-    /// Reads every object header in a bucket, sorted by key. Bodies are not read.
-    async fn scan(&self, bucket: &str) -> Result<Vec<(String, ObjectMeta)>> {
+    /// The key and file of every object in a bucket, sorted by key. Only the start of each header is
+    /// read (`format::read_key`): sorting costs a few hundred bytes per object, not its metadata.
+    async fn scan_keys(&self, bucket: &str) -> Result<Vec<(String, PathBuf)>> {
         let dir = self.existing_bucket_dir(bucket).await?;
         blocking(move || {
             let mut out = Vec::new();
@@ -124,11 +133,8 @@ impl FsBackend {
                 if !name.to_str().is_some_and(is_object_file_name) {
                     continue;
                 }
-                match open_object(&entry.path()) {
-                    Ok(Some((_, parsed))) => {
-                        let head = parsed.head();
-                        out.push((head.meta.key.clone(), head.meta));
-                    }
+                match read_key(&entry.path()) {
+                    Ok(Some(key)) => out.push((key, entry.path())),
                     // Deleted between read_dir and open.
                     Ok(None) => {}
                     Err(e) => {
@@ -137,6 +143,23 @@ impl FsBackend {
                 }
             }
             out.sort_by(|a, b| a.0.cmp(&b.0));
+            Ok(out)
+        })
+        .await
+    }
+
+    /// The metadata of the objects a page chose, reading their whole headers (only these). An
+    /// object deleted (or replaced by a corrupt file) since the scan drops out of the page.
+    async fn metas(&self, items: Vec<(String, PathBuf)>) -> Result<Vec<ObjectMeta>> {
+        blocking(move || {
+            let mut out = Vec::with_capacity(items.len());
+            for (key, path) in items {
+                match open_object(&path) {
+                    Ok(Some((_, parsed))) if parsed.header.key == key => out.push(parsed.head().meta),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(file = ?path, error = %e, "skipping unreadable object file"),
+                }
+            }
             Ok(out)
         })
         .await
@@ -188,7 +211,13 @@ impl Backend for FsBackend {
             Err(e) => return Err(io_err(e)),
         }
         let created = OffsetDateTime::now_utc().unix_timestamp().to_string();
-        tokio::fs::write(dir.join(BUCKET_MARKER), created).await.map_err(io_err)?;
+        // Marker, its directory entry and the bucket's entry in the root are all fsynced: a bucket that
+        // CreateBucket acknowledged exists, with its creation time, after a crash.
+        let mut marker = tokio::fs::File::create(dir.join(BUCKET_MARKER)).await.map_err(io_err)?;
+        tokio::io::AsyncWriteExt::write_all(&mut marker, created.as_bytes()).await.map_err(io_err)?;
+        marker.sync_all().await.map_err(io_err)?;
+        drop(marker);
+        sync_dir(&dir).await?;
         sync_dir(&self.root).await
     }
 
@@ -206,26 +235,12 @@ impl Backend for FsBackend {
         self.existing_bucket_dir(bucket).await.map(|_| ())
     }
 
-    /// Not atomic against a concurrent put into the same bucket: such a put may fail. Unfinished
-    /// multipart uploads do not keep a bucket alive: they are removed with it, as S3 does for
-    /// general-purpose buckets.
+    /// Linearizable against puts, in this process or another sharing the directory: see
+    /// `fs/buckets.rs`. Unfinished multipart uploads do not keep a bucket alive: they are removed with
+    /// it, as S3 does for general-purpose buckets.
     async fn delete_bucket(&self, bucket: &str) -> Result<()> {
         let dir = self.existing_bucket_dir(bucket).await?;
-        let check = dir.clone();
-        let has_objects = blocking(move || {
-            for entry in std::fs::read_dir(&check).map_err(io_err)? {
-                if entry.map_err(io_err)?.file_name().to_str().is_some_and(is_object_file_name) {
-                    return Ok(true);
-                }
-            }
-            Ok(false)
-        })
-        .await?;
-        if has_objects {
-            return Err(BackendError::BucketNotEmpty);
-        }
-        tokio::fs::remove_dir_all(&dir).await.map_err(io_err)?;
-        sync_dir(&self.root).await
+        self.remove_bucket_dir(&dir).await
     }
 
     async fn get_versioning(&self, bucket: &str) -> Result<Versioning> {
@@ -326,11 +341,12 @@ impl Backend for FsBackend {
         self.head(bucket, key, version_id).await.map(|_| LockState::default())
     }
 
-    /// Reads the small header of every object in the bucket per call (never bodies): fine for the
-    /// embedded default's scale, linear in the bucket's object count.
+    /// Reads the key of every object (the first bytes of its header) and the whole header of the
+    /// page's objects only: the bytes read grow with the object count times the key length, not with
+    /// the bucket's metadata (never bodies).
     async fn list(&self, bucket: &str, opts: ListOptions) -> Result<ListPage> {
         let resume_after = opts.continuation.as_deref().map(listing::decode_token).transpose()?;
-        let all = self.scan(bucket).await?;
+        let all = self.scan_keys(bucket).await?;
         let spec = PageSpec {
             prefix: &opts.prefix,
             delimiter: opts.delimiter.as_deref(),
@@ -340,7 +356,7 @@ impl Backend for FsBackend {
         };
         let page = listing::paginate(all, &spec);
         Ok(ListPage {
-            objects: page.items.into_iter().map(|(_, m)| m).collect(),
+            objects: self.metas(page.items).await?,
             common_prefixes: page.common_prefixes,
             is_truncated: page.is_truncated,
             next_token: page.last.as_deref().map(listing::encode_token),
@@ -349,7 +365,7 @@ impl Backend for FsBackend {
 
     /// Each current object is its only version (`version_id: None`, latest). Same cost as `list`.
     async fn list_versions(&self, bucket: &str, opts: ListVersionsOptions) -> Result<VersionPage> {
-        let all = self.scan(bucket).await?;
+        let all = self.scan_keys(bucket).await?;
         let spec = PageSpec {
             prefix: &opts.prefix,
             delimiter: opts.delimiter.as_deref(),
@@ -359,10 +375,11 @@ impl Backend for FsBackend {
         };
         let page = listing::paginate(all, &spec);
         Ok(VersionPage {
-            versions: page
-                .items
+            versions: self
+                .metas(page.items)
+                .await?
                 .into_iter()
-                .map(|(_, meta)| VersionEntry { meta, is_latest: true, is_delete_marker: false })
+                .map(|meta| VersionEntry { meta, is_latest: true, is_delete_marker: false })
                 .collect(),
             common_prefixes: page.common_prefixes,
             is_truncated: page.is_truncated,
@@ -423,5 +440,10 @@ impl Backend for FsBackend {
 
     async fn list_uploads(&self, bucket: &str, opts: ListUploadsOptions) -> Result<UploadsPage> {
         self.mpu_list_uploads(bucket, opts).await
+    }
+
+    async fn housekeep(&self, older_than: std::time::SystemTime) -> Result<u64> {
+        let root = self.root.clone();
+        blocking(move || Ok(housekeeping::collect(&root, older_than))).await
     }
 }

@@ -469,6 +469,15 @@ pub trait Backend: Send + Sync + Debug + 'static {
     async fn list_parts(&self, bucket: &str, key: &str, upload_id: &str, opts: ListPartsOptions) -> Result<PartsPage>;
     /// Uploads in progress in a bucket. `NotSupported` where the backend cannot list them.
     async fn list_uploads(&self, bucket: &str, opts: ListUploadsOptions) -> Result<UploadsPage>;
+
+    /// Removes the backend's own crash leftovers last changed before `older_than` (temp files of
+    /// interrupted writes, half-removed upload or bucket directories); returns how many. Never touches
+    /// objects or uploads a client can reach; the age bound keeps it off files a live write in another
+    /// process may still be using. Backends with no such leftovers keep the default (nothing to do).
+    async fn housekeep(&self, older_than: std::time::SystemTime) -> Result<u64> {
+        let _ = older_than;
+        Ok(0)
+    }
 }
 
 #[cfg(test)]

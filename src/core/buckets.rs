@@ -109,7 +109,14 @@ impl BlobService {
 
     pub async fn delete_bucket(&self, tenant: &Tenant, bucket: &str) -> CoreResult<()> {
         let p = self.place(tenant, bucket)?;
-        Ok(p.backend.delete_bucket(&p.bucket).await?)
+        match p.backend.delete_bucket(&p.bucket).await {
+            // Leftovers of crashed completions are invisible to the client, so they must not keep a
+            // bucket that looks empty alive: they go with it.
+            Err(BackendError::BucketNotEmpty) if crate::core::housekeeping::clear_hidden_leftovers(&p).await? => {
+                Ok(p.backend.delete_bucket(&p.bucket).await?)
+            }
+            other => Ok(other?),
+        }
     }
 
     /// The configured region of the bucket's backend (after checking the bucket exists).

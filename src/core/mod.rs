@@ -2,10 +2,12 @@
 //! Nothing here knows about HTTP, XML or s3s.
 
 pub mod buckets;
+pub mod completion_intent;
 pub mod drift;
 pub mod envelope;
 pub mod error;
 pub mod governance;
+pub mod housekeeping;
 pub mod keys;
 pub mod multipart;
 pub mod policy;

@@ -18,6 +18,7 @@ use crate::backend::{
     BackendError, ByteStream, CompletedPart, ContentHeaders, ListPartsOptions, ListUploadsOptions, PartInfo,
     PutOptions, MAX_PART_NUMBER, MAX_PART_SIZE, MIN_PART_SIZE,
 };
+use crate::core::completion_intent as intent;
 use crate::core::envelope::{
     ciphertext_len, plaintext_len, seal_with, Algorithm, Envelope, Layout, ObjectIdentity, PartKeys, SealKeys,
     LAYOUT_META, MAX_ENCODED_LAYOUT,
@@ -85,6 +86,8 @@ pub struct PreparedCompletion {
     completed: Vec<CompletedPart>,
     encoded_layout: String,
     if_none_match_any: bool,
+    /// The hidden upload was completed by an earlier attempt that crashed: resume from its object.
+    resume: bool,
 }
 
 impl PreparedCompletion {
@@ -357,8 +360,25 @@ impl BlobService {
             Err(CoreError::NoSuchUpload) => {
                 // S3 answers a repeated completion of a finished upload with success (a client whose
                 // response was lost retries). The object made from *this* upload carries its salt.
-                return match self.completed_by(&up, key).await {
-                    Some(out) => Ok(Completion::AlreadyDone(out)),
+                if let Some(out) = self.completed_by(&up, key).await {
+                    // A crash after the final copy may have left the hidden object and intent.
+                    forget_completion(p, &up.backend_key, None).await;
+                    return Ok(Completion::AlreadyDone(out));
+                }
+                // A crash after the hidden upload was completed: resume from its intent.
+                return match self.resumable(&up, named).await? {
+                    Some((layout, encoded_layout, completed)) => {
+                        Ok(Completion::Pending(Box::new(PreparedCompletion {
+                            up,
+                            dek,
+                            keys,
+                            layout,
+                            completed,
+                            encoded_layout,
+                            if_none_match_any,
+                            resume: true,
+                        })))
+                    }
                     None => Err(CoreError::NoSuchUpload),
                 };
             }
@@ -387,7 +407,34 @@ impl BlobService {
             completed,
             encoded_layout,
             if_none_match_any,
+            resume: false,
         })))
+    }
+
+    /// The layout and completion list of an earlier attempt of this same completion whose hidden
+    /// object is in place (see `core::completion_intent`); `None` if there is nothing to resume.
+    async fn resumable(
+        &self,
+        up: &Upload,
+        named: &[(u32, String)],
+    ) -> CoreResult<Option<(Layout, String, Vec<CompletedPart>)>> {
+        let p = &up.placement;
+        let Some(intent_key) = intent::intent_key(&up.backend_key) else {
+            return Ok(None);
+        };
+        let Some(found) = intent::read(p.backend.as_ref(), &p.bucket, &intent_key).await? else {
+            return Ok(None);
+        };
+        if found.backend_upload_id != up.token.backend_upload_id || !found.matches(named) {
+            return Ok(None);
+        }
+        let layout = Layout::decode(&found.layout)?;
+        match p.backend.head(&p.bucket, &up.backend_key, None).await {
+            Ok(head) if head.meta.size == layout.body_len() => {}
+            Ok(_) | Err(BackendError::NoSuchKey) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+        Ok(Some((layout, found.layout.clone(), found.completed())))
     }
 
     /// The current object at `key`, if this upload made it.
@@ -412,13 +459,28 @@ impl BlobService {
         key: &str,
         prepared: PreparedCompletion,
     ) -> CoreResult<PutOutcome> {
-        let PreparedCompletion { up, dek, keys, layout, completed, encoded_layout, if_none_match_any } = prepared;
+        let PreparedCompletion { up, dek, keys, layout, completed, encoded_layout, if_none_match_any, resume } =
+            prepared;
         let p = &up.placement;
-        let hidden = p
-            .backend
-            .complete_upload(&p.bucket, &up.backend_key, &up.token.backend_upload_id, &completed, false)
-            .await
-            .map_err(upload_error)?;
+        let hidden_version = if resume {
+            // The hidden key is unique to this upload: its only (latest) version is the one completed.
+            None
+        } else {
+            // The intent first: once the hidden upload is completed its parts (and their sizes) are
+            // gone, and only the intent lets a retry after a crash finish the object.
+            let intent_key = intent::intent_key(&up.backend_key).ok_or(CoreError::Unreachable("hidden key"))?;
+            let record = intent::Intent::new(&up.token.backend_upload_id, &completed, &encoded_layout);
+            intent::write(p.backend.as_ref(), &p.bucket, &intent_key, &record).await?;
+            crate::failpoint::hit("core.complete.after-intent");
+            let hidden = p
+                .backend
+                .complete_upload(&p.bucket, &up.backend_key, &up.token.backend_upload_id, &completed, false)
+                .await
+                .map_err(upload_error)?;
+            crate::failpoint::hit("core.complete.after-hidden");
+            hidden.version_id
+        };
+        let hidden = crate::backend::PutResult { etag: String::new(), version_id: hidden_version, last_modified: None };
         let result = self
             .write_final(
                 tenant,
@@ -433,9 +495,18 @@ impl BlobService {
                 if_none_match_any,
             )
             .await;
-        // The hidden object has served its purpose either way (on failure the upload is gone too).
-        if let Err(e) = p.backend.delete(&p.bucket, &up.backend_key, hidden.version_id.as_deref()).await {
-            tracing::warn!(error = %e, "could not delete a completed upload's hidden object; it stays as garbage");
+        match &result {
+            Ok(_) => {
+                crate::failpoint::hit("core.complete.after-copy");
+                forget_completion(p, &up.backend_key, hidden.version_id.as_deref()).await;
+            }
+            // A refused conditional write is final (as S3 ends the upload); anything else may be
+            // transient, so the hidden object and intent stay for a retry (housekeeping collects them
+            // if none comes).
+            Err(CoreError::Backend(BackendError::PreconditionFailed)) => {
+                forget_completion(p, &up.backend_key, hidden.version_id.as_deref()).await
+            }
+            Err(_) => {}
         }
         result
     }
@@ -593,6 +664,9 @@ async fn copy_with_padding(
     }
     let if_none_match_any = opts.if_none_match_any;
     let upload = b.create_upload(&p.bucket, key, opts).await?;
+    // A crash from here leaves a backend upload on the client's key that no client knows of:
+    // housekeeping aborts it by age (`core::housekeeping`).
+    crate::failpoint::hit("core.complete.final-upload-started");
     let result = async {
         let chunks = body.div_ceil(MAX_PART_SIZE);
         let chunk = body.div_ceil(chunks);
@@ -619,6 +693,26 @@ async fn copy_with_padding(
     result
 }
 
+/// Deletes a finished completion's hidden object, then its intent (in that order: an intent without
+/// its hidden object resumes nothing, while the reverse would hide the object from a retry). Failures
+/// only leave garbage for housekeeping, so they are logged, not returned.
+async fn forget_completion(p: &Placement, hidden: &str, hidden_version: Option<&str>) {
+    let deleted = match hidden_version {
+        Some(v) => p.backend.delete(&p.bucket, hidden, Some(v)).await.map(|_| ()),
+        None => intent::delete_current(p.backend.as_ref(), &p.bucket, hidden).await,
+    };
+    if let Err(e) = deleted {
+        tracing::warn!(error = %e, "could not delete a completed upload's hidden object; housekeeping will");
+        return;
+    }
+    crate::failpoint::hit("core.complete.after-hidden-delete");
+    if let Some(intent_key) = intent::intent_key(hidden) {
+        if let Err(e) = intent::delete_current(p.backend.as_ref(), &p.bucket, &intent_key).await {
+            tracing::warn!(error = %e, "could not delete a completion intent; housekeeping will");
+        }
+    }
+}
+
 /// `len` zero bytes (layout padding; at most one segment).
 fn zeros(len: u64) -> ByteStream {
     let bytes = bytes::Bytes::from(vec![0u8; usize::try_from(len).unwrap_or(0)]);
@@ -628,3 +722,7 @@ fn zeros(len: u64) -> ByteStream {
 #[cfg(test)]
 #[path = "multipart_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "multipart_crash_tests.rs"]
+mod crash_tests;

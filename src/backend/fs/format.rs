@@ -129,3 +129,105 @@ pub(super) fn encode_prefix(header: &StoredHeader) -> Result<Vec<u8>> {
     out.extend_from_slice(&json);
     Ok(out)
 }
+
+/// Serde writes [`StoredHeader`]'s fields in declaration order, so every header this backend writes
+/// starts with the key. Listings rely on it to sort a bucket from a few hundred bytes per file.
+const KEY_FIRST: &[u8] = b"{\"key\":\"";
+/// Bytes of the JSON header read first when only the key is wanted: most keys fit.
+const KEY_PROBE: usize = 1024;
+/// The most read for a key alone: a 1024-byte key escaped as `\uXXXX` throughout is 6 KiB.
+const KEY_PROBE_MAX: usize = 8 * 1024;
+
+/// The key at the start of a JSON header, if `json` (possibly cut short) begins with it whole.
+fn leading_key(json: &[u8]) -> Option<String> {
+    let rest = json.strip_prefix(KEY_FIRST)?;
+    let mut escaped = false;
+    let end = rest.iter().position(|&c| {
+        let closes = c == b'"' && !escaped;
+        escaped = c == b'\\' && !escaped;
+        closes
+    })?;
+    // The JSON string literal, quotes included: KEY_FIRST ends with its opening quote.
+    let literal = json.get(KEY_FIRST.len() - 1..KEY_FIRST.len() + end + 1)?;
+    serde_json::from_slice(literal).ok()
+}
+
+/// The key of an object file, reading only as much of its header as the key takes (listing a
+/// bucket must not cost every object's metadata); `Ok(None)` if the file does not exist. The rest
+/// of the file is not checked here: whoever uses the object parses it whole ([`open_object`]).
+pub(super) fn read_key(path: &Path) -> Result<Option<String>> {
+    let mut f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err(e)),
+    };
+    let mut fixed = [0u8; FIXED_LEN];
+    f.read_exact(&mut fixed).map_err(|_| corrupt("short header"))?;
+    let [m0, m1, m2, m3, version, _md5 @ .., l0, l1, l2, l3] = fixed;
+    if [m0, m1, m2, m3] != MAGIC || version != FORMAT_VERSION {
+        return Err(corrupt("bad magic or version"));
+    }
+    let json_len = u32::from_be_bytes([l0, l1, l2, l3]);
+    if json_len > MAX_JSON_LEN {
+        return Err(corrupt("header too long"));
+    }
+    let json_len = json_len as usize;
+    let mut json = vec![0u8; json_len.min(KEY_PROBE)];
+    f.read_exact(&mut json).map_err(|_| corrupt("short header"))?;
+    if let Some(key) = leading_key(&json) {
+        return Ok(Some(key));
+    }
+    // A long key: read up to the most a key can take, then (a header of another shape) all of it.
+    for limit in [KEY_PROBE_MAX, json_len] {
+        let have = json.len();
+        let want = json_len.min(limit);
+        if want > have {
+            json.resize(want, 0);
+            let tail = json.get_mut(have..).ok_or_else(|| corrupt("short header"))?;
+            f.read_exact(tail).map_err(|_| corrupt("short header"))?;
+        }
+        if let Some(key) = leading_key(&json) {
+            return Ok(Some(key));
+        }
+    }
+    let header: StoredHeader = serde_json::from_slice(&json).map_err(|_| corrupt("bad header"))?;
+    Ok(Some(header.key))
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::*;
+
+    fn header(key: &str, meta: usize) -> StoredHeader {
+        StoredHeader {
+            key: key.to_owned(),
+            size: 0,
+            last_modified: 0,
+            metadata: [("m".to_owned(), "v".repeat(meta))].into(),
+            content_type: None,
+            content_encoding: None,
+            content_disposition: None,
+            content_language: None,
+            cache_control: None,
+            expires: None,
+            etag: None,
+            tags: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn the_key_comes_first_and_is_read_alone_whatever_it_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let long_escaped = "\u{1}\"\\".repeat(340);
+        for key in ["a", "quote\"back\\slash\\", "ünï/cödé", "x".repeat(1024).as_str(), long_escaped.as_str()] {
+            let encoded = encode_prefix(&header(key, 100_000)).unwrap();
+            assert!(encoded.get(FIXED_LEN..).unwrap().starts_with(KEY_FIRST), "serde no longer writes the key first");
+            let path = dir.path().join("obj");
+            std::fs::write(&path, &encoded).unwrap();
+            assert_eq!(read_key(&path).unwrap().as_deref(), Some(key));
+        }
+        assert_eq!(leading_key(b"{\"key\":\"abc"), None, "an unterminated key is not guessed");
+        assert_eq!(leading_key(b"{\"size\":1,\"key\":\"a\"}"), None);
+        assert_eq!(leading_key(b"{\"key\":\"a\\\\\",\"size\":1}").as_deref(), Some("a\\"));
+    }
+}

@@ -7,7 +7,8 @@
 //! never show it. Parts are written like objects: a `.tmp-*` file in the upload directory, fsynced
 //! and renamed over the part name, so a re-upload replaces a part atomically. Completion streams
 //! the named parts (never the whole object in memory) through the same write path as `put`, then
-//! removes the upload directory; DeleteBucket removes unfinished uploads with the bucket, as S3
+//! removes the upload directory (renamed away first, so an upload is whole or gone: a crash after
+//! the object's rename leaves the upload whole, and a retried completion redoes it); DeleteBucket removes unfinished uploads with the bucket, as S3
 //! does for general-purpose buckets.
 
 use std::collections::BTreeMap;
@@ -27,8 +28,8 @@ use crate::backend::{
     PutOptions, PutResult, Result, UploadInfo, UploadsPage,
 };
 
-const UPLOADS_DIR: &str = ".uploads";
-const RECORD: &str = "upload.json";
+pub(super) const UPLOADS_DIR: &str = ".uploads";
+pub(super) const RECORD: &str = "upload.json";
 const PART_PREFIX: &str = "part-";
 /// The MD5 in front of a part's bytes.
 const PART_MD5_LEN: u64 = 16;
@@ -183,8 +184,13 @@ impl FsBackend {
 
     /// See [`crate::backend::Backend::create_upload`].
     pub(super) async fn mpu_create(&self, bucket: &str, key: &str, opts: PutOptions) -> Result<String> {
-        let uploads = self.existing_bucket_dir(bucket).await?.join(UPLOADS_DIR);
-        tokio::fs::create_dir_all(&uploads).await.map_err(io_err)?;
+        let bucket_dir = self.existing_bucket_dir(bucket).await?;
+        let uploads = bucket_dir.join(UPLOADS_DIR);
+        if tokio::fs::metadata(&uploads).await.is_err() {
+            tokio::fs::create_dir_all(&uploads).await.map_err(io_err)?;
+            // The new `.uploads` entry must survive a crash like the upload it is made for.
+            sync_dir(&bucket_dir).await?;
+        }
         let id = rules::new_upload_id()?;
         let dir = uploads.join(&id);
         tokio::fs::create_dir(&dir).await.map_err(io_err)?;
@@ -301,6 +307,9 @@ impl FsBackend {
         }
         let opts = rec.into_put_options(if_none_match_any);
         let result = self.write_object(bucket, key, assemble(plan), total, opts, Some(etag), None).await?;
+        // Until the directory is gone the upload is still whole (its parts untouched), so a crash here
+        // leaves a completion that a retry simply redoes.
+        crate::failpoint::hit("fs.complete.after-rename");
         // The object is in place: failing to tidy up must not turn the completion into an error.
         if let Err(e) = remove_upload_dir(&dir).await {
             tracing::warn!(upload = %upload_id, error = %e, "completed upload left its directory behind");
@@ -367,15 +376,27 @@ impl FsBackend {
     }
 }
 
+/// Names of upload directories being removed: `.gone-<upload id>-<unique>` (never an upload id).
+pub(super) const GONE_PREFIX: &str = ".gone-";
+
 /// Removes an upload directory; `NoSuchUpload` if it is already gone (a racing abort or completion).
+/// The directory is first renamed out of the way (atomic: the upload, with all its parts, is either
+/// there or not, never half-deleted), then deleted; a crash in between leaves a `.gone-*` directory
+/// that no request sees and housekeeping removes.
 async fn remove_upload_dir(dir: &Path) -> Result<()> {
-    match tokio::fs::remove_dir_all(dir).await {
+    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name().and_then(|n| n.to_str())) else {
+        return Err(BackendError::NoSuchUpload);
+    };
+    let gone = parent.join(format!("{GONE_PREFIX}{name}{}", temp_name()));
+    match tokio::fs::rename(dir, &gone).await {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(BackendError::NoSuchUpload),
         Err(e) => return Err(io_err(e)),
     }
-    match dir.parent() {
-        Some(parent) => sync_dir(parent).await,
-        None => Ok(()),
+    sync_dir(parent).await?;
+    crate::failpoint::hit("fs.upload-dir.after-gone");
+    if let Err(e) = tokio::fs::remove_dir_all(&gone).await {
+        tracing::warn!(dir = ?gone, error = %e, "could not remove a finished upload's directory; housekeeping will");
     }
+    Ok(())
 }

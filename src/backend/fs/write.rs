@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use tokio::io::{AsyncSeekExt as _, AsyncWriteExt as _};
 
 use super::format::{self, io_err, object_file_name, StoredHeader};
-use super::{sync_dir, FsBackend, READ_CHUNK, WRITE_BUFFER};
+use super::{FsBackend, READ_CHUNK, WRITE_BUFFER};
 use crate::backend::{BackendError, ByteStream, PutOptions, PutResult, Result};
 
 /// Per-process counter making temp file names unique alongside pid and time.
@@ -40,6 +40,15 @@ impl Drop for TempFile {
 pub(super) fn temp_name() -> String {
     let unique = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
     format!(".tmp-{}-{}-{unique}", std::process::id(), OffsetDateTime::now_utc().unix_timestamp_nanos())
+}
+
+/// A path in the bucket directory that vanished mid-write: the bucket was deleted (its directory
+/// renamed away, `fs/buckets.rs`), so the write did not happen.
+fn gone_bucket(e: io::Error) -> BackendError {
+    match e.kind() {
+        io::ErrorKind::NotFound => BackendError::NoSuchBucket,
+        _ => io_err(e),
+    }
 }
 
 fn body_err(what: String) -> BackendError {
@@ -178,9 +187,12 @@ impl FsBackend {
         place: Place,
     ) -> Result<Placed> {
         let target = dir.join(object_file_name(&header.key));
+        // Opened now so the fsync after the rename reaches this directory even if DeleteBucket has
+        // renamed it to a tombstone meanwhile (see `fs/buckets.rs`).
+        let dir_handle = tokio::fs::File::open(dir).await.map_err(gone_bucket)?;
         let mut guard = TempFile { path: dir.join(temp_name()), armed: false };
         let file =
-            tokio::fs::OpenOptions::new().write(true).create_new(true).open(&guard.path).await.map_err(io_err)?;
+            tokio::fs::OpenOptions::new().write(true).create_new(true).open(&guard.path).await.map_err(gone_bucket)?;
         guard.armed = true;
 
         let prefix = format::encode_prefix(header)?;
@@ -207,7 +219,7 @@ impl FsBackend {
                 match tokio::fs::hard_link(&guard.path, &target).await {
                     Ok(()) => {}
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(BackendError::PreconditionFailed),
-                    Err(e) => return Err(io_err(e)),
+                    Err(e) => return Err(gone_bucket(e)),
                 }
             }
             Place::ReplaceSame(was) => {
@@ -219,16 +231,16 @@ impl FsBackend {
                     Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Placed::Superseded),
                     Err(e) => return Err(io_err(e)),
                 }
-                tokio::fs::rename(&guard.path, &target).await.map_err(io_err)?;
+                tokio::fs::rename(&guard.path, &target).await.map_err(gone_bucket)?;
                 guard.armed = false;
             }
             Place::Replace => {
-                tokio::fs::rename(&guard.path, &target).await.map_err(io_err)?;
+                tokio::fs::rename(&guard.path, &target).await.map_err(gone_bucket)?;
                 guard.armed = false;
             }
         }
         drop(guard);
-        sync_dir(dir).await?;
+        dir_handle.sync_all().await.map_err(io_err)?;
         Ok(Placed::Done(digest))
     }
 }
