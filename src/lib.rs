@@ -11,5 +11,7 @@ pub mod config;
 pub mod core;
 pub mod failpoint;
 pub mod front;
+#[cfg(test)]
+pub(crate) mod fuzz;
 pub mod metrics;
 pub mod ops;

@@ -6,7 +6,7 @@
 //! I/O errors in one place.
 
 pub mod fs;
-mod listing;
+pub(crate) mod listing;
 pub mod memory;
 mod multipart_rules;
 pub mod s3;

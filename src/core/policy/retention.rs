@@ -26,7 +26,10 @@ impl Keep {
         if text == "keep" {
             return Ok(Keep::Forever);
         }
-        let (num, unit) = text.split_at(text.len().saturating_sub(1));
+        // Split before the last *character*: a byte index could fall inside a multi-byte one (found by
+        // the fuzz harness: `split_at` panicked on "1é").
+        let at = text.char_indices().last().map_or(0, |(i, _)| i);
+        let (num, unit) = (text.get(..at).unwrap_or_default(), text.get(at..).unwrap_or_default());
         let n: i64 = num.parse().ok().filter(|n| (1..=100_000).contains(n)).ok_or_else(|| {
             format!("{text:?} is not a duration: expected a number and a unit (28d, 36h, 6w) or `keep`")
         })?;
@@ -218,6 +221,15 @@ impl RetentionPolicy {
 
 #[cfg(test)]
 mod tests {
+    /// Found by the fuzz harness (issue 11): a duration ending in a multi-byte character panicked.
+    #[test]
+    fn durations_ending_in_any_character_are_refused_not_panicking() {
+        for text in ["1é", "é", "28dé", "日", ""] {
+            assert!(Keep::parse(text).is_err(), "{text}");
+        }
+        assert!(Keep::parse("28d").is_ok());
+    }
+
     use super::*;
     use time::macros::datetime;
 

@@ -5,7 +5,7 @@ mod auth;
 mod buckets;
 pub mod checksum;
 mod conditions;
-mod convert;
+pub(crate) mod convert;
 pub mod error;
 pub mod gate;
 mod host;

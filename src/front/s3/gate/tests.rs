@@ -2,11 +2,6 @@ use proptest::prelude::*;
 
 use super::*;
 
-/// Cases per fuzz property: `BLOBSEAL_FUZZ_CASES` for long runs (see DESIGN.md, Fuzzing).
-fn fuzz_cases(default: u32) -> u32 {
-    std::env::var("BLOBSEAL_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
 const NOW: i64 = 1_800_000_000;
 
 fn gate() -> RequestGate {
@@ -153,7 +148,7 @@ fn messages_never_echo_query_values() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(fuzz_cases(2000)))]
+    #![proptest_config(crate::fuzz::config())]
 
     /// Fuzz: any request line and header values give a decision, never a panic.
     #[test]
