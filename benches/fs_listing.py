@@ -1,7 +1,8 @@
 """What one `max-keys=1` listing page costs the fs backend, as bytes the blobseal process reads.
 
 Starts blobseal on its embedded default (fs backend) in a fresh data dir and fills three buckets:
-  big   - N objects (default 300), each with large user metadata (default 100 KiB, in 10 headers)
+  big   - N objects (default 1000), each with user metadata near S3's 2 KiB limit (default 2000 bytes,
+          in 10 headers; blobseal refuses more since issue 11)
   one   - 1 object with the same metadata (the baseline: one page's worth of headers)
   small - N objects without metadata
 then, for each bucket, lists one page of one key R times (default 5) and reports the median latency and
@@ -9,7 +10,7 @@ the process's /proc/<pid>/io `rchar` (bytes read through read(2), page cache or 
 whose cost follows the page, not the bucket, reads about as much for `big` as for `one` plus a few
 hundred bytes per object; one that parses every header reads N times the metadata.
 
-  BLOBSEAL_BIN=target/debug/blobseal python3 benches/fs_listing.py [--objects 300] [--meta-kib 100] [--reps 5]
+  BLOBSEAL_BIN=target/debug/blobseal python3 benches/fs_listing.py [--objects 1000] [--meta-bytes 2000] [--reps 5]
 
 Needs boto3. The binary's build profile does not change the bytes read (it does change the times).
 """
@@ -46,8 +47,8 @@ def rchar(pid: int) -> int:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--objects", type=int, default=300)
-    ap.add_argument("--meta-kib", type=int, default=100)
+    ap.add_argument("--objects", type=int, default=1000)
+    ap.add_argument("--meta-bytes", type=int, default=2000, help="user metadata per object, names included (<= 2048)")
     ap.add_argument("--reps", type=int, default=5)
     args = ap.parse_args()
     binary = os.environ.get("BLOBSEAL_BIN")
@@ -77,14 +78,14 @@ def main() -> int:
                          request_checksum_calculation="when_required", response_checksum_validation="when_required")
             c = boto3.session.Session(aws_access_key_id=ak, aws_secret_access_key=sk, region_name="us-east-1").client(
                 "s3", endpoint_url=f"http://127.0.0.1:{port}", config=cfg)
-            per = args.meta_kib * 1024 // 10
-            meta = {f"m{i}": "v" * per for i in range(10)} if args.meta_kib else {}
+            per = max(args.meta_bytes // 10 - 2, 0)  # ten headers named m0..m9 (2 bytes each)
+            meta = {f"m{i}": "v" * per for i in range(10)} if args.meta_bytes else {}
             fill = {"big": (args.objects, meta), "one": (1, meta), "small": (args.objects, {})}
             for bucket, (n, md) in fill.items():
                 c.create_bucket(Bucket=bucket)
                 for i in range(n):
                     c.put_object(Bucket=bucket, Key=f"obj-{i:05d}", Body=b"x" * 100, Metadata=md)
-            print(f"objects={args.objects} meta_kib={args.meta_kib} reps={args.reps}")
+            print(f"objects={args.objects} meta_bytes={args.meta_bytes} reps={args.reps}")
             results = {}
             for bucket in fill:
                 reads, times = [], []
