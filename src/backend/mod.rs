@@ -5,6 +5,7 @@
 //! string metadata and answer with typed [`BackendError`]s. Each backend converts its own SDK or
 //! I/O errors in one place.
 
+pub mod azure;
 pub mod fs;
 pub(crate) mod listing;
 pub mod memory;
