@@ -92,6 +92,41 @@ impl S3sFsServer {
     }
 }
 
+/// Azurite's blob service: checks SharedKey for the well-known development account; no versions,
+/// immutability or legal hold.
+pub struct AzuriteServer;
+
+/// Azurite's well-known account and its published key (not a secret: Microsoft documents it).
+pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
+pub const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+impl AzuriteServer {
+    /// Starts `azurite-blob` in memory on a free port; `Server::endpoint` is then the blob service
+    /// URL including the account (`http://127.0.0.1:PORT/devstoreaccount1`).
+    pub fn start() -> Server {
+        let bin = find_binary("BLOBSEAL_AZURITE", "azurite-blob", "npm install azurite@3.35");
+        let mut server = start(&bin, |port, _dir| {
+            [
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                &port.to_string(),
+                "--inMemoryPersistence",
+                "--skipApiVersionCheck",
+                "--loose",
+                "--disableTelemetry",
+                "--silent",
+            ]
+            .iter()
+            .map(|a| (*a).to_owned())
+            .collect()
+        });
+        server.endpoint = format!("{}/{AZURITE_ACCOUNT}", server.endpoint);
+        server
+    }
+}
+
 /// The binary named by `env_var`, else `name` on `PATH`; panics loudly when neither exists.
 fn find_binary(env_var: &str, name: &str, install: &str) -> PathBuf {
     if let Some(p) = std::env::var_os(env_var).filter(|p| !p.is_empty()) {

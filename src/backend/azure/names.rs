@@ -140,17 +140,6 @@ pub fn list_prefix(prefix: &str) -> Result<String, BackendError> {
     Ok(encode_inner_segments(&escape_controls(prefix, "prefix")?))
 }
 
-/// The S3 common prefix that an Azure one (ending in the delimiter) stands for.
-pub fn key_of_prefix(azure_prefix: &str) -> Option<String> {
-    Some(unescape_controls(&decode_inner_segments(azure_prefix)?))
-}
-
-/// Whether Azure can fold common prefixes on `delimiter` over encoded names. A delimiter holding
-/// a space, `.` or a control character interacts with the encoding: the caller folds those itself.
-pub fn delimiter_folds_on_azure(delimiter: &str) -> bool {
-    !delimiter.is_empty() && !delimiter.chars().any(|c| c == ' ' || c == '.' || is_control(c))
-}
-
 /// The prefix for escaped container names.
 const CONTAINER_ESCAPE: &str = "x0-";
 
@@ -242,6 +231,41 @@ pub fn user_metadata_name(azure: &str) -> Option<String> {
     (metadata_name(&name) == lower).then_some(name)
 }
 
+/// What a metadata value keeps literal: visible ASCII but `%`, and inner spaces (see below).
+const VALUE_ENCODE: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add(b'%');
+
+/// The Azure metadata value a user metadata value is stored as. Azure values travel as HTTP
+/// header values (ASCII, no leading or trailing blanks, which HTTP drops), so `%`, bytes outside
+/// ASCII, control characters and leading/trailing spaces are percent-encoded; anything else is kept.
+pub fn metadata_value(value: &str) -> String {
+    let core = value.trim_matches(' ');
+    let lead = value.len() - value.trim_start_matches(' ').len();
+    let trail = if core.is_empty() { 0 } else { value.len() - value.trim_end_matches(' ').len() };
+    let mut out = "%20".repeat(lead);
+    for chunk in percent_encoding::utf8_percent_encode(core, VALUE_ENCODE) {
+        out.push_str(chunk);
+    }
+    // Non-ASCII: `CONTROLS` leaves bytes >= 0x80 alone, so encode them here.
+    let mut ascii = String::with_capacity(out.len());
+    for c in out.chars() {
+        if c.is_ascii() {
+            ascii.push(c);
+        } else {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                let _ = write!(ascii, "%{b:02X}");
+            }
+        }
+    }
+    ascii.push_str(&"%20".repeat(trail));
+    ascii
+}
+
+/// The user metadata value an Azure one stands for; `None` if it does not decode.
+pub fn user_metadata_value(azure: &str) -> Option<String> {
+    percent_encoding::percent_decode_str(azure).decode_utf8().ok().map(|v| v.into_owned())
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -324,8 +348,6 @@ mod tests {
                 assert!(name.starts_with(&lp), "{name:?} (of {key:?}) does not start with {lp:?} (of {prefix:?})");
             }
         }
-        assert_eq!(key_of_prefix("a/. /").as_deref(), Some("a/./"));
-        assert_eq!(key_of_prefix("photos/").as_deref(), Some("photos/"));
     }
 
     #[test]
@@ -368,6 +390,17 @@ mod tests {
             assert_eq!(user_metadata_name(&azure.to_ascii_uppercase()).as_deref(), Some(name), "case-insensitive");
         }
         assert_eq!(user_metadata_name("bs_expires"), None);
+        for (value, azure) in [
+            ("plain value", "plain value"),
+            ("50%", "50%25"),
+            (" pad ", "%20pad%20"),
+            ("   ", "%20%20%20"),
+            ("café\tx", "caf%C3%A9%09x"),
+            ("", ""),
+        ] {
+            assert_eq!(metadata_value(value), azure, "{value:?}");
+            assert_eq!(user_metadata_value(azure).as_deref(), Some(value));
+        }
         assert_eq!(user_metadata_name("m_zz"), None);
     }
 }
