@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use azure_core::http::policies::Policy;
 use azure_core::http::{
-    AsyncRawResponse, ClientOptions, Context, Method, Pipeline, PipelineStreamOptions, Request, RetryOptions, Transport, Url,
+    AsyncRawResponse, Body, ClientOptions, Context, Method, Pipeline, PipelineStreamOptions, Request, RetryOptions, Transport, Url,
 };
 use bytes::Bytes;
 use futures::StreamExt as _;
@@ -137,8 +137,18 @@ impl AzureClient {
     /// Sends `req`; a non-success answer becomes an error, 404 as `not_found`.
     pub async fn send(&self, req: &mut Request, not_found: BackendError) -> Result<Answer> {
         let ctx = Context::new();
-        let response: AsyncRawResponse =
-            self.pipeline.stream(&ctx, req, Some(PipelineStreamOptions { skip_checks: true, ..Default::default() })).await.map_err(|e| BackendError::Unavailable(e.to_string()))?;
+        let options = || Some(PipelineStreamOptions { skip_checks: true, ..Default::default() });
+        let response: AsyncRawResponse = match self.pipeline.stream(&ctx, req, options()).await {
+            Ok(response) => response,
+            // A pooled connection the server closed while idle fails at once: a request without a
+            // streamed body is sent again, once (a streamed upload cannot be).
+            Err(_) if matches!(req.body(), Body::Bytes(_)) => self
+                .pipeline
+                .stream(&ctx, req, options())
+                .await
+                .map_err(|e| BackendError::Unavailable(e.to_string()))?,
+            Err(e) => return Err(BackendError::Unavailable(e.to_string())),
+        };
         let (status, headers, body) = response.deconstruct();
         if status.is_success() {
             return Ok(Answer { headers, body });

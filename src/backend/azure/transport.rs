@@ -56,7 +56,8 @@ impl HyperClient {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build(https);
+        // Below Node's (Azurite's) 5 s keep-alive, so a pooled connection is rarely one the server closed.
+        let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(4)).build(https);
         Ok(Self { client })
     }
 }
