@@ -9,6 +9,7 @@ mod servers;
 
 use std::time::{Duration, Instant};
 
+use blobseal::backend::azure::{AzureBackend, AzureBackendSettings, AzureCredentials};
 use blobseal::backend::conformance::{self, body, failing_body, payload, Caps, LockSetter, MultipartCaps};
 use blobseal::backend::s3::{S3Backend, S3BackendSettings};
 use blobseal::backend::{
@@ -16,7 +17,6 @@ use blobseal::backend::{
     MIN_PART_SIZE,
 };
 use futures::StreamExt as _;
-use blobseal::backend::azure::{AzureBackend, AzureBackendSettings, AzureCredentials};
 use servers::{AzuriteServer, MotoServer, S3sFsServer, AZURITE_ACCOUNT, AZURITE_KEY};
 
 fn backend(endpoint: &str, access_key: &str, secret_key: &str) -> S3Backend {

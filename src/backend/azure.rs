@@ -32,10 +32,10 @@ use futures::StreamExt as _;
 
 pub use settings::{AzureBackendSettings, AzureCredentials};
 
-use self::client::{AzureClient, Answer};
+use self::client::{Answer, AzureClient};
 use self::convert::{
-    etag_of, lock_state, metadata_headers, object_head, parse_tags, set_content_headers, set_metadata_and_tags, tags_xml,
-    ETAG_META,
+    etag_of, lock_state, metadata_headers, object_head, parse_tags, set_content_headers, set_metadata_and_tags,
+    tags_xml, ETAG_META,
 };
 use self::names::{blob_name, bucket_of_container, container_name};
 use self::transport::OneShotBody;
@@ -130,10 +130,7 @@ impl Backend for AzureBackend {
                 .map_err(|e| BackendError::Other { backend: "azure", message: format!("container listing: {e}") })?;
             for item in page.container_items {
                 let Some(bucket) = item.name.as_deref().and_then(bucket_of_container) else { continue };
-                let created = item
-                    .properties
-                    .and_then(|p| p.last_modified)
-                    .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+                let created = item.properties.and_then(|p| p.last_modified).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
                 buckets.push(BucketInfo { name: bucket, created });
             }
             match page.next_marker.filter(|m| !m.is_empty()) {
@@ -322,10 +319,14 @@ impl Backend for AzureBackend {
         let mut req = self.client.request(Method::Delete, self.blob_url(bucket, key, &query)?);
         match self.client.send(&mut req, BackendError::NoSuchKey).await {
             Ok(answer) => Ok(DeleteResult {
-                version_id: version_id.map(str::to_owned).or_else(|| answer.header("x-ms-version-id").map(str::to_owned)),
+                version_id: version_id
+                    .map(str::to_owned)
+                    .or_else(|| answer.header("x-ms-version-id").map(str::to_owned)),
                 delete_marker: false,
             }),
-            Err(BackendError::NoSuchKey) => Ok(DeleteResult { version_id: version_id.map(str::to_owned), delete_marker: false }),
+            Err(BackendError::NoSuchKey) => {
+                Ok(DeleteResult { version_id: version_id.map(str::to_owned), delete_marker: false })
+            }
             Err(e) => Err(e),
         }
     }

@@ -99,7 +99,12 @@ pub(super) async fn stage_blocks(
 
 /// A Put Block List request committing `raw_ids` (uncommitted or already committed blocks, as
 /// Azure finds them: `Latest`). The caller adds conditions, metadata and headers.
-pub(super) fn block_list_request(client: &AzureClient, container: &str, blob: &str, raw_ids: &[String]) -> Result<Request> {
+pub(super) fn block_list_request(
+    client: &AzureClient,
+    container: &str,
+    blob: &str,
+    raw_ids: &[String],
+) -> Result<Request> {
     let mut xml = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>");
     for raw in raw_ids {
         xml.push_str("<Latest>");

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use azure_core::http::policies::Policy;
 use azure_core::http::{
-    AsyncRawResponse, Body, ClientOptions, Context, Method, Pipeline, PipelineStreamOptions, Request, RetryOptions, Transport, Url,
+    AsyncRawResponse, Body, ClientOptions, Context, Method, Pipeline, PipelineStreamOptions, Request, RetryOptions,
+    Transport, Url,
 };
 use bytes::Bytes;
 use futures::StreamExt as _;
@@ -67,9 +68,8 @@ impl AzureClient {
         let mut per_try: Vec<Arc<dyn Policy>> = Vec::new();
         let sas = match &settings.credentials {
             AzureCredentials::AccountKey(key) => {
-                let policy = SharedKeyPolicy::new(&settings.account, key).ok_or_else(|| {
-                    BackendError::InvalidRequest("the Azure account key is not base64".into())
-                })?;
+                let policy = SharedKeyPolicy::new(&settings.account, key)
+                    .ok_or_else(|| BackendError::InvalidRequest("the Azure account key is not base64".into()))?;
                 per_try.push(Arc::new(policy));
                 None
             }
@@ -206,7 +206,8 @@ mod tests {
     use super::*;
 
     fn client(endpoint: &str, credentials: AzureCredentials) -> AzureClient {
-        let settings = AzureBackendSettings { endpoint: endpoint.into(), account: "devstoreaccount1".into(), credentials };
+        let settings =
+            AzureBackendSettings { endpoint: endpoint.into(), account: "devstoreaccount1".into(), credentials };
         AzureClient::new(&settings).unwrap()
     }
 
@@ -215,14 +216,23 @@ mod tests {
         let key = AzureCredentials::AccountKey("AAAA".into());
         let c = client("http://127.0.0.1:10000/devstoreaccount1/", key);
         let url = c.url(Some("photos"), Some("a b/ü?#%/. /x"), &[("comp", "block")]).unwrap();
-        assert_eq!(url.as_str(), "http://127.0.0.1:10000/devstoreaccount1/photos/a%20b/%C3%BC%3F%23%25/.%20/x?comp=block");
-        assert_eq!(c.url(None, None, &[("comp", "list")]).unwrap().as_str(), "http://127.0.0.1:10000/devstoreaccount1/?comp=list");
+        assert_eq!(
+            url.as_str(),
+            "http://127.0.0.1:10000/devstoreaccount1/photos/a%20b/%C3%BC%3F%23%25/.%20/x?comp=block"
+        );
+        assert_eq!(
+            c.url(None, None, &[("comp", "list")]).unwrap().as_str(),
+            "http://127.0.0.1:10000/devstoreaccount1/?comp=list"
+        );
     }
 
     #[test]
     fn a_sas_is_appended_to_every_url() {
         let c = client("https://acct.blob.core.windows.net", AzureCredentials::Sas("?sv=2022&sig=abc".into()));
-        assert_eq!(c.url(Some("c"), Some("k"), &[]).unwrap().as_str(), "https://acct.blob.core.windows.net/c/k?sv=2022&sig=abc");
+        assert_eq!(
+            c.url(Some("c"), Some("k"), &[]).unwrap().as_str(),
+            "https://acct.blob.core.windows.net/c/k?sv=2022&sig=abc"
+        );
         assert_eq!(
             c.url(Some("c"), None, &[("restype", "container")]).unwrap().as_str(),
             "https://acct.blob.core.windows.net/c?restype=container&sv=2022&sig=abc"
@@ -248,12 +258,18 @@ mod tests {
     fn errors_map_to_the_backend_variants() {
         let nf = || BackendError::NoSuchKey;
         assert!(matches!(map_status(404, Some("ContainerNotFound"), "", nf()), BackendError::NoSuchBucket));
-        assert!(matches!(map_status(404, Some("BlobNotFound"), "", BackendError::NoSuchVersion), BackendError::NoSuchVersion));
+        assert!(matches!(
+            map_status(404, Some("BlobNotFound"), "", BackendError::NoSuchVersion),
+            BackendError::NoSuchVersion
+        ));
         assert!(matches!(map_status(404, None, "", nf()), BackendError::NoSuchKey));
         assert!(matches!(map_status(409, Some("BlobAlreadyExists"), "", nf()), BackendError::PreconditionFailed));
         assert!(matches!(map_status(412, Some("ConditionNotMet"), "", nf()), BackendError::PreconditionFailed));
         assert!(matches!(map_status(409, Some("ContainerAlreadyExists"), "", nf()), BackendError::BucketAlreadyExists));
-        assert!(matches!(map_status(409, Some("BlobImmutableDueToLegalHold"), "", nf()), BackendError::ObjectLocked(_)));
+        assert!(matches!(
+            map_status(409, Some("BlobImmutableDueToLegalHold"), "", nf()),
+            BackendError::ObjectLocked(_)
+        ));
         assert!(matches!(map_status(416, Some("InvalidRange"), "", nf()), BackendError::InvalidRange));
         assert!(matches!(map_status(503, Some("ServerBusy"), "", nf()), BackendError::Throttled));
         assert!(matches!(map_status(403, Some("AuthenticationFailed"), "", nf()), BackendError::PermissionDenied(_)));

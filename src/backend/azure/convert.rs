@@ -114,7 +114,9 @@ fn http_date(text: &str) -> Option<OffsetDateTime> {
 }
 
 /// Reads `x-ms-meta-*` into user metadata and the content headers, dropping the backend's own names.
-pub(super) fn read_metadata(pairs: impl Iterator<Item = (String, String)>) -> (BTreeMap<String, String>, Option<String>) {
+pub(super) fn read_metadata(
+    pairs: impl Iterator<Item = (String, String)>,
+) -> (BTreeMap<String, String>, Option<String>) {
     let mut user = BTreeMap::new();
     let mut expires = None;
     for (name, value) in pairs {
@@ -244,8 +246,16 @@ mod tests {
         assert_eq!(head.headers.content_type.as_deref(), Some("text/plain"));
         assert!(object_head("k", &headers(&[])).is_err());
         let md5 = headers(&[("content-length", "1"), ("etag", "\"0x1\""), ("content-md5", "1B2M2Y8AsgTpgAmY7PhCfg==")]);
-        assert_eq!(object_head("k", &md5).unwrap().meta.etag, "d41d8cd98f00b204e9800998ecf8427e", "MD5 as S3 reports it");
-        let multipart = headers(&[("content-length", "1"), ("content-md5", "1B2M2Y8AsgTpgAmY7PhCfg=="), ("x-ms-meta-bs_etag", "abc-2")]);
+        assert_eq!(
+            object_head("k", &md5).unwrap().meta.etag,
+            "d41d8cd98f00b204e9800998ecf8427e",
+            "MD5 as S3 reports it"
+        );
+        let multipart = headers(&[
+            ("content-length", "1"),
+            ("content-md5", "1B2M2Y8AsgTpgAmY7PhCfg=="),
+            ("x-ms-meta-bs_etag", "abc-2"),
+        ]);
         assert_eq!(object_head("k", &multipart).unwrap().meta.etag, "abc-2");
     }
 

@@ -56,9 +56,10 @@ pub(super) fn object_meta(item: &BlobItem) -> Option<ObjectMeta> {
         key,
         size: props.content_length.unwrap_or(0),
         etag: reported_etag(
-            item.metadata.as_ref().and_then(|m| m.values.as_ref()).and_then(|v| {
-                v.iter().find(|(n, _)| n.eq_ignore_ascii_case(ETAG_META)).map(|(_, e)| e.as_str())
-            }),
+            item.metadata
+                .as_ref()
+                .and_then(|m| m.values.as_ref())
+                .and_then(|v| v.iter().find(|(n, _)| n.eq_ignore_ascii_case(ETAG_META)).map(|(_, e)| e.as_str())),
             props.content_md5.as_deref(),
             props.etag.as_ref().map(|e| e.to_string()).as_deref(),
         ),
@@ -98,22 +99,24 @@ pub(super) async fn list_page(client: &AzureClient, container: &str, opts: &List
     let delimiter = opts.delimiter.as_deref().filter(|d| !d.is_empty());
     let mut last_prefix: Option<String> = None;
     loop {
-        let listed = list_blobs(client, container, &azure_prefix, resume.marker.as_deref(), Some("metadata"), AZURE_PAGE).await?;
+        let listed =
+            list_blobs(client, container, &azure_prefix, resume.marker.as_deref(), Some("metadata"), AZURE_PAGE)
+                .await?;
         for item in &listed.blob_items {
             let Some(meta) = object_meta(item) else { continue };
             let Some(rest) = meta.key.strip_prefix(opts.prefix.as_str()) else { continue };
             // The same rules as `listing::paginate`: start-after bounds keys; our resume point
             // bounds keys and the common prefixes already returned.
             let key = meta.key.as_str();
-            if opts.start_after.as_deref().is_some_and(|s| key <= s) || resume.after.as_deref().is_some_and(|r| key <= r)
+            if opts.start_after.as_deref().is_some_and(|s| key <= s)
+                || resume.after.as_deref().is_some_and(|r| key <= r)
             {
                 continue;
             }
             let folded =
                 delimiter.and_then(|d| rest.find(d).map(|i| meta.key[..opts.prefix.len() + i + d.len()].to_owned()));
             if let Some(common) = &folded {
-                if last_prefix.as_ref() == Some(common)
-                    || resume.after.as_deref().is_some_and(|r| common.as_str() <= r)
+                if last_prefix.as_ref() == Some(common) || resume.after.as_deref().is_some_and(|r| common.as_str() <= r)
                 {
                     continue;
                 }
@@ -205,7 +208,9 @@ pub(super) async fn list_versions_page(
         true
     };
     'pages: loop {
-        let listed = list_blobs(client, container, &azure_prefix, marker.as_deref(), Some("metadata,versions"), AZURE_PAGE).await?;
+        let listed =
+            list_blobs(client, container, &azure_prefix, marker.as_deref(), Some("metadata,versions"), AZURE_PAGE)
+                .await?;
         for item in &listed.blob_items {
             let Some(meta) = object_meta(item) else { continue };
             if !meta.key.starts_with(opts.prefix.as_str()) {

@@ -140,7 +140,11 @@ pub(super) async fn upload_part(
 }
 
 /// The MD5 of each finished part upload, by `(part, nonce)`.
-async fn part_markers(client: &AzureClient, container: &str, upload_id: &str) -> Result<BTreeMap<(u32, String), String>> {
+async fn part_markers(
+    client: &AzureClient,
+    container: &str,
+    upload_id: &str,
+) -> Result<BTreeMap<(u32, String), String>> {
     let prefix = format!("{}/p", staging_name(container, upload_id));
     let mut markers = BTreeMap::new();
     let mut marker: Option<String> = None;
@@ -150,9 +154,11 @@ async fn part_markers(client: &AzureClient, container: &str, upload_id: &str) ->
             let Some(rest) = item.name.as_deref().and_then(|n| n.strip_prefix(&prefix)) else { continue };
             let Some((part, nonce)) = rest.split_once('-') else { continue };
             let Ok(part) = part.parse::<u32>() else { continue };
-            let md5 = item.metadata.as_ref().and_then(|m| m.values.as_ref()).and_then(|v| {
-                v.iter().find(|(n, _)| n.eq_ignore_ascii_case(MD5_META)).map(|(_, m)| m.clone())
-            });
+            let md5 = item
+                .metadata
+                .as_ref()
+                .and_then(|m| m.values.as_ref())
+                .and_then(|v| v.iter().find(|(n, _)| n.eq_ignore_ascii_case(MD5_META)).map(|(_, m)| m.clone()));
             if let Some(md5) = md5 {
                 markers.insert((part, nonce.to_owned()), md5);
             }
@@ -199,7 +205,9 @@ fn latest_parts(
     blocks: &[azure_storage_blob::models::Block],
     markers: &BTreeMap<(u32, String), String>,
 ) -> BTreeMap<u32, StagedPart> {
-    let mut all: BTreeMap<(u32, String), Vec<(u32, String, u64)>> = BTreeMap::new();
+    // (part, nonce) → its blocks as (index, raw id, size).
+    type Pieces = Vec<(u32, String, u64)>;
+    let mut all: BTreeMap<(u32, String), Pieces> = BTreeMap::new();
     for block in blocks {
         let Some(raw) = block.name.as_deref().and_then(|n| std::str::from_utf8(n).ok()) else { continue };
         let Some((part, nonce, index)) = parse_block_id(raw) else { continue };
@@ -273,10 +281,10 @@ fn chosen_blocks(staged: &BTreeMap<u32, StagedPart>, parts: &[CompletedPart]) ->
     let mut ids = Vec::new();
     let mut md5s = md5::Md5::new();
     for (i, wanted) in parts.iter().enumerate() {
-        let part = staged
-            .get(&wanted.part_number)
-            .filter(|p| p.md5 == wanted.etag.trim_matches('"'))
-            .ok_or_else(|| BackendError::InvalidPart(format!("part {} is not uploaded with that ETag", wanted.part_number)))?;
+        let part =
+            staged.get(&wanted.part_number).filter(|p| p.md5 == wanted.etag.trim_matches('"')).ok_or_else(|| {
+                BackendError::InvalidPart(format!("part {} is not uploaded with that ETag", wanted.part_number))
+            })?;
         if i + 1 < parts.len() && part.size < MIN_PART_SIZE {
             return Err(BackendError::EntityTooSmall);
         }
@@ -388,13 +396,15 @@ async fn all_uploads(client: &AzureClient, container: &str) -> Result<Vec<Upload
     let mut uploads = Vec::new();
     let mut marker: Option<String> = None;
     loop {
-        let page = match list_blobs(client, UPLOADS_CONTAINER, &prefix, marker.as_deref(), Some("metadata"), 5000).await {
+        let page = match list_blobs(client, UPLOADS_CONTAINER, &prefix, marker.as_deref(), Some("metadata"), 5000).await
+        {
             Err(BackendError::NoSuchBucket) => return Ok(uploads),
             other => other?,
         };
         for item in &page.blob_items {
             // Staging blobs only, not their part markers (`<upload id>/p...`).
-            let Some(upload_id) = item.name.as_deref().and_then(|n| n.strip_prefix(&prefix)).filter(|id| valid_upload_id(id))
+            let Some(upload_id) =
+                item.name.as_deref().and_then(|n| n.strip_prefix(&prefix)).filter(|id| valid_upload_id(id))
             else {
                 continue;
             };
@@ -405,9 +415,8 @@ async fn all_uploads(client: &AzureClient, container: &str) -> Result<Vec<Upload
                 .and_then(|raw| String::from_utf8(raw).ok());
             let Some(key) = key else { continue };
             let props = item.properties.as_ref();
-            let initiated = props
-                .and_then(|p| p.creation_time.or(p.last_modified))
-                .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+            let initiated =
+                props.and_then(|p| p.creation_time.or(p.last_modified)).unwrap_or(OffsetDateTime::UNIX_EPOCH);
             uploads.push(UploadInfo { key, upload_id: upload_id.to_owned(), initiated });
         }
         match page.next_marker.filter(|m| !m.is_empty()) {
@@ -419,7 +428,11 @@ async fn all_uploads(client: &AzureClient, container: &str) -> Result<Vec<Upload
     Ok(uploads)
 }
 
-pub(super) async fn list_uploads(client: &AzureClient, container: &str, opts: &ListUploadsOptions) -> Result<UploadsPage> {
+pub(super) async fn list_uploads(
+    client: &AzureClient,
+    container: &str,
+    opts: &ListUploadsOptions,
+) -> Result<UploadsPage> {
     let uploads = all_uploads(client, container).await?;
     Ok(page_of_uploads(uploads, opts))
 }
@@ -492,7 +505,8 @@ mod tests {
             block(&format!("p00003{OLD}01"), 5), // piece 0 missing: not a whole part
             block("s-not-a-part", 1),
         ];
-        let markers = [(1, OLD), (1, NEW), (2, OLD), (3, OLD)].map(|(p, n)| ((p, n.to_owned()), format!("{p}{n}"))).into();
+        let markers =
+            [(1, OLD), (1, NEW), (2, OLD), (3, OLD)].map(|(p, n)| ((p, n.to_owned()), format!("{p}{n}"))).into();
         let parts = latest_parts(&blocks, &markers);
         assert_eq!(parts.keys().copied().collect::<Vec<_>>(), [1, 2]);
         assert_eq!(parts[&1].nonce, NEW);
@@ -507,9 +521,15 @@ mod tests {
     #[test]
     fn completions_are_checked_like_s3() {
         let big = MIN_PART_SIZE as i64;
-        let blocks = [block(&format!("p00001{OLD}00"), big), block(&format!("p00002{NEW}00"), 10), block(&format!("p00003{OLD}00"), 1)];
+        let blocks = [
+            block(&format!("p00001{OLD}00"), big),
+            block(&format!("p00002{NEW}00"), 10),
+            block(&format!("p00003{OLD}00"), 1),
+        ];
         let (m1, m2, m3) = ("11".repeat(16), "22".repeat(16), "33".repeat(16));
-        let markers = [((1, OLD.to_owned()), m1.clone()), ((2, NEW.to_owned()), m2.clone()), ((3, OLD.to_owned()), m3.clone())].into();
+        let markers =
+            [((1, OLD.to_owned()), m1.clone()), ((2, NEW.to_owned()), m2.clone()), ((3, OLD.to_owned()), m3.clone())]
+                .into();
         let staged = latest_parts(&blocks, &markers);
         let part = |n: u32, etag: &str| CompletedPart { part_number: n, etag: etag.to_owned() };
         let (ids, etag) = chosen_blocks(&staged, &[part(1, &m1), part(2, &format!("\"{m2}\""))]).unwrap();
@@ -532,7 +552,7 @@ mod tests {
         assert_eq!(parse_block_id(&format!("p00042{OLD}03")), Some((42, OLD, 3)));
         assert_eq!(parse_block_id(&format!("p0004x{OLD}03")), None);
         assert_eq!(format!("p{:05}{OLD}{:02}", 10000, 1).len(), 40);
-        assert!(super::super::blocks::MAX_BLOCK * 2 >= crate::backend::MAX_PART_SIZE, "a part needs at most two blocks");
+        const { assert!(super::super::blocks::MAX_BLOCK * 2 >= crate::backend::MAX_PART_SIZE) };
     }
 
     #[test]

@@ -273,7 +273,8 @@ mod tests {
 
     #[test]
     fn ordinary_keys_are_kept() {
-        for key in ["a", "photos/2026/scan.pdf", "a b", "a//b", "/lead", "x.y", "café/é", ".hidden", "a/.b/c", "..b"] {
+        for key in ["a", "photos/2026/scan.pdf", "a b", "a//b", "/lead", "x.y", "café/é", ".hidden", "a/.b/c", "..b"]
+        {
             assert_eq!(blob_name(key).unwrap(), key, "{key:?}");
             assert_eq!(key_of_blob(key).as_deref(), Some(key), "{key:?}");
         }

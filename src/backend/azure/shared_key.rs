@@ -175,7 +175,10 @@ mod tests {
             headers: vec![],
             content_length: 0,
         };
-        assert_eq!(string_to_sign("acct", &r), "GET\n\n\n\n\n\n\n\n\n\n\n\n/acct/c\ninclude:metadata,tags\nrestype:container");
+        assert_eq!(
+            string_to_sign("acct", &r),
+            "GET\n\n\n\n\n\n\n\n\n\n\n\n/acct/c\ninclude:metadata,tags\nrestype:container"
+        );
     }
 
     #[test]

@@ -227,7 +227,9 @@ impl Source {
             match self.stream.poll_next_unpin(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(None) => self.ended = true,
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(self.fail(format!("the upload body failed: {e}")))),
+                Poll::Ready(Some(Err(e))) => {
+                    return Poll::Ready(Err(self.fail(format!("the upload body failed: {e}"))))
+                }
                 Poll::Ready(Some(Ok(bytes))) => self.pending = bytes,
             }
         }
