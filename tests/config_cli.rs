@@ -329,3 +329,80 @@ fn broken_policy_examples_exit_2_with_exact_positions() {
         assert!(body.lines().any(|l| l == format!("#   {want}")), "{file}: header comment is stale");
     }
 }
+
+/// A UK-only tenant on an azure backend: its declared region, and the paired region a geo-redundant
+/// account copies to, are checked like an s3 or fs backend's region, with the same positions.
+#[test]
+fn check_config_checks_azure_residency_with_positions() {
+    let dir = tempfile::tempdir().unwrap();
+    // Azurite's published development key: base64, and a secret nowhere.
+    let key = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+    let env = [("AZ_KEY", key), ("BRIT_SECRET", "brit-secret-value")];
+    let config = |region: &str, redundancy: &str, allow: &str| {
+        format!(
+            "key_provider: {{ kind: local, keyring: k.json, master_key_file: m.key, region: uksouth }}\n\
+             backends:\n\
+             \x20 - name: az-uk\n\
+             \x20   kind: azure\n\
+             \x20   endpoint: https://acct.blob.core.windows.net\n\
+             \x20   account: acct\n\
+             \x20   region: {region}\n\
+             \x20   redundancy: {redundancy}\n\
+             \x20   credentials: {{ account_key_env: AZ_KEY }}\n\
+             tenants:\n\
+             \x20 - name: brit\n\
+             \x20   default_backend: az-uk\n\
+             \x20   access_keys:\n\
+             \x20     - {{ id: BRITKEY1, secret_env: BRIT_SECRET }}\n\
+             \x20   residency: {{ allow: [{allow}] }}\n"
+        )
+    };
+    let check = |name: &str, body: String| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, body).unwrap();
+        let out = run(&["check-config", path.to_str().unwrap()], &env);
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        assert!(!stdout.contains(key) && !stderr.contains(key), "{name} printed the account key");
+        (path.display().to_string(), out.status.code(), stdout, stderr)
+    };
+
+    for redundancy in ["lrs", "grs"] {
+        let (_, code, stdout, stderr) = check("uk.yaml", config("uksouth", redundancy, "UK"));
+        assert_eq!(code, Some(0), "{redundancy}: {stderr}");
+        assert!(stdout.contains("      default backend az-uk in uksouth (GB: UK, adequacy): ok\n"), "{stdout}");
+        let copy = "      default backend az-uk's grs copy in ukwest (GB: UK, adequacy): ok\n";
+        assert_eq!(stdout.contains(copy), redundancy == "grs", "{stdout}");
+    }
+
+    let (path, code, stdout, stderr) = check("west.yaml", config("westeurope", "lrs", "UK"));
+    assert_eq!(code, Some(2), "{stdout}");
+    assert_eq!(
+        stderr,
+        format!(
+            "{path}:12:22: residency: tenant brit: residency allow [UK] does not allow default backend az-uk in \
+             westeurope (NL: EU EEA)\n"
+        )
+    );
+
+    // EU only: westeurope with its copy in northeurope passes; uksouth's copy in ukwest is named.
+    let eu_keys = |body: String| body.replace("region: uksouth }", "region: westeurope }");
+    let (_, code, _, stderr) = check("eu-west.yaml", eu_keys(config("westeurope", "grs", "EU")));
+    assert_eq!(code, Some(0), "{stderr}");
+    let (path, code, _, stderr) = check("eu-uk.yaml", eu_keys(config("uksouth", "grs", "EU")));
+    assert_eq!(code, Some(2));
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{stderr}");
+    assert!(lines.iter().all(|l| l.starts_with(&format!("{path}:12:22: "))), "{stderr}");
+    assert!(
+        lines[1].ends_with("does not allow default backend az-uk's grs copy in ukwest (GB: UK adequacy)"),
+        "{stderr}"
+    );
+
+    // Geo-redundancy where Azure publishes no pair is refused at the redundancy.
+    let (path, code, _, stderr) = check(
+        "poland.yaml",
+        config("polandcentral", "grs", "EU").replace("region: uksouth }", "region: polandcentral }"),
+    );
+    assert_eq!(code, Some(2));
+    assert!(stderr.starts_with(&format!("{path}:8:17: redundancy grs copies the data")), "{stderr}");
+}

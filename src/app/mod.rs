@@ -7,10 +7,11 @@ use std::time::Instant;
 
 use tokio::net::TcpListener;
 
+use crate::backend::azure::{AzureBackend, AzureBackendSettings, AzureCredentials};
 use crate::backend::fs::FsBackend;
 use crate::backend::s3::{S3Backend, S3BackendSettings};
 use crate::backend::{Backend, BackendError};
-use crate::config::{BackendKind, Settings};
+use crate::config::{AzureAuth, BackendKind, Settings};
 use crate::core::keys::KeyError;
 
 pub mod housekeeping;
@@ -99,6 +100,7 @@ pub type TenantSecrets = HashMap<String, s3s::auth::SecretKey>;
 pub fn build_core(settings: &Settings) -> Result<(Arc<BlobService>, TenantSecrets), AppError> {
     let mut directory = TenantDirectory::new();
     let mut regions = BTreeMap::new();
+    let mut copies = BTreeMap::new();
     for b in &settings.backends {
         let backend: Arc<dyn Backend> = match &b.kind {
             BackendKind::Fs { root, .. } => {
@@ -119,9 +121,21 @@ pub fn build_core(settings: &Settings) -> Result<(Arc<BlobService>, TenantSecret
                 };
                 Arc::new(S3Backend::new(s).map_err(|source| AppError::Backend { name: b.name.clone(), source })?)
             }
+            // Region and redundancy are residency declarations only: the backend never sees them.
+            BackendKind::Azure { endpoint, account, credentials, .. } => {
+                let credentials = match credentials {
+                    AzureAuth::AccountKey(key) => AzureCredentials::AccountKey(key.expose().to_owned()),
+                    AzureAuth::Sas(token) => AzureCredentials::Sas(token.expose().to_owned()),
+                };
+                let s = AzureBackendSettings { endpoint: endpoint.clone(), account: account.clone(), credentials };
+                Arc::new(AzureBackend::new(s).map_err(|source| AppError::Backend { name: b.name.clone(), source })?)
+            }
         };
         if let Some(region) = b.region() {
             regions.insert(b.name.clone(), region.to_owned());
+        }
+        if let Some(copy) = b.secondary_region() {
+            copies.insert(b.name.clone(), copy.to_owned());
         }
         directory.add_backend(&b.name, backend);
     }
@@ -160,7 +174,9 @@ pub fn build_core(settings: &Settings) -> Result<(Arc<BlobService>, TenantSecret
     }
     let keychain = keys::keychain(settings, &mut directory)?;
     let core = Arc::new(
-        BlobService::new(directory, Arc::new(keychain), regions).with_region_table(settings.residency.table.clone()),
+        BlobService::new(directory, Arc::new(keychain), regions)
+            .with_copy_regions(copies)
+            .with_region_table(settings.residency.table.clone()),
     );
     Ok((core, secrets))
 }

@@ -7,6 +7,7 @@
 //! Environment lookups go through an `env` function parameter instead of `std::env` so tests
 //! can pass a map and never mutate the process environment.
 
+mod azure;
 mod cross;
 pub mod embedded;
 mod interpolate;
@@ -197,24 +198,123 @@ pub enum BackendKind {
         /// Path-style (`endpoint/bucket/key`) instead of virtual-host-style requests.
         force_path_style: bool,
     },
+    /// An Azure Blob Storage account. The data plane cannot say where the account is, so `region`
+    /// is declared (and checked against the built-in table's Azure regions); a geo-redundant
+    /// account also keeps a copy in the region paired with it.
+    Azure {
+        /// `https://<account>.blob.core.windows.net`, or an emulator's `http://host:port/<account>`.
+        endpoint: String,
+        /// The storage account name, 3 to 24 of a-z 0-9.
+        account: String,
+        /// An Azure region name (`uksouth`), known to the residency table.
+        region: String,
+        /// How the account replicates; a geo-redundant one always has a paired region.
+        redundancy: AzureRedundancy,
+        credentials: AzureAuth,
+    },
+}
+
+/// An Azure storage account's redundancy (its SKU's suffix). The geo-redundant kinds copy every
+/// write to the primary region's pair, which residency therefore counts as a place the data is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AzureRedundancy {
+    Lrs,
+    Zrs,
+    Grs,
+    RaGrs,
+    Gzrs,
+    RaGzrs,
+}
+
+impl AzureRedundancy {
+    /// Every kind, in the order error messages list them.
+    pub const ALL: [AzureRedundancy; 6] = [
+        AzureRedundancy::Lrs,
+        AzureRedundancy::Zrs,
+        AzureRedundancy::Grs,
+        AzureRedundancy::RaGrs,
+        AzureRedundancy::Gzrs,
+        AzureRedundancy::RaGzrs,
+    ];
+
+    /// The config spelling: `lrs`, `zrs`, `grs`, `ragrs`, `gzrs` or `ragzrs`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AzureRedundancy::Lrs => "lrs",
+            AzureRedundancy::Zrs => "zrs",
+            AzureRedundancy::Grs => "grs",
+            AzureRedundancy::RaGrs => "ragrs",
+            AzureRedundancy::Gzrs => "gzrs",
+            AzureRedundancy::RaGzrs => "ragzrs",
+        }
+    }
+
+    /// Whether Azure keeps a copy in the paired region (the read-access kinds too: they only add
+    /// reads from that copy).
+    pub fn is_geo(self) -> bool {
+        matches!(self, AzureRedundancy::Grs | AzureRedundancy::RaGrs | AzureRedundancy::Gzrs | AzureRedundancy::RaGzrs)
+    }
+}
+
+impl fmt::Display for AzureRedundancy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How an Azure backend authenticates. Config-side: `app` turns it into the backend's own type.
+/// Both values are secrets (`Debug` prints `<redacted>`).
+#[derive(Clone, Debug)]
+pub enum AzureAuth {
+    /// A storage account key (base64 of the key bytes, as the portal shows it): SharedKey signing.
+    AccountKey(Secret),
+    /// A shared access signature: the query string, with or without its leading `?`.
+    Sas(Secret),
 }
 
 impl BackendSettings {
-    /// Where the backend keeps data: an S3 backend's region, an fs backend's declared region.
+    /// Where the backend keeps data: an S3 backend's region, an fs or azure backend's declared region.
+    /// For a geo-redundant azure account this is the primary; see [`BackendSettings::places`].
     pub fn region(&self) -> Option<&str> {
         match &self.kind {
             BackendKind::Fs { region, .. } => region.as_deref(),
-            BackendKind::S3 { region, .. } => Some(region),
+            BackendKind::S3 { region, .. } | BackendKind::Azure { region, .. } => Some(region),
         }
+    }
+
+    /// The region a geo-redundant azure account copies its data to: the pair of its region. `None`
+    /// for every other backend, and for a region without a pair (which validation refuses).
+    pub fn secondary_region(&self) -> Option<&'static str> {
+        match &self.kind {
+            BackendKind::Azure { region, redundancy, .. } if redundancy.is_geo() => {
+                crate::core::policy::regions::azure_paired_region(region).map(|pair| pair.name)
+            }
+            _ => None,
+        }
+    }
+
+    /// Every place this backend keeps the data it is given, as (`what`, region) for residency checks
+    /// and summaries: `what` itself in [`BackendSettings::region`], then, for a geo-redundant azure
+    /// account, `<what>'s grs copy` in the paired region.
+    pub fn places(&self, what: &str) -> Vec<(String, Option<&str>)> {
+        let mut out = vec![(what.to_owned(), self.region())];
+        if let BackendKind::Azure { redundancy, .. } = &self.kind {
+            if redundancy.is_geo() {
+                // A copy with no known region is "not declared", which a restricted tenant refuses.
+                out.push((format!("{what}'s {redundancy} copy"), self.secondary_region()));
+            }
+        }
+        out
     }
 }
 
 impl BackendKind {
-    /// `"fs"` or `"s3"`, as written in the config file.
+    /// `"fs"`, `"s3"` or `"azure"`, as written in the config file.
     pub fn kind_name(&self) -> &'static str {
         match self {
             BackendKind::Fs { .. } => "fs",
             BackendKind::S3 { .. } => "s3",
+            BackendKind::Azure { .. } => "azure",
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Validation of the policy sections: `residency:` (the region table and the drift check), `sweeper:`,
 //! and each tenant's `residency`, `backups` and `retention`; then the static residency check: every
 //! place a restricted tenant's data, backups or keys can be (default backend, routed backends, key
-//! store, key provider, backup targets) must be allowed, or blobseal does not start.
+//! store, key provider, backup targets, and the paired region of a geo-redundant azure backend)
+//! must be allowed, or blobseal does not start.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -210,51 +211,46 @@ pub(super) fn check_static(
     providers: &[KeyProviderEntry],
     routes: &[VRoute],
 ) {
-    let region_of = |name: &str| -> Option<Option<String>> {
-        backends
-            .iter()
-            .find(|b| b.name == name)
-            .and_then(|b| b.settings.as_ref())
-            .map(|s| s.region().map(str::to_owned))
+    // Every (what, region) the backend keeps data in (a geo-redundant azure account's copy too);
+    // `None`: the name is unknown or the backend invalid, already reported elsewhere.
+    let places_of = |name: &str, what: String| -> Option<Vec<(String, Option<String>)>> {
+        let settings = backends.iter().find(|b| b.name == name).and_then(|b| b.settings.as_ref())?;
+        Some(settings.places(&what).into_iter().map(|(w, r)| (w, r.map(str::to_owned))).collect())
     };
     for t in tenants {
         let Some((allow, allow_at)) = &t.policy.residency else { continue };
         let policy = ResidencyPolicy { tenant: t.name.clone(), allow: allow.clone() };
-        let check = |cx: &mut Ctx<'_>, what: String, region: Option<Option<String>>, at: Location| {
-            // `None`: the name is unknown, already reported elsewhere.
-            if let Some(region) = region {
+        let check = |cx: &mut Ctx<'_>, places: Option<Vec<(String, Option<String>)>>, at: Location| {
+            for (what, region) in places.into_iter().flatten() {
                 if let Err(v) = policy.check(table, &what, region.as_deref()) {
                     cx.error(at, v.to_string());
                 }
             }
         };
         if let Some(db) = &t.default_backend {
-            check(cx, format!("default backend {}", db.value), region_of(&db.value), db.referenced);
+            check(cx, places_of(&db.value, format!("default backend {}", db.value)), db.referenced);
         }
         for r in routes.iter().filter(|r| r.tenant.value == t.name) {
-            check(
-                cx,
-                format!("backend {} (bucket {})", r.backend.value, r.bucket.value),
-                region_of(&r.backend.value),
-                r.backend.referenced,
-            );
+            let what = format!("backend {} (bucket {})", r.backend.value, r.bucket.value);
+            check(cx, places_of(&r.backend.value, what), r.backend.referenced);
             for (b, at) in &r.backups {
                 let what = format!("backup target {}/{} (bucket {})", b.backend, b.bucket, r.bucket.value);
-                check(cx, what, region_of(&b.backend), *at);
+                check(cx, places_of(&b.backend, what), *at);
             }
         }
         // The key store on the default backend is the place already checked above.
         if let Some(s) =
             t.keys_cfg.store_backend.as_ref().filter(|s| t.default_backend.as_ref().is_none_or(|d| d.value != s.value))
         {
-            check(cx, format!("key store backend {}", s.value), region_of(&s.value), s.referenced);
+            check(cx, places_of(&s.value, format!("key store backend {}", s.value)), s.referenced);
         }
         if let Some(p) = t.key_provider.as_ref().and_then(|n| providers.iter().find(|p| p.name == *n)) {
             let at = t.keys_cfg.provider.as_ref().map_or(*allow_at, |p| p.referenced);
-            check(cx, format!("key provider {}", p.name), Some(p.settings.region().map(str::to_owned)), at);
+            let place = (format!("key provider {}", p.name), p.settings.region().map(str::to_owned));
+            check(cx, Some(vec![place]), at);
         }
         for (b, at) in &t.policy.backups {
-            check(cx, format!("backup target {}/{}", b.backend, b.bucket), region_of(&b.backend), *at);
+            check(cx, places_of(&b.backend, format!("backup target {}/{}", b.backend, b.bucket)), *at);
         }
     }
 }

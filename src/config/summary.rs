@@ -1,6 +1,7 @@
 //! `Settings::summary()`: what `blobseal check-config` prints and the server logs at start: the
 //! effective config, with each tenant's effective policy (where its data, backups and keys are and
-//! whether the residency rule allows each place; its retention rules). Never a secret.
+//! whether the residency rule allows each place, a geo-redundant azure account's paired region
+//! included; its retention rules). Never a secret.
 
 use super::*;
 use crate::core::policy::residency::ResidencyPolicy;
@@ -105,10 +106,22 @@ impl Settings {
                     endpoint.as_deref().unwrap_or("(AWS default)"),
                     if *force_path_style { ", path-style" } else { "" }
                 ),
+                BackendKind::Azure { endpoint, account, region, redundancy, credentials } => format!(
+                    "azure account {account} at {endpoint}, region {region}, redundancy {redundancy}{}, {}",
+                    b.secondary_region().map(|pair| format!(" (copies to {pair})")).unwrap_or_default(),
+                    match credentials {
+                        AzureAuth::AccountKey(_) => "account key",
+                        AzureAuth::Sas(_) => "SAS token",
+                    }
+                ),
             };
             out.push_str(&format!("  {}: {detail}\n", b.name));
         }
-        let backend_region = |name: &str| self.backends.iter().find(|b| b.name == name).and_then(|b| b.region());
+        // Every region a backend keeps data in (a geo-redundant azure account's copy too), named for the summary.
+        let backend_places = |name: &str, what: String| match self.backends.iter().find(|b| b.name == name) {
+            Some(b) => b.places(&what),
+            None => vec![(what, None)],
+        };
         out.push_str(&format!("tenants ({}):\n", self.tenants.len()));
         for t in &self.tenants {
             let ids: Vec<&str> = t.access_keys.iter().map(|k| k.id.as_str()).collect();
@@ -141,17 +154,16 @@ impl Settings {
                 format!("    residency: allow [{}]\n", allow.join(", "))
             });
             // The same places, named the same way, as the static check at start-up.
-            let mut places =
-                vec![(format!("default backend {}", t.default_backend), backend_region(&t.default_backend))];
+            let mut places = backend_places(&t.default_backend, format!("default backend {}", t.default_backend));
             for r in self.buckets.iter().filter(|r| r.tenant == t.name) {
-                places.push((format!("backend {} (bucket {})", r.backend, r.bucket), backend_region(&r.backend)));
+                places.extend(backend_places(&r.backend, format!("backend {} (bucket {})", r.backend, r.bucket)));
             }
-            places.push((format!("key store backend {}", t.key_store.backend), backend_region(&t.key_store.backend)));
+            places.extend(backend_places(&t.key_store.backend, format!("key store backend {}", t.key_store.backend)));
             let provider_region =
                 self.key_providers.iter().find(|p| p.name == t.key_provider).and_then(|p| p.settings.region());
             places.push((format!("key provider {}", t.key_provider), provider_region));
             for b in &t.backups {
-                places.push((format!("backup target {}/{}", b.backend, b.bucket), backend_region(&b.backend)));
+                places.extend(backend_places(&b.backend, format!("backup target {}/{}", b.backend, b.bucket)));
             }
             for (what, region) in &places {
                 out.push_str(&format!("      {}\n", place(&self.residency.table, &t.residency, what, *region)));

@@ -1,4 +1,5 @@
-//! Tests of YAML → Settings validation: each error with its exact `line:col`.
+//! Tests of YAML → Settings validation: each error with its exact `line:col`. Azure backends in
+//! `tests/azure.rs`.
 
 use std::collections::HashMap;
 
@@ -218,7 +219,7 @@ fn several_providers_tenant_keys_and_subjects() {
 
 #[test]
 fn backend_errors() {
-    one_error(&edit(6, "    kind: azure"), "6:11", "unknown backend kind");
+    one_error(&edit(6, "    kind: gcs"), "6:11", "unknown backend kind \"gcs\" (supported: fs, s3, azure)");
     one_error(&edit(8, ""), "5:5", "needs `region:`");
     one_error(&edit(8, "    region: EU"), "8:13", "invalid region");
     one_error(&edit(7, "    endpoint: ftp://x"), "7:15", "invalid endpoint");
@@ -409,3 +410,5 @@ fn connection_limits_metrics_access_and_presign_rules() {
     );
     one_error(&edit(2, "limits: { idle: 3 }"), "2:11", "idle");
 }
+
+mod azure;

@@ -21,7 +21,7 @@ use super::yaml::{sanitize, RawBackend, RawConfig, RawCredentials, RawRoute, Raw
 use super::{
     AccessKey, BackendKind, BackendSettings, BucketRoute, ConfigError, Diagnostic, Secret, Settings, TenantSettings,
 };
-use crate::core::policy::residency::ResidencyPolicy;
+use crate::core::policy::residency::{RegionTable, ResidencyPolicy};
 
 /// Listen address when the file has no `listen:`.
 pub(super) const DEFAULT_LISTEN: &str = "127.0.0.1:9000";
@@ -141,7 +141,8 @@ pub(super) fn validate(
     if raw.tenants.value.is_empty() {
         cx.error(raw.tenants.referenced, "at least one tenant is required");
     }
-    let backends: Vec<VBackend> = raw.backends.value.iter().filter_map(|b| backend(&mut cx, b)).collect();
+    let backends: Vec<VBackend> =
+        raw.backends.value.iter().filter_map(|b| backend(&mut cx, b, &residency.table)).collect();
     let mut tenants: Vec<VTenant> = raw.tenants.value.iter().filter_map(|t| tenant(&mut cx, t)).collect();
     key_cfg::resolve(&mut cx, &providers, &backends, &mut tenants);
     let routes: Vec<VRoute> = raw.buckets.iter().filter_map(|r| route(&mut cx, r)).collect();
@@ -192,14 +193,21 @@ fn into_tenant(t: VTenant) -> TenantSettings {
     }
 }
 
-fn backend(cx: &mut Ctx<'_>, raw: &Spanned<RawBackend>) -> Option<VBackend> {
+fn backend(cx: &mut Ctx<'_>, raw: &Spanned<RawBackend>, table: &RegionTable) -> Option<VBackend> {
     let b = &raw.value;
     let name = cx.checked(&b.name, "backend name", is_name, NAME_RULE);
     let kind = match cx.text(&b.kind)?.as_str() {
-        "fs" => fs_backend(cx, raw),
-        "s3" => s3_backend(cx, raw),
+        kind @ ("fs" | "s3" | "azure") => {
+            let fields_ok = fields_of_kind(cx, b, kind);
+            let settings = match kind {
+                "fs" => fs_backend(cx, raw),
+                "s3" => s3_backend(cx, raw),
+                _ => super::azure::azure_backend(cx, raw, table),
+            };
+            settings.filter(|_| fields_ok)
+        }
         other => {
-            cx.error(b.kind.referenced, format!("unknown backend kind {other:?} (supported: fs, s3)"));
+            cx.error(b.kind.referenced, format!("unknown backend kind {other:?} (supported: fs, s3, azure)"));
             None
         }
     };
@@ -211,20 +219,28 @@ fn backend(cx: &mut Ctx<'_>, raw: &Spanned<RawBackend>) -> Option<VBackend> {
     })
 }
 
-fn fs_backend(cx: &mut Ctx<'_>, raw: &Spanned<RawBackend>) -> Option<BackendKind> {
-    let b = &raw.value;
-    let stray = [
-        ("endpoint", b.endpoint.as_ref().map(|s| s.referenced)),
-        ("force_path_style", b.force_path_style.as_ref().map(|s| s.referenced)),
-        ("credentials", b.credentials.as_ref().map(|s| s.referenced)),
+/// Reports every field that belongs to other kinds of backend; `false` if there was one.
+fn fields_of_kind(cx: &mut Ctx<'_>, b: &RawBackend, kind: &str) -> bool {
+    let fields: [(&str, &[&str], Option<Location>); 6] = [
+        ("path", &["fs"], b.path.as_ref().map(|s| s.referenced)),
+        ("endpoint", &["s3", "azure"], b.endpoint.as_ref().map(|s| s.referenced)),
+        ("force_path_style", &["s3"], b.force_path_style.as_ref().map(|s| s.referenced)),
+        ("credentials", &["s3", "azure"], b.credentials.as_ref().map(|s| s.referenced)),
+        ("account", &["azure"], b.account.as_ref().map(|s| s.referenced)),
+        ("redundancy", &["azure"], b.redundancy.as_ref().map(|s| s.referenced)),
     ];
     let mut ok = true;
-    for (field, at) in stray {
-        if let Some(at) = at {
-            cx.error(at, format!("`{field}` is only valid for s3 backends"));
+    for (field, kinds, at) in fields {
+        if let (Some(at), false) = (at, kinds.contains(&kind)) {
+            cx.error(at, format!("`{field}` is only valid for {} backends", kinds.join(" and ")));
             ok = false;
         }
     }
+    ok
+}
+
+fn fs_backend(cx: &mut Ctx<'_>, raw: &Spanned<RawBackend>) -> Option<BackendKind> {
+    let b = &raw.value;
     let Some(path) = &b.path else {
         cx.error(raw.referenced, "fs backend needs `path: DIRECTORY`");
         return None;
@@ -235,17 +251,11 @@ fn fs_backend(cx: &mut Ctx<'_>, raw: &Spanned<RawBackend>) -> Option<BackendKind
         None => Some(None),
         Some(s) => cx.checked(s, "region", is_region, "expected lowercase letters, digits and '-'").map(Some),
     };
-    let region = region?;
-    ok.then(|| BackendKind::Fs { root: PathBuf::from(root), region })
+    Some(BackendKind::Fs { root: PathBuf::from(root), region: region? })
 }
 
 fn s3_backend(cx: &mut Ctx<'_>, raw: &Spanned<RawBackend>) -> Option<BackendKind> {
     let b = &raw.value;
-    let mut ok = true;
-    if let Some(path) = &b.path {
-        cx.error(path.referenced, "`path` is only valid for fs backends");
-        ok = false;
-    }
     let endpoint = match &b.endpoint {
         None => Some(None),
         Some(s) => cx.checked(s, "endpoint", is_endpoint, "expected http://HOST[:PORT] or https://...").map(Some),
@@ -265,8 +275,8 @@ fn s3_backend(cx: &mut Ctx<'_>, raw: &Spanned<RawBackend>) -> Option<BackendKind
         Some(c) => credentials(cx, c),
     };
     let force_path_style = b.force_path_style.as_ref().is_some_and(|s| s.value);
-    match (endpoint, region, creds, ok) {
-        (Some(endpoint), Some(region), Some((access_key_id, secret_access_key)), true) => {
+    match (endpoint, region, creds) {
+        (Some(endpoint), Some(region), Some((access_key_id, secret_access_key))) => {
             Some(BackendKind::S3 { endpoint, region, access_key_id, secret_access_key, force_path_style })
         }
         _ => None,
@@ -275,6 +285,19 @@ fn s3_backend(cx: &mut Ctx<'_>, raw: &Spanned<RawBackend>) -> Option<BackendKind
 
 pub(super) fn credentials(cx: &mut Ctx<'_>, raw: &Spanned<RawCredentials>) -> Option<(String, Secret)> {
     let c = &raw.value;
+    let azure_fields = [
+        ("account_key_env", &c.account_key_env),
+        ("account_key_file", &c.account_key_file),
+        ("sas_token_env", &c.sas_token_env),
+        ("sas_token_file", &c.sas_token_file),
+    ];
+    let mut ok = true;
+    for (field, value) in azure_fields {
+        if let Some(v) = value {
+            cx.error(v.referenced, format!("`{field}` is only valid in an azure backend's credentials"));
+            ok = false;
+        }
+    }
     let id = match (&c.access_key_id, &c.access_key_id_env) {
         (Some(lit), None) => cx.checked(lit, "access_key_id", |v| !v.is_empty(), "must not be empty"),
         (None, Some(var)) => env_value(cx, var, "access_key_id_env").map(|v| v.to_string()),
@@ -293,7 +316,7 @@ pub(super) fn credentials(cx: &mut Ctx<'_>, raw: &Spanned<RawCredentials>) -> Op
         (c.secret_access_key_env.as_ref(), "secret_access_key_env"),
         (c.secret_access_key_file.as_ref(), "secret_access_key_file"),
     );
-    Some((id?, secret?))
+    Some((id?, secret?)).filter(|_| ok)
 }
 
 /// A secret from exactly one of an environment variable or a file (never inline).

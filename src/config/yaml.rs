@@ -149,7 +149,7 @@ pub(super) struct RawRetentionRule {
     pub client_override: Option<Str>,
 }
 
-/// One entry of `backends:`. Fields of both kinds live in one struct (rather than a serde-tagged
+/// One entry of `backends:`. Fields of every kind live in one struct (rather than a serde-tagged
 /// enum) because tagged enums lose `Spanned` positions; validation rejects fields of the wrong kind.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -158,15 +158,23 @@ pub(super) struct RawBackend {
     pub kind: Str,
     /// fs only.
     pub path: Option<Str>,
-    /// s3 only.
+    /// s3 and azure.
     pub endpoint: Option<Str>,
+    /// Every kind (declared for fs and azure, the bucket region for s3).
     pub region: Option<Str>,
+    /// s3 only.
     pub force_path_style: Option<Spanned<bool>>,
+    /// s3 and azure (each with its own fields inside).
     pub credentials: Option<Spanned<RawCredentials>>,
+    /// azure only: the storage account name.
+    pub account: Option<Str>,
+    /// azure only: lrs, zrs, grs, ragrs, gzrs or ragzrs.
+    pub redundancy: Option<Str>,
 }
 
-/// S3 backend credentials: the id literally or from the environment; the secret only from the
-/// environment or a file, never inline.
+/// Backend and KMS credentials. S3 and aws-kms: the id literally or from the environment, the secret
+/// from the environment or a file. Azure: one account key or SAS token, from the environment or a
+/// file. Never a secret inline; validation rejects the fields of the other kind.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawCredentials {
@@ -174,6 +182,10 @@ pub(super) struct RawCredentials {
     pub access_key_id_env: Option<Str>,
     pub secret_access_key_env: Option<Str>,
     pub secret_access_key_file: Option<Str>,
+    pub account_key_env: Option<Str>,
+    pub account_key_file: Option<Str>,
+    pub sas_token_env: Option<Str>,
+    pub sas_token_file: Option<Str>,
 }
 
 /// One entry of `tenants:`.

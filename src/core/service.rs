@@ -173,8 +173,10 @@ pub struct PartNumber(pub u32);
 pub struct BlobService {
     directory: TenantDirectory,
     keys: Arc<Keychain>,
-    /// Backend name → region (S3's own, or an fs backend's declared one): GetBucketLocation, residency.
+    /// Backend name → region (S3's own, or an fs or azure backend's declared one): GetBucketLocation, residency.
     regions: BTreeMap<String, String>,
+    /// Backend name → the region a geo-redundant backend also copies everything to: residency only.
+    copies: BTreeMap<String, String>,
     /// The residency region table.
     table: RegionTable,
     /// Backends fenced off (their real region drifted from config), with the reason.
@@ -212,7 +214,21 @@ pub fn resolve_range(range: RangeRequest, size: u64) -> CoreResult<Range<u64>> {
 
 impl BlobService {
     pub fn new(directory: TenantDirectory, keys: Arc<Keychain>, regions: BTreeMap<String, String>) -> Self {
-        Self { directory, keys, regions, table: RegionTable::default(), fences: Default::default() }
+        Self {
+            directory,
+            keys,
+            regions,
+            copies: BTreeMap::new(),
+            table: RegionTable::default(),
+            fences: Default::default(),
+        }
+    }
+
+    /// Backend name → the second region a geo-redundant backend (an Azure GRS account) keeps its data
+    /// in. Every placement on such a backend must be allowed in both regions.
+    pub fn with_copy_regions(mut self, copies: BTreeMap<String, String>) -> Self {
+        self.copies = copies;
+        self
     }
 
     /// Uses `table` (built in + config) for residency decisions.
@@ -282,11 +298,18 @@ impl BlobService {
             return Err(CoreError::BackendFenced { backend: p.backend_name.clone(), reason });
         }
         let what = format!("backend {}", p.backend_name);
-        tenant.residency.check(&self.table, &what, self.backend_region(&p.backend_name)).map_err(|v| {
-            crate::metrics::inc(&crate::metrics::RESIDENCY_REFUSALS);
-            tracing::warn!(tenant = %tenant.name, bucket, violation = %v, "residency refusal");
-            CoreError::Residency(v.to_string())
-        })
+        let mut places = vec![(what.clone(), self.backend_region(&p.backend_name))];
+        if let Some(copy) = self.copies.get(&p.backend_name) {
+            places.push((format!("{what}'s geo-redundant copy"), Some(copy.as_str())));
+        }
+        for (what, region) in places {
+            tenant.residency.check(&self.table, &what, region).map_err(|v| {
+                crate::metrics::inc(&crate::metrics::RESIDENCY_REFUSALS);
+                tracing::warn!(tenant = %tenant.name, bucket, violation = %v, "residency refusal");
+                CoreError::Residency(v.to_string())
+            })?;
+        }
+        Ok(())
     }
 
     // ---- envelopes -----------------------------------------------------------------------------

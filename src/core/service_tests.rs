@@ -168,3 +168,43 @@ async fn residency_refuses_places_outside_the_rule_and_undeclared_ones() {
     assert!(matches!(&err, CoreError::LocationConstraint(_)), "{err:?}");
     f.svc.create_bucket(&f.beta, "z", None).await.unwrap();
 }
+
+/// A geo-redundant backend (an Azure GRS account) keeps data in its region's pair too: a placement
+/// is allowed only if both regions are.
+#[tokio::test]
+async fn residency_counts_a_geo_redundant_copy() {
+    use crate::backend::memory::MemoryBackend;
+    use crate::core::keys::cache::CacheSettings;
+    use crate::core::keys::test_provider::TestProvider;
+    use crate::core::policy::residency::{Allow, ResidencyPolicy};
+    use crate::core::tenant::{Tenant, TenantDirectory};
+
+    let service = |copy: Option<&str>| {
+        let backend = Arc::new(MemoryBackend::new());
+        let mut d = TenantDirectory::new();
+        d.add_backend("az", backend.clone());
+        let residency = ResidencyPolicy { tenant: "nl".into(), allow: vec![Allow::parse("NL").unwrap()] };
+        d.add_tenant(
+            Tenant { name: "nl".into(), default_backend: "az".into(), residency, ..Tenant::default() },
+            ["NLKEY".to_owned()],
+        );
+        let chain = crate::core::test_support::keychain(
+            backend,
+            Arc::new(TestProvider::default()),
+            &["nl"],
+            CacheSettings::default(),
+        );
+        let regions = [("az".to_owned(), "westeurope".to_owned())].into();
+        let copies = copy.map(|c| ("az".to_owned(), c.to_owned())).into_iter().collect();
+        BlobService::new(d, Arc::new(chain), regions).with_copy_regions(copies)
+    };
+    let lrs = service(None);
+    let tenant = lrs.directory().tenant("nl").unwrap();
+    lrs.create_bucket(&tenant, "x", None).await.unwrap();
+    let grs = service(Some("northeurope"));
+    let err = grs.create_bucket(&tenant, "x", None).await.unwrap_err();
+    assert!(
+        matches!(&err, CoreError::Residency(m) if m.contains("backend az's geo-redundant copy in northeurope (IE: EU EEA)")),
+        "{err:?}"
+    );
+}

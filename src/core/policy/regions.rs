@@ -1,5 +1,6 @@
-//! The built-in residency table: which country each AWS and Azure region is in, and which legal
-//! jurisdictions each country belongs to.
+//! The built-in residency table: which country each AWS and Azure region is in, which legal
+//! jurisdictions each country belongs to, and (in `pairs.rs`) where a geo-redundant Azure account
+//! in each region keeps its second copy.
 //!
 //! Pure data and pure functions, no I/O: the residency policy asks this module "where is region X" and
 //! "is country Y inside jurisdiction Z" and decides on its own. Config may add or override regions (see
@@ -9,6 +10,9 @@
 
 use std::fmt;
 use std::str::FromStr;
+
+mod pairs;
+pub use pairs::azure_paired_region;
 
 /// The date (ISO 8601) on which the region lists and the adequacy list below were last checked against
 /// the providers' and the European Commission's published lists.
