@@ -1,6 +1,8 @@
-"""Fixtures: moto_server, and two blobseal instances (embedded default on the filesystem; S3 backend on moto).
+"""Fixtures: moto_server, Azurite, and three blobseal instances (embedded default on the filesystem; S3 backend
+on moto; Azure Blob backend on Azurite).
 
-`instance` is parametrised over both; tests that only make sense for one of them ask for `bs_fs` or `bs_moto`.
+`instance` is parametrised over all three; tests that only make sense for one of them ask for `bs_fs`, `bs_moto`
+or `bs_azure`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import procs  # noqa: E402
-from instances import MOTO_KEY, MOTO_SECRET, start_moto_blobseal  # noqa: E402
+from instances import MOTO_KEY, MOTO_SECRET, start_azure_blobseal, start_moto_blobseal  # noqa: E402
 from s3util import Instance, empty_and_delete, s3_client, unique_bucket  # noqa: E402
 
 # The suite must not pick up the developer's AWS settings (FACTS.md: AWS_CA_BUNDLE is set on these machines).
@@ -58,10 +60,40 @@ def bs_moto(workdir, moto) -> Instance:
     server.stop()
 
 
-@pytest.fixture(params=["fs", "moto"])
+@pytest.fixture(scope="session")
+def azurite(workdir):
+    server = procs.azurite_server(workdir)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def azurite_url(azurite) -> str:
+    """The blob service URL of Azurite's development account."""
+    return f"{azurite.endpoint}/{procs.AZURITE_ACCOUNT}"
+
+
+@pytest.fixture(scope="session")
+def bs_azure(workdir, azurite_url) -> Instance:
+    """blobseal with one tenant whose backend is the session's Azurite account."""
+    server, ak, sk = start_azure_blobseal(workdir, "bs-azure", azurite_url)
+    yield Instance("azure", server.endpoint, ak, sk, azure_url=azurite_url, server=server)
+    server.stop()
+
+
+@pytest.fixture
+def azure_raw(azurite_url):
+    """An Azure SDK client straight to Azurite (bypassing blobseal): what is really stored."""
+    from azure.storage.blob import BlobServiceClient
+    conn = (f"DefaultEndpointsProtocol=http;AccountName={procs.AZURITE_ACCOUNT};AccountKey={procs.AZURITE_KEY};"
+            f"BlobEndpoint={azurite_url};")
+    return BlobServiceClient.from_connection_string(conn)
+
+
+@pytest.fixture(params=["fs", "moto", "azure"])
 def instance(request) -> Instance:
     """Each blobseal instance in turn."""
-    return request.getfixturevalue("bs_fs" if request.param == "fs" else "bs_moto")
+    return request.getfixturevalue({"fs": "bs_fs", "moto": "bs_moto", "azure": "bs_azure"}[request.param])
 
 
 @pytest.fixture

@@ -70,3 +70,48 @@ def start_moto_blobseal_with(workdir: Path, name: str, moto_endpoint: str, keyri
     return procs.blobseal(workdir, name, {"BST_MOTO_KEY": MOTO_KEY, "BST_MOTO_SECRET": MOTO_SECRET,
                                           "BST_ACME_SECRET": secret_key,
                                           "BLOBSEAL_DATA_DIR": str(workdir / f"{name}-data")}, config=config)
+
+
+# YAML for a blobseal whose only backend is an Azurite account (key store, data and backups there).
+AZURE_CONFIG = """\
+listen: "127.0.0.1:{port}"
+key_provider:
+  kind: local
+  keyring: "{keyring}"
+  master_key_file: "{keyring}.master"
+backends:
+  - name: azure
+    kind: azure
+    endpoint: "{azurite}"
+    account: devstoreaccount1
+    region: uksouth
+    redundancy: lrs
+    credentials:
+      account_key_env: BST_AZ_KEY
+tenants:
+  - name: acme
+    default_backend: azure
+    bucket_prefix: "acme-"
+    key_store: {bucket: "{keystore}"}
+    access_keys:
+      - id: {access_key}
+        secret_env: BST_ACME_SECRET
+buckets: []
+"""
+
+
+def azure_config(azurite_account_url: str, keyring: Path, access_key: str) -> str:
+    """AZURE_CONFIG filled in, except `{port}`."""
+    keystore = "ks-" + hashlib.sha1(str(keyring).encode()).hexdigest()[:16]
+    return AZURE_CONFIG.replace("{azurite}", azurite_account_url).replace("{keyring}", str(keyring)).replace(
+        "{access_key}", access_key).replace("{keystore}", keystore)
+
+
+def start_azure_blobseal(workdir: Path, name: str, azurite_account_url: str) -> tuple[procs.Server, str, str]:
+    """A blobseal with AZURE_CONFIG in front of an Azurite account; returns (server, access key, secret)."""
+    ak, sk = "BSTAZUREACCESSKEY", secrets.token_hex(20)
+    keyring = workdir / f"{name}-keys" / "keyring.json"
+    config = azure_config(azurite_account_url, keyring, ak)
+    server = procs.blobseal(workdir, name, {"BST_AZ_KEY": procs.AZURITE_KEY, "BST_ACME_SECRET": sk,
+                                            "BLOBSEAL_DATA_DIR": str(workdir / f"{name}-data")}, config=config)
+    return server, ak, sk

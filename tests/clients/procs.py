@@ -125,6 +125,23 @@ def moto_server(workdir: Path) -> Server:
                   workdir / f"moto-{port}.log").start(timeout=60)
 
 
+# Azurite's well-known development account and its published key (Microsoft documents it: not a secret).
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+def azurite_server(workdir: Path) -> Server:
+    """Azurite's blob service (checks SharedKey) in memory on a free port; `endpoint` + `/devstoreaccount1`
+    is the account's blob URL."""
+    exe = os.environ.get("BLOBSEAL_AZURITE")
+    if not exe or not os.access(exe, os.X_OK):
+        raise ServerError("BLOBSEAL_AZURITE is not set to azurite-blob: run tests/run, which installs it (npm)")
+    port = free_port()
+    return Server("azurite", [exe, "--blobHost", "127.0.0.1", "--blobPort", str(port), "--inMemoryPersistence",
+                              "--skipApiVersionCheck", "--loose", "--disableTelemetry", "--silent"], port,
+                  workdir / f"azurite-{port}.log").start(timeout=60)
+
+
 def blobseal_bin() -> str:
     """Path of the blobseal binary under test; fails loudly when BLOBSEAL_BIN is missing or wrong."""
     path = os.environ.get("BLOBSEAL_BIN")

@@ -92,12 +92,13 @@ def signed_request(endpoint: str, access_key: str, secret_key: str, method: str,
 @dataclass
 class Instance:
     """One running blobseal under test, and how to reach what sits behind it."""
-    name: str  # "fs" (embedded default) or "moto" (S3 backend on moto_server)
+    name: str  # "fs" (embedded default), "moto" (S3 backend on moto_server) or "azure" (Azure backend on Azurite)
     endpoint: str
     access_key: str
     secret_key: str
     data_dir: Path | None = None  # fs instance: where the ciphertext files are
     moto_endpoint: str | None = None  # moto instance: the backend, reachable directly
+    azure_url: str | None = None  # azure instance: the Azurite account's blob URL
     server: object = field(default=None, repr=False)
 
     def client(self, **config):
