@@ -4,8 +4,11 @@ Starts one Azurite (in memory) and one blobseal whose only backend is that Azuri
 interleaved so machine noise hits both alike:
   direct   - the official Azure SDK for Python (azure-storage-blob) PUTs and GETs straight to Azurite
   blobseal - boto3 PUTs and GETs through blobseal (which encrypts and stores on the same Azurite)
+  blobseal-fs - the same boto3 through a second blobseal on its filesystem backend, as a reference for what
+             blobseal's own request path costs with this client, whatever the backend
 for a large object (64 MiB, throughput: MB/s and the blobseal/direct ratio) and a small one (4 KiB, latency: p50
-and p99 and what blobseal adds). Until the Azure front end exists (issue 13) no one client speaks to both, so the
+and p99 and what blobseal adds). boto3 sends plain PUTs (no aws-chunked CRC32, which alone limits boto3 to
+about 100 MB/s here). Until the Azure front end exists (issue 13) no one client speaks to both, so the
 baseline is Azure's own SDK; both clients are Python, single stream, one request at a time.
 
   BLOBSEAL_BIN=target/release/blobseal BLOBSEAL_AZURITE=~/.cache/blobseal-test/azurite/node_modules/.bin/azurite-blob \\
@@ -103,11 +106,27 @@ tenants:
             procs.append(subprocess.Popen([binary, "serve", "--config", str(cfg)], env=env, stdout=log,
                                           stderr=subprocess.STDOUT, cwd=tmp))
             wait_port(port, procs[-1])
+            # Reference: the same boto3 through a blobseal on its filesystem backend (embedded default): what
+            # blobseal's own PUT/GET path costs with this client, whatever the backend.
+            fs_port = free_port()
+            fs_env = {k: v for k, v in env.items() if not k.startswith("BENCH_")}
+            fs_env.update({"BLOBSEAL_DATA_DIR": f"{tmp}/fsdata", "BLOBSEAL_ACCESS_KEY_ID": ak,
+                           "BLOBSEAL_SECRET_ACCESS_KEY": sk, "BLOBSEAL_LISTEN": f"127.0.0.1:{fs_port}"})
+            procs.append(subprocess.Popen([binary, "serve"], env=fs_env, stdout=log, stderr=subprocess.STDOUT,
+                                          cwd=tmp))
+            wait_port(fs_port, procs[-1])
 
             s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", aws_access_key_id=ak,
                               aws_secret_access_key=sk, region_name="us-east-1",
-                              config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+                              config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1},
+                                            # A plain PUT with Content-Length, as the Azure SDK sends: boto3's
+                                            # default aws-chunked CRC32 upload caps it near 100 MB/s by itself.
+                                            request_checksum_calculation="when_required",
+                                            response_checksum_validation="when_required"))
             s3.create_bucket(Bucket="bench")
+            s3fs = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{fs_port}", aws_access_key_id=ak,
+                                aws_secret_access_key=sk, region_name="us-east-1", config=s3.meta.config)
+            s3fs.create_bucket(Bucket="bench")
             direct = BlobServiceClient.from_connection_string(
                 f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};BlobEndpoint={az_url};")
             direct_c = direct.get_container_client("direct")
@@ -125,7 +144,14 @@ tenants:
             def direct_get(key):
                 return direct_c.download_blob(key, max_concurrency=1).readall()
 
-            targets = {"direct": (direct_put, direct_get), "blobseal": (through_put, through_get)}
+            def fs_put(key, data):
+                s3fs.put_object(Bucket="bench", Key=key, Body=data)
+
+            def fs_get(key):
+                return s3fs.get_object(Bucket="bench", Key=key)["Body"].read()
+
+            targets = {"direct": (direct_put, direct_get), "blobseal": (through_put, through_get),
+                       "blobseal-fs": (fs_put, fs_get)}
             results = {}
             for label, size, n in (("64 MiB", 64 * MIB, args.big_n), ("4 KiB", 4096, args.small_n)):
                 data = os.urandom(size)
@@ -159,7 +185,9 @@ tenants:
             for op in ("put", "get"):
                 d = size / statistics.median(times["direct"][op]) / 1e6
                 b = size / statistics.median(times["blobseal"][op]) / 1e6
-                print(f"  {op.upper():3}  direct {d:7.1f}   blobseal {b:7.1f}   ratio {b / d:6.1%}")
+                f = size / statistics.median(times["blobseal-fs"][op]) / 1e6
+                print(f"  {op.upper():3}  direct {d:7.1f}   blobseal {b:7.1f}   ratio {b / d:6.1%}   "
+                      f"(reference: blobseal on fs {f:7.1f}, Azure/fs {b / f:6.1%})")
             size, times = results["4 KiB"]
             rounds = len(times["direct"]["put"])
             print(f"4 KiB, {rounds} rounds, ms (p50 / p99):")

@@ -229,10 +229,10 @@ impl Backend for AzureBackend {
     async fn put(&self, bucket: &str, key: &str, body: ByteStream, len: u64, opts: PutOptions) -> Result<PutResult> {
         let container = container_name(bucket)?;
         let blob = blob_name(key)?;
-        let (body, md5) = blocks::md5_tap(body);
         let mut upload = None;
+        let mut staged_md5 = None;
         let mut req = if len <= blocks::MAX_PUT_BLOB {
-            // Azure computes and keeps the MD5 of a single Put Blob itself.
+            // Azure computes the MD5 of a single Put Blob itself, keeps it and answers with it.
             let mut req = self.client.request(Method::Put, self.client.url(Some(&container), Some(&blob), &[])?);
             req.insert_header("x-ms-blob-type", "BlockBlob");
             upload = Some(OneShotBody::new(body, len));
@@ -240,11 +240,14 @@ impl Backend for AzureBackend {
         } else {
             // Too large for one Put Blob: staged blocks, committed under the same conditions with
             // the MD5 taken on the way (Azure computes none for a block list).
+            let (body, md5) = blocks::md5_tap(body);
             let nonce = blocks::timed_nonce();
             let ids =
                 blocks::stage_blocks(&self.client, &container, &blob, body, len, |i| format!("s{nonce}{i:06}")).await?;
             let mut req = blocks::block_list_request(&self.client, &container, &blob, &ids)?;
-            req.insert_header("x-ms-blob-content-md5", base64_std(&md5.digest()?));
+            let digest = md5.digest()?;
+            req.insert_header("x-ms-blob-content-md5", base64_std(&digest));
+            staged_md5 = Some(hex::encode(digest));
             req
         };
         if opts.if_none_match_any {
@@ -257,7 +260,12 @@ impl Backend for AzureBackend {
             None => self.client.send(&mut req, BackendError::NoSuchBucket).await?,
         };
         let mut result = put_result(&answer);
-        result.etag = hex::encode(md5.digest()?);
+        if let Some(md5) = staged_md5 {
+            result.etag = md5;
+        } else if answer.header("content-md5").is_none() {
+            // A service that did not answer with the MD5 still keeps it: read it back.
+            result.etag = etag_of(&self.properties(bucket, key, result.version_id.as_deref()).await?.headers);
+        }
         Ok(result)
     }
 
