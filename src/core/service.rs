@@ -298,16 +298,15 @@ impl BlobService {
             return Err(CoreError::BackendFenced { backend: p.backend_name.clone(), reason });
         }
         let what = format!("backend {}", p.backend_name);
-        let mut places = vec![(what.clone(), self.backend_region(&p.backend_name))];
+        let refuse = |v: crate::core::policy::residency::Violation| {
+            crate::metrics::inc(&crate::metrics::RESIDENCY_REFUSALS);
+            tracing::warn!(tenant = %tenant.name, bucket, violation = %v, "residency refusal");
+            CoreError::Residency(v.to_string())
+        };
+        tenant.residency.check(&self.table, &what, self.backend_region(&p.backend_name)).map_err(refuse)?;
         if let Some(copy) = self.copies.get(&p.backend_name) {
-            places.push((format!("{what}'s geo-redundant copy"), Some(copy.as_str())));
-        }
-        for (what, region) in places {
-            tenant.residency.check(&self.table, &what, region).map_err(|v| {
-                crate::metrics::inc(&crate::metrics::RESIDENCY_REFUSALS);
-                tracing::warn!(tenant = %tenant.name, bucket, violation = %v, "residency refusal");
-                CoreError::Residency(v.to_string())
-            })?;
+            let copy_what = format!("{what}'s geo-redundant copy");
+            tenant.residency.check(&self.table, &copy_what, Some(copy.as_str())).map_err(refuse)?;
         }
         Ok(())
     }

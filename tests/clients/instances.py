@@ -10,27 +10,20 @@ import procs
 
 MOTO_KEY, MOTO_SECRET = "moto-backend-key", "moto-backend-secret"
 
-# YAML for a blobseal whose only backend is moto. `{port}`, `{moto}` and `{keyring}` are filled in.
-MOTO_CONFIG = """\
+# YAML for a blobseal with one backend, named `{backend}`, and one tenant acme on it. `{port}`, `{keyring}`,
+# `{access_key}` and `{keystore}` are filled in; BACKENDS below give the backend blocks.
+CONFIG = """\
 listen: "127.0.0.1:{port}"
 key_provider:
   kind: local
   keyring: "{keyring}"
   master_key_file: "{keyring}.master"
 backends:
-  - name: moto
-    kind: s3
-    endpoint: "{moto}"
-    region: us-east-1
-    force_path_style: true
-    credentials:
-      access_key_id_env: BST_MOTO_KEY
-      secret_access_key_env: BST_MOTO_SECRET
-tenants:
+{backend_yaml}tenants:
   - name: acme
-    default_backend: moto
+    default_backend: {backend}
     bucket_prefix: "acme-"
-    # One key store per keyring: several deployments (tests) share this moto, replicas share a keyring.
+    # One key store per keyring: several deployments (tests) share this backend, replicas share a keyring.
     key_store: {bucket: "{keystore}"}
     access_keys:
       - id: {access_key}
@@ -38,23 +31,52 @@ tenants:
 buckets: []
 """
 
+# The backend blocks: `{url}` is the server's URL (moto's endpoint; the Azurite account's blob URL).
+BACKENDS = {
+    "moto": """\
+  - name: moto
+    kind: s3
+    endpoint: "{url}"
+    region: us-east-1
+    force_path_style: true
+    credentials:
+      access_key_id_env: BST_MOTO_KEY
+      secret_access_key_env: BST_MOTO_SECRET
+""",
+    "azure": """\
+  - name: azure
+    kind: azure
+    endpoint: "{url}"
+    account: devstoreaccount1
+    region: uksouth
+    redundancy: lrs
+    credentials:
+      account_key_env: BST_AZ_KEY
+""",
+}
+
+
+def config(backend: str, url: str, keyring: Path, access_key: str) -> str:
+    """CONFIG for `backend` ("moto" or "azure") at `url`, except `{port}` which procs.blobseal replaces once it
+    picked the port."""
+    keystore = "ks-" + hashlib.sha1(str(keyring).encode()).hexdigest()[:16]
+    return (CONFIG.replace("{backend_yaml}", BACKENDS[backend].replace("{url}", url))
+            .replace("{backend}", backend).replace("{keyring}", str(keyring))
+            .replace("{access_key}", access_key).replace("{keystore}", keystore))
+
 
 def moto_config(moto_endpoint: str, keyring: Path, access_key: str) -> str:
-    """MOTO_CONFIG filled in, except `{port}` which procs.blobseal replaces once it picked the port."""
-    keystore = "ks-" + hashlib.sha1(str(keyring).encode()).hexdigest()[:16]
-    return MOTO_CONFIG.replace("{moto}", moto_endpoint).replace("{keyring}", str(keyring)).replace(
-        "{access_key}", access_key).replace("{keystore}", keystore)
+    return config("moto", moto_endpoint, keyring, access_key)
 
 
 def start_moto_blobseal(workdir: Path, name: str, moto_endpoint: str) -> tuple[procs.Server, str, str]:
-    """A blobseal with MOTO_CONFIG in front of `moto_endpoint`; returns (server, access key, secret)."""
+    """A blobseal with `config("moto", ...)` in front of `moto_endpoint`; returns (server, access key, secret)."""
     ak, sk = "BSTMOTOACCESSKEY", secrets.token_hex(20)
     # blobseal creates the keyring (0600, in a new 0700 dir) with a fresh key for each tenant.
     keyring = workdir / f"{name}-keys" / "keyring.json"
-    config = moto_config(moto_endpoint, keyring, ak)
     server = procs.blobseal(workdir, name, {"BST_MOTO_KEY": MOTO_KEY, "BST_MOTO_SECRET": MOTO_SECRET,
                                             "BST_ACME_SECRET": sk, "BLOBSEAL_DATA_DIR": str(workdir / f"{name}-data")},
-                            config=config)
+                            config=moto_config(moto_endpoint, keyring, ak))
     return server, ak, sk
 
 
@@ -66,52 +88,17 @@ def start_moto_blobseal_with(workdir: Path, name: str, moto_endpoint: str, keyri
     deployment: same backend, same tenant keys, so any of them can serve an upload another began.
     The first one creates the keyring; start them one after the other.
     """
-    config = moto_config(moto_endpoint, keyring, access_key)
     return procs.blobseal(workdir, name, {"BST_MOTO_KEY": MOTO_KEY, "BST_MOTO_SECRET": MOTO_SECRET,
                                           "BST_ACME_SECRET": secret_key,
-                                          "BLOBSEAL_DATA_DIR": str(workdir / f"{name}-data")}, config=config)
-
-
-# YAML for a blobseal whose only backend is an Azurite account (key store, data and backups there).
-AZURE_CONFIG = """\
-listen: "127.0.0.1:{port}"
-key_provider:
-  kind: local
-  keyring: "{keyring}"
-  master_key_file: "{keyring}.master"
-backends:
-  - name: azure
-    kind: azure
-    endpoint: "{azurite}"
-    account: devstoreaccount1
-    region: uksouth
-    redundancy: lrs
-    credentials:
-      account_key_env: BST_AZ_KEY
-tenants:
-  - name: acme
-    default_backend: azure
-    bucket_prefix: "acme-"
-    key_store: {bucket: "{keystore}"}
-    access_keys:
-      - id: {access_key}
-        secret_env: BST_ACME_SECRET
-buckets: []
-"""
-
-
-def azure_config(azurite_account_url: str, keyring: Path, access_key: str) -> str:
-    """AZURE_CONFIG filled in, except `{port}`."""
-    keystore = "ks-" + hashlib.sha1(str(keyring).encode()).hexdigest()[:16]
-    return AZURE_CONFIG.replace("{azurite}", azurite_account_url).replace("{keyring}", str(keyring)).replace(
-        "{access_key}", access_key).replace("{keystore}", keystore)
+                                          "BLOBSEAL_DATA_DIR": str(workdir / f"{name}-data")},
+                          config=moto_config(moto_endpoint, keyring, access_key))
 
 
 def start_azure_blobseal(workdir: Path, name: str, azurite_account_url: str) -> tuple[procs.Server, str, str]:
-    """A blobseal with AZURE_CONFIG in front of an Azurite account; returns (server, access key, secret)."""
+    """A blobseal with `config("azure", ...)` in front of an Azurite account; returns (server, access key, secret)."""
     ak, sk = "BSTAZUREACCESSKEY", secrets.token_hex(20)
     keyring = workdir / f"{name}-keys" / "keyring.json"
-    config = azure_config(azurite_account_url, keyring, ak)
     server = procs.blobseal(workdir, name, {"BST_AZ_KEY": procs.AZURITE_KEY, "BST_ACME_SECRET": sk,
-                                            "BLOBSEAL_DATA_DIR": str(workdir / f"{name}-data")}, config=config)
+                                            "BLOBSEAL_DATA_DIR": str(workdir / f"{name}-data")},
+                            config=config("azure", azurite_account_url, keyring, ak))
     return server, ak, sk
