@@ -8,7 +8,9 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use blobseal::config::{self, ConfigError, GeneratedCredentials, Settings};
+use blobseal::config::{
+    self, ConfigError, GeneratedAzureAccount, GeneratedCredentials, GeneratedS3Credentials, Settings,
+};
 use blobseal::ops::retire::retire;
 use blobseal::ops::rewrap::rewrap;
 use blobseal::ops::rotate::rotate;
@@ -389,8 +391,17 @@ fn init_tracing_at(default: &str) {
 }
 
 /// Shown once, on the start that generated the credentials: they are not printed again
-/// (later starts log only the access key id and the file they are stored in).
-fn print_generated(creds: &GeneratedCredentials, settings: &Settings) {
+/// (later starts log only the access key id or account name and the file they are stored in).
+fn print_generated(generated: &GeneratedCredentials, settings: &Settings) {
+    if let Some(creds) = &generated.s3 {
+        print_generated_s3(creds, settings);
+    }
+    if let (Some(account), Some(listen)) = (&generated.azure, settings.azure_listen) {
+        print_generated_azure(account, listen);
+    }
+}
+
+fn print_generated_s3(creds: &GeneratedS3Credentials, settings: &Settings) {
     let endpoint = format!("http://{}", settings.listen);
     println!(
         "\n==================== blobseal: new credentials ====================\n\
@@ -407,5 +418,21 @@ fn print_generated(creds: &GeneratedCredentials, settings: &Settings) {
         id = creds.access_key_id,
         secret = creds.secret_access_key.expose(),
         file = creds.file.display(),
+    );
+}
+
+fn print_generated_azure(account: &GeneratedAzureAccount, listen: std::net::SocketAddr) {
+    let (name, key) = (&account.name, account.key.expose());
+    println!(
+        "\n================== blobseal: new Azure account ====================\n\
+         AccountName: {name}\n\
+         AccountKey:  {key}\n\
+         saved to:    {file} (mode 0600; shown only this once)\n\
+         \n\
+         Use them with any Azure Blob client (SharedKey), for example:\n\
+         \x20 export AZURE_STORAGE_CONNECTION_STRING='DefaultEndpointsProtocol=http;AccountName={name};AccountKey={key};BlobEndpoint=http://{listen}/{name};'\n\
+         \x20 az storage container create --name my-container\n\
+         ===================================================================\n",
+        file = account.file.display(),
     );
 }

@@ -14,6 +14,7 @@ use crate::backend::{Backend, BackendError};
 use crate::config::{AzureAuth, BackendKind, Settings};
 use crate::core::keys::KeyError;
 
+pub mod azure;
 pub mod housekeeping;
 pub mod keys;
 pub mod listener;
@@ -43,12 +44,16 @@ pub enum AppError {
     RegionDrift(String),
     #[error(transparent)]
     Housekeeping(#[from] housekeeping::HousekeepingSettingsError),
+    #[error("azure account {0}: a key is not base64")]
+    AzureAccount(String),
 }
 
 /// Everything a running server holds.
 pub struct Runtime {
     pub core: Arc<BlobService>,
     pub front: Arc<requests::FrontDoor>,
+    /// The Azure front end's request path, if `azure_listen` is set.
+    pub azure: Option<Arc<azure::AzureDoor>>,
 }
 
 /// Builds the backends, key provider and services from settings.
@@ -66,7 +71,8 @@ pub async fn build(settings: &Settings) -> Result<Runtime, AppError> {
         },
         subject_patterns: subject_patterns(settings),
     };
-    Ok(Runtime { core, front: Arc::new(front) })
+    let azure = azure::door(settings, &core, subject_patterns(settings))?.map(Arc::new);
+    Ok(Runtime { core, front: Arc::new(front), azure })
 }
 
 /// Each access key's presigned-URL rules (its tenant's).
@@ -203,12 +209,39 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
         write_timeout: settings.limits.write_timeout,
         shutdown_timeout: SHUTDOWN_TIMEOUT,
     };
+    // One shutdown signal for every listener.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let azure = match (&runtime.azure, settings.azure_listen) {
+        (Some(door), Some(addr)) => {
+            let azure_listener =
+                TcpListener::bind(addr).await.map_err(|source| AppError::Bind { addr, source })?;
+            let local = azure_listener.local_addr().map_err(|source| AppError::Bind { addr, source })?;
+            tracing::info!("blobseal azure front end listening on {local}");
+            let door = Arc::clone(door);
+            let handler = move |req, peer| {
+                let door = Arc::clone(&door);
+                async move { door.handle(req, peer).await }
+            };
+            Some(tokio::spawn(listener::serve(azure_listener, policy, handler, stopped(stop_rx.clone()))))
+        }
+        _ => None,
+    };
     let front = Arc::clone(&runtime.front);
     let handler = move |req, peer| {
         let front = Arc::clone(&front);
         async move { front.handle(req, peer).await }
     };
-    listener::serve(listener, policy, handler, shutdown_signal()).await;
+    listener::serve(listener, policy, handler, stopped(stop_rx)).await;
+    if let Some(task) = azure {
+        let _ = task.await;
+    }
     tracing::info!("blobseal stopped");
     Ok(())
 }

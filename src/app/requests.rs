@@ -101,7 +101,7 @@ impl FrontDoor {
 /// `path` with the data-subject segment of its key replaced, under path-style (`/bucket/key`) and
 /// virtual-host-style (`/key`) addressing alike. The path is percent-decoded first (a client may encode
 /// `/` or the subject's characters), and control characters are escaped so a key cannot forge log lines.
-fn loggable_path(patterns: &[KeyPattern], path: &str) -> String {
+pub(crate) fn loggable_path(patterns: &[KeyPattern], path: &str) -> String {
     let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
     let redacted = redact_path(patterns, &decoded);
     redacted.chars().flat_map(|c| if c.is_control() { c.escape_default().collect() } else { vec![c] }).collect()
@@ -167,7 +167,7 @@ fn xml_escape(text: &str) -> String {
 /// A random per-request id: 16 upper-case hex digits, the shape of S3's own `x-amz-request-id`.
 /// Random rather than a counter so that ids stay unique across restarts and replicas.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct RequestId(String);
+pub(crate) struct RequestId(pub(crate) String);
 
 impl std::fmt::Display for RequestId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -175,7 +175,7 @@ impl std::fmt::Display for RequestId {
     }
 }
 
-fn new_request_id() -> RequestId {
+pub(crate) fn new_request_id() -> RequestId {
     let mut raw = [0u8; 8];
     // A failing system RNG leaves zeros: an id is for correlating logs, not a secret, so the request goes on.
     if aws_lc_rs::rand::fill(&mut raw).is_err() {
@@ -220,7 +220,7 @@ fn with_request_id(body: &[u8], id: &RequestId) -> Option<Vec<u8>> {
 }
 
 /// Whether a request carries a body (a non-zero Content-Length, or a chunked transfer).
-fn has_request_body(headers: &http::HeaderMap) -> bool {
+pub(crate) fn has_request_body(headers: &http::HeaderMap) -> bool {
     let length = headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).map(str::trim);
     headers.contains_key(http::header::TRANSFER_ENCODING) || length.is_some_and(|v| v != "0")
 }
@@ -229,7 +229,7 @@ fn has_request_body(headers: &http::HeaderMap) -> bool {
 /// sends empty PUTs that way and then mis-reads the next response on the same kept-alive
 /// connection when no `100 Continue` came (boto/botocore#3755: the client hangs for its read
 /// timeout). Closing such a connection after the response costs one reconnect and avoids the hang.
-fn empty_body_expecting_continue(headers: &http::HeaderMap) -> bool {
+pub(crate) fn empty_body_expecting_continue(headers: &http::HeaderMap) -> bool {
     let expects_continue = headers
         .get(http::header::EXPECT)
         .and_then(|v| v.to_str().ok())

@@ -5,20 +5,14 @@
 
 use serde_saphyr::Spanned;
 
-use super::names::is_region;
+use super::names::{is_azure_account, is_region, AZURE_ACCOUNT_RULE};
 use super::validate::{secret, Ctx};
 use super::yaml::{RawBackend, RawCredentials, Str};
 use super::{AzureAuth, AzureRedundancy, BackendKind, Secret};
 use crate::core::policy::regions::{azure_paired_region, region as builtin_region, Cloud};
 use crate::core::policy::residency::RegionTable;
 
-const ACCOUNT_RULE: &str = "expected 3 to 24 of a-z 0-9 (Azure's storage account names)";
 const ENDPOINT_FORM: &str = "https://ACCOUNT.blob.core.windows.net, or an emulator's http://HOST:PORT/ACCOUNT";
-
-/// Azure storage account names: 3 to 24 lowercase letters and digits (`devstoreaccount1` fits).
-fn is_account(s: &str) -> bool {
-    (3..=24).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-}
 
 /// The `kind: azure` fields of one backend (fields of other kinds are reported by the caller).
 /// `table` is the residency table with the config's additions, so a region Azure opened after the
@@ -30,7 +24,7 @@ pub(super) fn azure_backend(cx: &mut Ctx<'_>, raw: &Spanned<RawBackend>, table: 
             cx.error(raw.referenced, "azure backend needs `account:` (the storage account name)");
             None
         }
-        Some(s) => cx.checked(s, "account", is_account, ACCOUNT_RULE),
+        Some(s) => cx.checked(s, "account", is_azure_account, AZURE_ACCOUNT_RULE),
     };
     let endpoint = match &b.endpoint {
         None => {

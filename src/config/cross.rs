@@ -105,7 +105,7 @@ pub(super) fn check(
 }
 
 /// Reports every later occurrence of a name already seen.
-fn unique<'a>(cx: &mut Ctx<'_>, what: &str, items: impl Iterator<Item = (&'a str, Location)>) {
+pub(super) fn unique<'a>(cx: &mut Ctx<'_>, what: &str, items: impl Iterator<Item = (&'a str, Location)>) {
     let mut first: HashMap<&str, u64> = HashMap::new();
     for (name, at) in items {
         if let Some(line) = first.get(name) {

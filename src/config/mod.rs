@@ -8,8 +8,10 @@
 //! can pass a map and never mutate the process environment.
 
 mod azure;
+mod azure_front;
 mod cross;
 pub mod embedded;
+mod embedded_azure;
 mod interpolate;
 mod keys;
 mod limits;
@@ -25,7 +27,8 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-pub use embedded::{embedded, GeneratedCredentials};
+pub use embedded::{embedded, GeneratedCredentials, GeneratedS3Credentials};
+pub use embedded_azure::GeneratedAzureAccount;
 pub use interpolate::{interpolate, InterpolateError};
 pub use limits::{ConnectionLimits, MetricsAccess, PresignSettings, MAX_PRESIGN_SECONDS};
 pub use secret::Secret;
@@ -41,6 +44,10 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// Enables virtual-host-style addressing: `<bucket>.<domain>`.
     pub virtual_host_domain: Option<String>,
+    /// Address the Azure Blob front end listens on (`None`: no Azure front end).
+    pub azure_listen: Option<SocketAddr>,
+    /// Enables host-style Azure addressing: `<account>.blob.<domain>` (path-style `/<account>/...` always works).
+    pub azure_domain: Option<String>,
     /// Tenants; names and access key ids are unique.
     pub tenants: Vec<TenantSettings>,
     /// Storage backends; names are unique.
@@ -90,6 +97,18 @@ pub struct TenantSettings {
     pub retention: RetentionPolicy,
     /// How long the tenant's presigned URLs may live, and whether SigV2 presigned reads are accepted.
     pub presign: PresignSettings,
+    /// The tenant's Azure storage account for the Azure front end (clients sign with its keys).
+    pub azure_account: Option<AzureAccount>,
+}
+
+/// An Azure storage account a tenant's Azure clients sign with: a name and one or two keys (Azure's
+/// key1/key2, so a key can be rotated while the other keeps working).
+#[derive(Clone, Debug)]
+pub struct AzureAccount {
+    /// `[a-z0-9]{3,24}`, unique across tenants.
+    pub name: String,
+    /// One or two keys, each the base64 text of the key bytes (validated: standard base64, decodes to >= 16 bytes).
+    pub keys: Vec<Secret>,
 }
 
 /// The residency table and the drift check.

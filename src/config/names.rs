@@ -3,6 +3,7 @@
 pub(super) const NAME_RULE: &str = "expected 1 to 63 of A-Z a-z 0-9 _ -";
 pub(super) const PREFIX_RULE: &str = "expected up to 40 of a-z 0-9 . -, starting with a letter or digit";
 pub(super) const BUCKET_RULE: &str = "expected 3 to 63 of a-z 0-9 . -, starting and ending with a letter or digit";
+pub(super) const AZURE_ACCOUNT_RULE: &str = "expected 3 to 24 of a-z 0-9 (Azure's storage account names)";
 
 /// Tenant and backend names (tenant names appear in key ids like `local:<tenant>:1`, so no `:`).
 pub(super) fn is_name(s: &str) -> bool {
@@ -39,6 +40,12 @@ pub(super) fn is_endpoint(s: &str) -> bool {
     rest.is_some_and(|r| !r.is_empty() && !r.contains(char::is_whitespace))
 }
 
+/// Azure storage account names: 3 to 24 lowercase letters and digits (`devstoreaccount1` fits). Used
+/// for an azure backend's account and for the accounts the Azure front end serves.
+pub(super) fn is_azure_account(s: &str) -> bool {
+    (3..=24).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
 pub(super) fn is_domain(s: &str) -> bool {
     s.len() <= 253
         && s.split('.').all(|label| {
@@ -65,6 +72,10 @@ mod tests {
         assert!(is_region("eu-central-1") && !is_region("EU") && !is_region(""));
         assert!(is_endpoint("http://127.0.0.1:5000") && is_endpoint("https://s3.x") && !is_endpoint("https://"));
         assert!(!is_endpoint("s3.amazonaws.com"));
+        assert!(is_azure_account("devstoreaccount1") && is_azure_account("abc") && is_azure_account(&"a".repeat(24)));
+        for bad in ["ab", "Acct", "a-b", "a_bc", &"a".repeat(25)] {
+            assert!(!is_azure_account(bad), "{bad}");
+        }
         assert!(is_domain("s3.blobseal.local") && !is_domain("s3..x") && !is_domain("-a.b") && !is_domain("A.b"));
     }
 }

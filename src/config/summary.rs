@@ -69,6 +69,17 @@ impl Settings {
         if let Some(domain) = &self.virtual_host_domain {
             out.push_str(&format!("virtual hosts: <bucket>.{domain}\n"));
         }
+        if let Some(azure) = self.azure_listen {
+            let accounts: Vec<&str> =
+                self.tenants.iter().filter_map(|t| t.azure_account.as_ref()).map(|a| a.name.as_str()).collect();
+            out.push_str(&format!(
+                "azure listen: {azure} (path-style /<account>/..., accounts: {})\n",
+                accounts.join(", ")
+            ));
+            if let Some(domain) = &self.azure_domain {
+                out.push_str(&format!("azure hosts: <account>.blob.{domain}\n"));
+            }
+        }
         out.push_str(&format!("key providers ({}):\n", self.key_providers.len()));
         for p in &self.key_providers {
             out.push_str(&format!("  {}: {}\n", p.name, p.settings.describe()));
@@ -132,6 +143,11 @@ impl Settings {
                 t.bucket_prefix,
                 ids.join(", ")
             ));
+            if let Some(a) = &t.azure_account {
+                let served = if self.azure_listen.is_some() { "" } else { " (no azure_listen: not served)" };
+                let keys = if a.keys.len() == 1 { "1 key".to_owned() } else { format!("{} keys", a.keys.len()) };
+                out.push_str(&format!("    azure account {} ({keys}){served}\n", a.name));
+            }
             let subjects: Vec<String> = t
                 .data_subjects
                 .iter()

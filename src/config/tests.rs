@@ -1,5 +1,5 @@
 //! Tests of YAML → Settings validation: each error with its exact `line:col`. Azure backends in
-//! `tests/azure.rs`.
+//! `tests/azure.rs`, the Azure front end's settings in `tests/azure_front.rs`.
 
 use std::collections::HashMap;
 
@@ -412,3 +412,4 @@ fn connection_limits_metrics_access_and_presign_rules() {
 }
 
 mod azure;
+mod azure_front;

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use serde_saphyr::{Location, Spanned};
 use zeroize::Zeroizing;
 
+use super::azure_front::{self, VAzureAccount};
 use super::cross;
 use super::interpolate::{interpolate, is_var_name};
 use super::keys::{self as key_cfg, VTenantKeys};
@@ -91,6 +92,8 @@ pub(super) struct VTenant {
     pub policy: VTenantPolicy,
     /// Presigned-URL rules.
     pub presign: super::PresignSettings,
+    /// The Azure front end's account, if written.
+    pub azure_account: Option<VAzureAccount>,
 }
 
 /// A route as far as it validated; `backend_bucket` is resolved later (it may need the prefix).
@@ -127,6 +130,8 @@ pub(super) fn validate(
             .checked(s, "virtual_host_domain", is_domain, "expected a lowercase DNS name such as s3.example.com")
             .map(Some),
     };
+    let azure_listen = azure_front::listen(&mut cx, raw.azure_listen.as_ref());
+    let azure_domain = azure_front::domain(&mut cx, raw.azure_domain.as_ref());
     let doc_start = raw.backends.referenced;
     let providers = key_cfg::providers(&mut cx, raw.key_provider.as_ref(), raw.key_providers.as_ref(), doc_start);
     let key_cache = key_cfg::cache(&mut cx, raw.key_cache.as_ref());
@@ -145,6 +150,13 @@ pub(super) fn validate(
         raw.backends.value.iter().filter_map(|b| backend(&mut cx, b, &residency.table)).collect();
     let mut tenants: Vec<VTenant> = raw.tenants.value.iter().filter_map(|t| tenant(&mut cx, t)).collect();
     key_cfg::resolve(&mut cx, &providers, &backends, &mut tenants);
+    azure_front::check(
+        &mut cx,
+        listen,
+        raw.azure_listen.as_ref().zip(azure_listen.flatten()),
+        raw.tenants.value.iter().any(|t| t.value.azure_account.is_some()),
+        &tenants,
+    );
     let routes: Vec<VRoute> = raw.buckets.iter().filter_map(|r| route(&mut cx, r)).collect();
     let buckets = cross::check(&mut cx, &backends, &tenants, &routes);
     let key_providers = key_cfg::into_entries(providers);
@@ -152,21 +164,27 @@ pub(super) fn validate(
     policy_cfg::check_static(&mut cx, &residency.table, &tenants, &backends, &key_providers, &routes);
 
     let mut diags = cx.diags;
-    match (listen, domain, key_cache) {
-        (Some(listen), Some(virtual_host_domain), Some(key_cache)) if diags.is_empty() => Ok(Settings {
-            listen,
-            virtual_host_domain,
-            tenants: tenants.into_iter().map(into_tenant).collect(),
-            backends: backends.into_iter().filter_map(|b| b.settings).collect(),
-            buckets,
-            key_providers,
-            key_cache,
-            residency,
-            sweeper,
-            limits,
-            metrics_access,
-            source: file.to_owned(),
-        }),
+    match (listen, domain, key_cache, azure_listen, azure_domain) {
+        (Some(listen), Some(virtual_host_domain), Some(key_cache), Some(azure_listen), Some(azure_domain))
+            if diags.is_empty() =>
+        {
+            Ok(Settings {
+                listen,
+                virtual_host_domain,
+                azure_listen,
+                azure_domain,
+                tenants: tenants.into_iter().map(into_tenant).collect(),
+                backends: backends.into_iter().filter_map(|b| b.settings).collect(),
+                buckets,
+                key_providers,
+                key_cache,
+                residency,
+                sweeper,
+                limits,
+                metrics_access,
+                source: file.to_owned(),
+            })
+        }
         _ => {
             diags.sort_by_key(|d| (d.line, d.column));
             Err(ConfigError::Invalid(diags))
@@ -190,6 +208,7 @@ fn into_tenant(t: VTenant) -> TenantSettings {
         backups: t.policy.backups.into_iter().map(|(b, _)| b).collect(),
         retention: t.policy.retention,
         presign: t.presign,
+        azure_account: t.azure_account.and_then(|a| a.account),
     }
 }
 
@@ -403,6 +422,7 @@ fn tenant(cx: &mut Ctx<'_>, raw: &Spanned<RawTenant>) -> Option<VTenant> {
     let keys_cfg = key_cfg::tenant_keys(cx, t.key_provider.as_ref(), t.key_store.as_ref(), t.data_subjects.as_ref());
     let policy = policy_cfg::tenant_policy(cx, t.residency.as_ref(), t.backups.as_ref(), t.retention.as_ref());
     let presign = super::limits::presign(cx, t.max_presign_seconds.as_ref(), t.sigv2_presigned_urls.as_ref());
+    let azure_account = azure_front::account(cx, t.azure_account.as_ref());
     Some(VTenant {
         name: name?,
         name_at: t.name.referenced,
@@ -414,6 +434,7 @@ fn tenant(cx: &mut Ctx<'_>, raw: &Spanned<RawTenant>) -> Option<VTenant> {
         key_provider: None,
         policy,
         presign,
+        azure_account,
     })
 }
 

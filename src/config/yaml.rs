@@ -22,6 +22,10 @@ pub(super) type Str = Spanned<String>;
 pub(super) struct RawConfig {
     pub listen: Option<Str>,
     pub virtual_host_domain: Option<Str>,
+    /// The Azure Blob front end's address (IP:PORT); absent: no Azure front end.
+    pub azure_listen: Option<Str>,
+    /// Host-style Azure addressing: `<account>.blob.<azure_domain>`.
+    pub azure_domain: Option<Str>,
     /// One provider (named `default`), or `key_providers:` with several; exactly one of the two.
     pub key_provider: Option<Spanned<RawKeyProvider>>,
     pub key_providers: Option<Spanned<Vec<Spanned<RawKeyProvider>>>>,
@@ -204,6 +208,23 @@ pub(super) struct RawTenant {
     pub retention: Option<Spanned<RawRetention>>,
     pub max_presign_seconds: Option<Spanned<u64>>,
     pub sigv2_presigned_urls: Option<Spanned<bool>>,
+    pub azure_account: Option<Spanned<RawAzureAccount>>,
+}
+
+/// A tenant's `azure_account: { name: ACCOUNT, keys: [{ key_env: VAR }, { key_file: PATH }] }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAzureAccount {
+    pub name: Str,
+    pub keys: Spanned<Vec<Spanned<RawAzureKey>>>,
+}
+
+/// One account key (base64); from exactly one of `key_env` / `key_file`, never inline.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAzureKey {
+    pub key_env: Option<Str>,
+    pub key_file: Option<Str>,
 }
 
 /// A tenant access key; the secret comes from exactly one of `secret_env` / `secret_file`.

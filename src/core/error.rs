@@ -62,6 +62,12 @@ pub enum CoreError {
     /// `?partNumber=` names no part of the object.
     #[error("the requested part number is not satisfiable")]
     InvalidPartNumber,
+    /// A block list names a block that is not there (Azure's Put Block List), or is malformed.
+    #[error("invalid block list: {0}")]
+    InvalidBlockList(String),
+    /// A staged block does not fit its blob (Azure: its id's length differs from the blob's other blocks).
+    #[error("invalid block: {0}")]
+    InvalidBlock(String),
     /// The upload id names no upload in progress for this bucket and key.
     #[error("no such upload")]
     NoSuchUpload,

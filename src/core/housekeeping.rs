@@ -126,7 +126,12 @@ pub(crate) async fn clear_hidden_leftovers(p: &Placement) -> Result<bool, Backen
     for _ in 0..MAX_PAGES {
         let page = backend.list(&p.bucket, ListOptions { max_keys: 1000, continuation, ..Default::default() }).await?;
         for m in page.objects {
-            if !(m.key.starts_with(UPLOAD_KEY_PREFIX) || m.key.starts_with(INTENT_KEY_PREFIX)) {
+            if !(m.key.starts_with(UPLOAD_KEY_PREFIX)
+                || m.key.starts_with(INTENT_KEY_PREFIX)
+                || m.key.starts_with(crate::core::blocks::BLOCKS_KEY_PREFIX)
+                || m.key.starts_with(crate::core::blocks::BLOCKLISTS_KEY_PREFIX)
+                || m.key == crate::core::container_meta::CONTAINER_META_KEY)
+            {
                 return Ok(false);
             }
             hidden.push(m.key);

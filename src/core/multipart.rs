@@ -447,6 +447,7 @@ impl BlobService {
             version_id: head.meta.version_id.clone(),
             last_modified: Some(head.meta.last_modified),
             delete_after: head.metadata.get(crate::core::governance::DELETE_AFTER).cloned(),
+            envelope_tag: head.metadata.get(crate::core::stored::ENVELOPE_META).map(|e| crate::core::service::envelope_tag(e)),
         })
     }
 
@@ -579,6 +580,7 @@ impl BlobService {
         };
         let id = ObjectIdentity { tenant: &tenant.name, bucket, key };
         let encoded = self.seal_envelope(tenant, &id, envelope, dek, &stored).await?;
+        let tag = crate::core::service::envelope_tag(&encoded);
         let opts = backend_put_options(stored, encoded, if_none_match_any, tags);
         let res = copy_with_padding(p, &up.backend_key, hidden_version.as_deref(), key, layout, opts).await?;
         let final_place = self.place(tenant, bucket)?;
@@ -588,6 +590,7 @@ impl BlobService {
             version_id: res.version_id,
             last_modified: res.last_modified,
             delete_after: stamp.text(),
+            envelope_tag: Some(tag),
         })
     }
 }

@@ -42,6 +42,19 @@ pub enum RangeRequest {
     Suffix(u64),
 }
 
+/// Stored-metadata name of a copy's record (Azure's `x-ms-copy-*` properties).
+pub const COPY_META: &str = "blobseal-copy";
+
+/// A short digest (16 hex digits) of an encoded envelope: different for every sealing (the wrapped key
+/// has a fresh nonce each time).
+pub fn envelope_tag(encoded: &str) -> String {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, encoded.as_bytes());
+    hex::encode(d.as_ref().get(..8).unwrap_or_default())
+}
+
+/// Stored-metadata name of the plaintext's MD5 (base64) a writer declared.
+pub const CONTENT_MD5_META: &str = "blobseal-content-md5";
+
 /// S3's limit on user metadata: the UTF-8 bytes of every name (without `x-amz-meta-`) and value.
 /// A backend that enforces S3's limit itself (AWS S3) also counts blobseal's own metadata (the envelope,
 /// about 200-300 bytes, and stored entity headers), so there a client's budget is that much smaller.
@@ -64,6 +77,13 @@ pub struct ObjectInfo {
     pub parts_count: Option<u32>,
     /// The authenticated deletion deadline (RFC 3339), if the object has one.
     pub delete_after: Option<String>,
+    /// The MD5 of the whole plaintext (base64), if the writer declared one (see `PutRequest::content_md5`).
+    pub content_md5: Option<String>,
+    /// A short digest of the stored envelope: it changes on every write, including a metadata-only change
+    /// that keeps the ciphertext (and so the backend's ETag). Azure's ETags change then; see `envelope_tag`.
+    pub envelope_tag: Option<String>,
+    /// How the object was made by a copy (`blobseal-copy`: id, time, source without its query), if it was.
+    pub copy: Option<String>,
 }
 
 /// A read in progress: the object's info, the plaintext range served (`None` = whole), the body.
@@ -84,6 +104,9 @@ pub struct PutRequest {
     pub tags: BTreeMap<String, String>,
     /// The client's requested retention in days (`x-blobseal-retention-days`), honoured where a rule allows.
     pub retention_days: Option<u32>,
+    /// The MD5 of the whole plaintext (base64) as the client declared it, kept in authenticated metadata and
+    /// returned on reads (Azure's `Content-MD5` of a blob). The front end verifies it where it can.
+    pub content_md5: Option<String>,
 }
 
 /// Outcome of a write.
@@ -94,6 +117,8 @@ pub struct PutOutcome {
     pub last_modified: Option<OffsetDateTime>,
     /// The deletion deadline stamped on the object (RFC 3339), if its retention is not `keep`.
     pub delete_after: Option<String>,
+    /// See `ObjectInfo::envelope_tag` (`None` where a write does not know it).
+    pub envelope_tag: Option<String>,
 }
 
 /// Where a copy reads from.
@@ -331,6 +356,11 @@ impl BlobService {
         Ok(())
     }
 
+    /// `check_client_metadata` for front ends that check before calling (Azure's container metadata).
+    pub fn check_metadata_for(metadata: &BTreeMap<String, String>) -> CoreResult<()> {
+        Self::check_client_metadata(metadata)
+    }
+
     /// Refuses reserved metadata names and metadata above S3's limit, before any body byte is read.
     pub(crate) fn check_client_metadata(metadata: &BTreeMap<String, String>) -> CoreResult<()> {
         let size = metadata.iter().fold(0usize, |n, (k, v)| n.saturating_add(k.len()).saturating_add(v.len()));
@@ -352,12 +382,25 @@ impl BlobService {
         &self,
         tenant: &Tenant,
         id: &ObjectIdentity<'_>,
+        envelope: Envelope,
+        dek: &DataKey,
+        stored: &BTreeMap<String, String>,
+    ) -> CoreResult<String> {
+        self.seal_envelope_for(tenant, id, id.key, envelope, dek, stored).await
+    }
+
+    /// `seal_envelope` with the data subject taken from `subject_key` (a staged block names its blob's).
+    pub(crate) async fn seal_envelope_for(
+        &self,
+        tenant: &Tenant,
+        id: &ObjectIdentity<'_>,
+        subject_key: &str,
         mut envelope: Envelope,
         dek: &DataKey,
         stored: &BTreeMap<String, String>,
     ) -> CoreResult<String> {
         let aad = envelope.wrap_aad(id);
-        let scope = self.keys.scope_of(&tenant.name, id.key, stored).map_err(scope_error)?;
+        let scope = self.keys.scope_of(&tenant.name, subject_key, stored).map_err(scope_error)?;
         let period = crate::core::governance::stored_deadline(stored).ok().flatten().map(|d| d.date());
         let wrapped = self.keys.wrap(&tenant.name, &scope, period, dek, &aad).await.map_err(key_error)?;
         envelope.kek_id = wrapped.kek_id;
@@ -411,6 +454,9 @@ impl BlobService {
             headers: stored_headers(&head.metadata),
             parts_count: opened.parts_count(),
             delete_after: head.metadata.get(crate::core::governance::DELETE_AFTER).cloned(),
+            content_md5: head.metadata.get(CONTENT_MD5_META).cloned(),
+            envelope_tag: head.metadata.get(ENVELOPE_META).map(|e| envelope_tag(e)),
+            copy: head.metadata.get(COPY_META).cloned(),
         }
     }
 
@@ -428,11 +474,31 @@ impl BlobService {
         req: PutRequest,
     ) -> CoreResult<PutOutcome> {
         Self::check_client_key(key)?;
+        self.put_with(tenant, bucket, key, body, len, req, BTreeMap::new()).await
+    }
+
+    /// `put_object` for a key already checked, with `extra` entries of blobseal's own added to the
+    /// stored (authenticated) metadata.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn put_with(
+        &self,
+        tenant: &Tenant,
+        bucket: &str,
+        key: &str,
+        body: ByteStream,
+        len: u64,
+        req: PutRequest,
+        extra: BTreeMap<String, String>,
+    ) -> CoreResult<PutOutcome> {
         Self::check_client_metadata(&req.metadata)?;
         check_client_tags(&req.tags)?;
         let p = self.place(tenant, bucket)?;
         let id = ObjectIdentity { tenant: &tenant.name, bucket, key };
         let mut stored = stored_metadata(req.metadata, &req.headers);
+        stored.extend(extra);
+        if let Some(md5) = req.content_md5 {
+            stored.insert(CONTENT_MD5_META.to_owned(), md5);
+        }
         let mut tags = req.tags;
         let stamp = self.stamp_retention(tenant, bucket, key, &mut stored, &mut tags, req.retention_days)?;
         let dek = DataKey::generate().map_err(key_error)?;
@@ -449,6 +515,7 @@ impl BlobService {
             wrapped_dek: Vec::new(),
         };
         let encoded = self.seal_envelope(tenant, &id, envelope, &dek, &stored).await?;
+        let tag = crate::core::service::envelope_tag(&encoded);
         let opts = backend_put_options(stored, encoded, req.if_none_match_any, tags);
         let sealed = seal_stream(keys, len, body);
         let res = p.backend.put(&p.bucket, key, sealed, crate::core::envelope::ciphertext_len(len), opts).await?;
@@ -458,6 +525,7 @@ impl BlobService {
             version_id: res.version_id,
             last_modified: res.last_modified,
             delete_after: stamp.text(),
+            envelope_tag: Some(tag),
         })
     }
 
@@ -512,6 +580,20 @@ impl BlobService {
         part: Option<PartNumber>,
     ) -> CoreResult<GetOutcome> {
         Self::check_visible_key(key)?;
+        self.read_sealed(tenant, bucket, key, version_id, range, part).await
+    }
+
+    /// `get_object` without the reserved-key check: blobseal's own sealed objects (staged blocks) read
+    /// through here.
+    pub(crate) async fn read_sealed(
+        &self,
+        tenant: &Tenant,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        range: Option<RangeRequest>,
+        part: Option<PartNumber>,
+    ) -> CoreResult<GetOutcome> {
         let p = self.place(tenant, bucket)?;
         let id = ObjectIdentity { tenant: &tenant.name, bucket, key };
         let version = version_id.map(str::to_owned);
@@ -637,28 +719,75 @@ impl BlobService {
         // Cheap refusals first, before any backend call: a hidden source is absent, as on GET.
         Self::check_visible_key(src.key)?;
         Self::check_client_key(key)?;
+        self.copy_with(tenant, src, bucket, key, replace, if_none_match_any, None).await
+    }
+
+    /// `copy_object` that also records the copy on the new object (`COPY_META`: what Azure reports as
+    /// the blob's `x-ms-copy-*` properties).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn copy_object_recorded(
+        &self,
+        tenant: &Tenant,
+        src: CopySource<'_>,
+        bucket: &str,
+        key: &str,
+        replace: Option<PutRequest>,
+        if_none_match_any: bool,
+        record: String,
+    ) -> CoreResult<CopyOutcome> {
+        Self::check_visible_key(src.key)?;
+        Self::check_client_key(key)?;
+        self.copy_with(tenant, src, bucket, key, replace, if_none_match_any, Some(record)).await
+    }
+
+    /// `copy_object` for keys already checked (a staged Put Blob is copied from blobseal's own namespace).
+    /// With `replace`, its tags (when any) and MD5 replace the source's too.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn copy_with(
+        &self,
+        tenant: &Tenant,
+        src: CopySource<'_>,
+        bucket: &str,
+        key: &str,
+        replace: Option<PutRequest>,
+        if_none_match_any: bool,
+        record: Option<String>,
+    ) -> CoreResult<CopyOutcome> {
         if let Some(r) = &replace {
             Self::check_client_metadata(&r.metadata)?;
+            check_client_tags(&r.tags)?;
         }
         let sp = self.place(tenant, src.bucket)?;
         let dp = self.place(tenant, bucket)?;
         let head = sp.backend.head(&sp.bucket, src.key, src.version_id).await?;
         let src_id = ObjectIdentity { tenant: &tenant.name, bucket: src.bucket, key: src.key };
         let opened = self.open_envelope(tenant, &src_id, &head).await?;
-        let (metadata, headers, retention_days) = match replace {
-            Some(r) => (r.metadata, r.headers, r.retention_days),
-            None => (user_metadata(&head.metadata), stored_headers(&head.metadata), None),
+        let (metadata, headers, retention_days, new_tags, new_md5) = match replace {
+            Some(r) => (r.metadata, r.headers, r.retention_days, r.tags, r.content_md5),
+            None => (user_metadata(&head.metadata), stored_headers(&head.metadata), None, BTreeMap::new(), None),
         };
         let mut stored = stored_metadata(metadata, &headers);
         // A multipart object's layout travels with its ciphertext.
         if let Some(layout) = head.metadata.get(LAYOUT_META) {
             stored.insert(LAYOUT_META.to_owned(), layout.clone());
         }
-        // A copy is a new write: its tags are the source's (S3's default), its deadline its own.
-        let mut tags = match sp.backend.get_tags(&sp.bucket, src.key, src.version_id).await {
-            Ok(t) => t,
-            Err(BackendError::NotSupported(_)) => BTreeMap::new(),
-            Err(e) => return Err(e.into()),
+        // So does the plaintext's MD5 (same bytes). A block blob's committed block list does not: the
+        // copy is one new blob, as Azure's Copy Blob makes it.
+        if let Some(v) = new_md5.as_ref().or(head.metadata.get(CONTENT_MD5_META)) {
+            stored.insert(CONTENT_MD5_META.to_owned(), v.clone());
+        }
+        if let Some(r) = record {
+            stored.insert(COPY_META.to_owned(), r);
+        }
+        // A copy is a new write: its tags are the source's (S3's default) unless given, its deadline its own.
+        let mut tags = if new_tags.is_empty() {
+            match sp.backend.get_tags(&sp.bucket, src.key, src.version_id).await {
+                Ok(t) => t,
+                Err(BackendError::NotSupported(_)) => BTreeMap::new(),
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            new_tags
         };
         let stamp = self.stamp_retention(tenant, bucket, key, &mut stored, &mut tags, retention_days)?;
         let envelope = Envelope {
@@ -669,6 +798,7 @@ impl BlobService {
         };
         let dst_id = ObjectIdentity { tenant: &tenant.name, bucket, key };
         let encoded = self.seal_envelope(tenant, &dst_id, envelope, &opened.dek, &stored).await?;
+        let tag = crate::core::service::envelope_tag(&encoded);
         let opts = backend_put_options(stored, encoded, if_none_match_any, tags);
         let res = if sp.backend_name == dp.backend_name {
             dp.backend.copy(&sp.bucket, src.key, src.version_id, &dp.bucket, key, opts).await?
@@ -686,6 +816,7 @@ impl BlobService {
                 version_id: res.version_id,
                 last_modified: res.last_modified,
                 delete_after: stamp.text(),
+                envelope_tag: Some(tag),
             },
             source_version_id: head.meta.version_id,
         })

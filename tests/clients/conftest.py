@@ -126,6 +126,44 @@ def _servers_still_up():
             pytest.fail(f"{server.name} died during the test:\n{server.log()[-4000:]}")
 
 
+# ---- Azure Blob front end (test_azure_front.py) ------------------------------------------------------------------
+# The same tests run against each endpoint: `azurite` (the reference emulator, straight) and `blobseal` (its Azure
+# front end, embedded default on fs). BLOBSEAL_AZFRONT_ENDPOINTS (comma-separated, default both) picks them;
+# `-k azurite` / `-k blobseal` select by test id too. blobseal-only tests use `az_blobseal` (id `[blobseal]`).
+AZFRONT_ENDPOINTS = [e for e in os.environ.get("BLOBSEAL_AZFRONT_ENDPOINTS", "azurite,blobseal").split(",") if e]
+
+
+@pytest.fixture(scope="session")
+def azfront_azurite(workdir):
+    """Azurite of its own, as an Azure endpoint (the reference the front-end tests were proven against)."""
+    from azfront import azurite_endpoint
+    ep = azurite_endpoint(workdir)
+    yield ep
+    ep.server.stop()
+
+
+@pytest.fixture(scope="session")
+def azfront_blobseal(workdir):
+    """blobseal's embedded default on fs with BLOBSEAL_AZURE_LISTEN/_ACCOUNT/_ACCOUNT_KEY, as an Azure endpoint
+    (`.s3` is the same tenant over S3, `.data_dir` its files)."""
+    from azfront import blobseal_fs_endpoint
+    ep = blobseal_fs_endpoint(workdir)
+    yield ep
+    ep.server.stop()
+
+
+@pytest.fixture(params=AZFRONT_ENDPOINTS)
+def az_endpoint(request):
+    """Each Azure endpoint in turn."""
+    return request.getfixturevalue(f"azfront_{request.param}")
+
+
+@pytest.fixture(params=[e for e in AZFRONT_ENDPOINTS if e == "blobseal"])
+def az_blobseal(request):
+    """The blobseal Azure endpoint only (tests of what Azurite cannot show: ciphertext, cross-protocol, refusals)."""
+    return request.getfixturevalue("azfront_blobseal")
+
+
 def pytest_configure(config):
     # --strict-markers: every marker the suite uses is declared here.
     config.addinivalue_line("markers", "slow: moves hundreds of MiB (tens of seconds each); deselect with -m 'not slow'")

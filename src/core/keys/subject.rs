@@ -120,7 +120,12 @@ impl SubjectRules {
     pub fn subject_of(&self, key: &str, metadata: &BTreeMap<String, String>) -> Result<Option<String>, String> {
         for rule in &self.0 {
             let found = match rule {
-                SubjectSource::Metadata(name) => metadata.get(name).map(String::as_str).filter(|v| !v.is_empty()),
+                // Azure metadata names cannot hold `-`: `data_subject` names the subject as `data-subject` does.
+                SubjectSource::Metadata(name) => metadata
+                    .get(name)
+                    .or_else(|| metadata.get(&name.replace('-', "_")))
+                    .map(String::as_str)
+                    .filter(|v| !v.is_empty()),
                 SubjectSource::KeyPattern(p) => p.subject_of(key),
             };
             if let Some(subject) = found {

@@ -126,6 +126,7 @@ macro_rules! put_request_of {
             if_none_match_any: $create_only,
             tags: $tags,
             retention_days: $retention_days,
+            content_md5: None,
         }
     };
 }

@@ -81,6 +81,8 @@ pub fn to_s3_error(err: CoreError) -> S3Error {
             S3Error::with_message(C::InvalidPart, "The requested partnumber is not satisfiable")
         }
         CoreError::NoSuchUpload => backend_error(BackendError::NoSuchUpload),
+        // Only Azure's Put Block List names blocks; S3 never gets here.
+        CoreError::InvalidBlockList(msg) | CoreError::InvalidBlock(msg) => S3Error::with_message(C::InvalidArgument, msg),
         CoreError::NotImplemented(what) => S3Error::with_message(C::NotImplemented, what),
         CoreError::Unreachable(what) => {
             tracing::error!(what, "internal invariant broken");

@@ -100,6 +100,7 @@ pub async fn put_object(core: &BlobService, req: S3Request<PutObjectInput>) -> S
         if_none_match_any: create_only,
         tags,
         retention_days,
+        content_md5: None,
     };
     match core.put_object(&tenant, &input.bucket, &input.key, body, len, put).await {
         Ok(out) => Ok(with_deadline(

@@ -1,0 +1,79 @@
+//! The Azure listener's request path: request id, the body's progress guard, the Azure front end, and
+//! one log line per request (method, path with any data subject redacted, operation, status, time;
+//! never the query, which carries SAS signatures, never a header).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use base64::Engine as _;
+use hyper::body::Incoming;
+
+use super::requests::{empty_body_expecting_continue, has_request_body, loggable_path, new_request_id};
+use super::AppError;
+use crate::config::Settings;
+use crate::core::keys::subject::KeyPattern;
+use crate::core::service::BlobService;
+use crate::front::azure::{Account, Accounts, AzureFront};
+use crate::front::body_guard::{ProgressGuard, ProgressRule};
+
+/// Everything an Azure request passes through.
+pub struct AzureDoor {
+    pub front: AzureFront,
+    pub body_rule: ProgressRule,
+    pub subject_patterns: Vec<KeyPattern>,
+}
+
+impl AzureDoor {
+    /// Serves one request from `peer`.
+    pub async fn handle(&self, req: hyper::Request<Incoming>, peer: SocketAddr) -> hyper::Response<s3s::Body> {
+        let start = Instant::now();
+        let id = new_request_id();
+        let method = req.method().clone();
+        let path = loggable_path(&self.subject_patterns, req.uri().path());
+        let has_body = has_request_body(req.headers());
+        let close_after = empty_body_expecting_continue(req.headers());
+        let (parts, body) = req.into_parts();
+        let guard = ProgressGuard::new(body, self.body_rule);
+        let too_slow = guard.tripped();
+        let req = hyper::Request::from_parts(parts, s3s::Body::http_body(guard));
+        let (mut response, op) = self.front.handle(req, peer, &id.0).await;
+        let failed = response.status().is_client_error() || response.status().is_server_error();
+        if close_after || (has_body && failed) || too_slow.load(std::sync::atomic::Ordering::Relaxed) {
+            response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+        }
+        let ms = start.elapsed().as_secs_f64() * 1000.0;
+        tracing::info!(request = %id, %peer, %method, %path, op, status = response.status().as_u16(), ms = format!("{ms:.1}"), "azure request");
+        response
+    }
+}
+
+/// The tenants' Azure accounts by name, keys decoded (validated with the config, so a failure here is a bug).
+pub fn accounts(settings: &Settings) -> Result<Accounts, AppError> {
+    let mut out = Accounts::new();
+    for t in &settings.tenants {
+        let Some(a) = &t.azure_account else { continue };
+        let mut keys = Vec::new();
+        for k in &a.keys {
+            let key = base64::engine::general_purpose::STANDARD
+                .decode(k.expose().trim())
+                .map_err(|_| AppError::AzureAccount(a.name.clone()))?;
+            keys.push(key);
+        }
+        out.insert(a.name.clone(), Account { tenant: t.name.clone(), keys });
+    }
+    Ok(out)
+}
+
+/// The Azure request path for `settings`, if an Azure listener is configured.
+pub fn door(settings: &Settings, core: &Arc<BlobService>, subject_patterns: Vec<KeyPattern>) -> Result<Option<AzureDoor>, AppError> {
+    if settings.azure_listen.is_none() {
+        return Ok(None);
+    }
+    let front = AzureFront::new(Arc::clone(core), accounts(settings)?, settings.azure_domain.clone(), false);
+    let body_rule = ProgressRule {
+        window: settings.limits.body_timeout,
+        min_bytes_per_second: settings.limits.body_min_bytes_per_second,
+    };
+    Ok(Some(AzureDoor { front, body_rule, subject_patterns }))
+}

@@ -1,0 +1,246 @@
+//! Who is calling and what they may do: Shared Key (either account key, `x-ms-date` within 15 minutes)
+//! or a SAS (service or account) checked per operation. Every failure is a 403: rclone retries a 401.
+//! SharedKeyLite, bearer tokens and user-delegation SAS are refused with a message that says so.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use http::{HeaderMap, Method};
+use time::OffsetDateTime;
+
+use super::error::AzureError;
+use super::headers::{parse_http_date, text};
+use super::router::{Op, Query, Target};
+use super::sas::{self, Level, SasGrant, SasRequest};
+use super::shared_key::{self, HeaderOrder};
+
+/// How far `x-ms-date` may be from now (Azure's limit).
+const MAX_CLOCK_SKEW: time::Duration = time::Duration::minutes(15);
+
+/// One Azure storage account: the tenant it belongs to and its keys (decoded).
+#[derive(Clone)]
+pub struct Account {
+    pub tenant: String,
+    pub keys: Vec<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Account").field("tenant", &self.tenant).field("keys", &self.keys.len()).finish()
+    }
+}
+
+/// Account name → account.
+pub type Accounts = HashMap<String, Account>;
+
+/// How the caller proved itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// Shared Key: the account's owner, allowed everything.
+    Key,
+    Sas(SasGrant),
+}
+
+/// The request as authentication sees it.
+pub struct Presented<'a> {
+    pub method: &'a Method,
+    pub headers: &'a HeaderMap,
+    /// The path as sent (still percent-encoded): Shared Key signs it so.
+    pub raw_path: &'a str,
+    pub query: &'a Query,
+    pub target: &'a Target,
+    pub peer: IpAddr,
+    pub https: bool,
+    pub now: OffsetDateTime,
+}
+
+/// Authenticates the request for its account; returns the account and how the caller proved itself.
+pub fn authenticate<'a>(accounts: &'a Accounts, r: &Presented<'_>) -> Result<(&'a Account, Caller), AzureError> {
+    let authorization = text(r.headers, "authorization");
+    // An unknown account fails like a wrong key: no way to probe which accounts exist.
+    let account = accounts.get(&r.target.account);
+    if let Some(auth) = authorization {
+        let account = account.ok_or_else(|| AzureError::auth("Signature did not match."))?;
+        let (scheme, rest) = auth.split_once(' ').unwrap_or((auth, ""));
+        match scheme {
+            "SharedKey" => {}
+            "SharedKeyLite" => return Err(AzureError::auth("SharedKeyLite is not supported by blobseal; use SharedKey.")),
+            "Bearer" => {
+                return Err(AzureError::auth(
+                    "Microsoft Entra ID (bearer token) authorization is not supported by blobseal; use SharedKey or a SAS.",
+                ))
+            }
+            _ => return Err(AzureError::auth("Unknown authorization scheme.")),
+        }
+        let (name, signature) = rest.trim().split_once(':').unwrap_or(("", ""));
+        if name != r.target.account {
+            return Err(AzureError::auth("The account in the Authorization header is not the one addressed."));
+        }
+        check_date(r.headers, r.now)?;
+        let method = r.method.as_str();
+        let ok = [HeaderOrder::Ordinal, HeaderOrder::Service].into_iter().any(|order| {
+            let sts = shared_key::string_to_sign(method, r.headers, name, r.raw_path, r.query, order);
+            shared_key::verify(&account.keys, &sts, signature)
+        });
+        if !ok {
+            return Err(AzureError::auth("Signature did not match."));
+        }
+        return Ok((account, Caller::Key));
+    }
+    if sas::present(r.query) {
+        let account = account.ok_or_else(|| AzureError::auth("Signature did not match."))?;
+        let req = SasRequest {
+            account: &r.target.account,
+            keys: &account.keys,
+            now: r.now,
+            peer: r.peer,
+            https: r.https,
+            container: r.target.container.as_deref(),
+            blob: r.target.blob.as_deref(),
+        };
+        return Ok((account, Caller::Sas(sas::verify(r.query, &req)?)));
+    }
+    Err(AzureError::new(
+        http::StatusCode::FORBIDDEN,
+        "NoAuthenticationInformation",
+        "Server failed to authenticate the request. Please refer to the information in the www-authenticate header.",
+    ))
+}
+
+fn check_date(headers: &HeaderMap, now: OffsetDateTime) -> Result<(), AzureError> {
+    let date = text(headers, "x-ms-date")
+        .or_else(|| text(headers, "date"))
+        .ok_or_else(|| AzureError::auth("x-ms-date or Date is required."))?;
+    let date = parse_http_date(date).ok_or_else(|| AzureError::auth("x-ms-date is not an RFC 1123 date."))?;
+    if (now - date).abs() > MAX_CLOCK_SKEW {
+        return Err(AzureError::auth("Request date header too old or too far in the future (15 minutes)."));
+    }
+    Ok(())
+}
+
+/// What a write may do under the caller's grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Create or overwrite.
+    Any,
+    /// A SAS with `c` but not `w`: only create blobs that do not exist yet.
+    CreateOnly,
+}
+
+/// Whether `caller` may run `op` on `target`; for writes, how.
+pub fn authorize(caller: &Caller, op: Op, target: &Target) -> Result<WriteMode, AzureError> {
+    let Caller::Sas(grant) = caller else { return Ok(WriteMode::Any) };
+    let (c, b) = (target.container.as_deref(), target.blob.as_deref());
+    let need = |perms: &str, level: Level| {
+        if grant.allows(perms, level, c, b) {
+            Ok(WriteMode::Any)
+        } else {
+            Err(AzureError::permission("This request is not authorized to perform this operation using this permission."))
+        }
+    };
+    match op {
+        Op::AccountInfo => Ok(WriteMode::Any),
+        Op::ListContainers => need("l", Level::Service),
+        Op::CreateContainer => need("cw", Level::Container),
+        Op::DeleteContainer => need("d", Level::Container),
+        Op::ContainerProperties => need("r", Level::Container),
+        Op::SetContainerMetadata => need("w", Level::Container),
+        Op::ListBlobs => need("l", Level::Container),
+        Op::GetBlob | Op::BlobProperties | Op::GetBlockList => need("r", Level::Object),
+        Op::DeleteBlob => need("d", Level::Object),
+        Op::SetBlobMetadata | Op::SetBlobProperties => need("w", Level::Object),
+        Op::GetTags | Op::SetTags => need("t", Level::Object),
+        Op::PutBlob | Op::PutBlock | Op::PutBlockList | Op::CopyBlob => {
+            if grant.allows("w", Level::Object, c, b) {
+                Ok(WriteMode::Any)
+            } else if grant.allows("c", Level::Object, c, b) {
+                Ok(WriteMode::CreateOnly)
+            } else {
+                need("w", Level::Object)
+            }
+        }
+        Op::Unsupported(_) => Ok(WriteMode::Any),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accounts() -> Accounts {
+        let mut a = Accounts::new();
+        a.insert("acct".into(), Account { tenant: "t".into(), keys: vec![vec![1; 32], vec![2; 32]] });
+        a
+    }
+
+    fn signed(key: &[u8], method: &Method, path: &str, query: &Query, date: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("x-ms-date", date.parse().unwrap());
+        h.insert("x-ms-version", "2025-01-05".parse().unwrap());
+        let sts = shared_key::string_to_sign(method.as_str(), &h, "acct", path, query, HeaderOrder::Ordinal);
+        h.insert("authorization", format!("SharedKey acct:{}", shared_key::sign(key, &sts)).parse().unwrap());
+        h
+    }
+
+    fn present<'a>(h: &'a HeaderMap, q: &'a Query, t: &'a Target, now: OffsetDateTime) -> Presented<'a> {
+        Presented {
+            method: &Method::GET,
+            headers: h,
+            raw_path: "/acct/c",
+            query: q,
+            target: t,
+            peer: "127.0.0.1".parse().unwrap(),
+            https: false,
+            now,
+        }
+    }
+
+    #[test]
+    fn shared_key_with_either_key_fresh_date_only() {
+        let now = OffsetDateTime::now_utc();
+        let date = super::super::headers::http_date(now);
+        let q = Query::parse(Some("restype=container")).unwrap();
+        let t = Target { account: "acct".into(), container: Some("c".into()), blob: None };
+        let a = accounts();
+        for key in [[1u8; 32], [2u8; 32]] {
+            let h = signed(&key, &Method::GET, "/acct/c", &q, &date);
+            assert_eq!(authenticate(&a, &present(&h, &q, &t, now)).unwrap().1, Caller::Key);
+        }
+        let h = signed(&[3u8; 32], &Method::GET, "/acct/c", &q, &date);
+        assert_eq!(authenticate(&a, &present(&h, &q, &t, now)).unwrap_err().code, "AuthenticationFailed");
+        let h = signed(&[1u8; 32], &Method::GET, "/acct/c", &q, &date);
+        let later = now + time::Duration::minutes(16);
+        assert_eq!(authenticate(&a, &present(&h, &q, &t, later)).unwrap_err().status, http::StatusCode::FORBIDDEN);
+        let other = Target { account: "nope".into(), ..t.clone() };
+        assert!(authenticate(&a, &present(&h, &q, &other, now)).is_err());
+        let none = HeaderMap::new();
+        assert_eq!(authenticate(&a, &present(&none, &q, &t, now)).unwrap_err().status, http::StatusCode::FORBIDDEN);
+        let mut lite = HeaderMap::new();
+        lite.insert("authorization", "SharedKeyLite acct:abc".parse().unwrap());
+        assert!(authenticate(&a, &present(&lite, &q, &t, now)).unwrap_err().message.contains("SharedKeyLite"));
+    }
+
+    #[test]
+    fn sas_permissions_per_operation() {
+        let now = OffsetDateTime::now_utc();
+        let se = (now + time::Duration::hours(1)).format(&time::format_description::well_known::Rfc3339).unwrap();
+        let se = se.split('.').next().unwrap().trim_end_matches('Z').to_owned() + "Z";
+        // A service SAS for container c, read + list, signed as the SDKs sign it.
+        let fields = ["rl", "", &se, "/blob/acct/c", "", "", "", "2025-01-05", "c", "", "", "", "", "", "", ""];
+        let sig = shared_key::sign(&[1u8; 32], &fields.join("\n"));
+        let enc = |s: &str| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
+        let raw = format!("sv=2025-01-05&se={}&sr=c&sp=rl&sig={}", enc(&se), enc(&sig));
+        let q = Query::parse(Some(&raw)).unwrap();
+        let t = Target { account: "acct".into(), container: Some("c".into()), blob: Some("x".into()) };
+        let h = HeaderMap::new();
+        let (_, caller) = authenticate(&accounts(), &present(&h, &q, &t, now)).unwrap();
+        assert_eq!(authorize(&caller, Op::GetBlob, &t).unwrap(), WriteMode::Any);
+        assert_eq!(authorize(&caller, Op::PutBlob, &t).unwrap_err().code, "AuthorizationPermissionMismatch");
+        assert!(authorize(&caller, Op::DeleteBlob, &t).is_err());
+        let other = Target { container: Some("d".into()), ..t.clone() };
+        assert!(authenticate(&accounts(), &present(&h, &q, &other, now)).is_err(), "signed for another container");
+        let expired = now + time::Duration::hours(2);
+        assert_eq!(authenticate(&accounts(), &present(&h, &q, &t, expired)).unwrap_err().code, "AuthenticationFailed");
+    }
+}
