@@ -500,6 +500,19 @@ mod tests {
     }
 
     #[test]
+    fn known_answer_names_and_table() {
+        let dir = "82bc127016d691086273e38344b0226bc47dff5bcfe6dda978ef544b66ba4c86";
+        assert_eq!(staged_key("alice/scan.pdf", b"blk-0001"), format!(".blobseal/blocks/{dir}/YmxrLTAwMDE"));
+        assert_eq!(table_key("alice/scan.pdf", "c0ffee"), format!(".blobseal/blocklists/{dir}/c0ffee"));
+        let table = encode_table(&[
+            Block { id: b"blk-0001".to_vec(), size: 70000 },
+            Block { id: b"blk-0003".to_vec(), size: 99 },
+        ]);
+        assert_eq!(table, "YmxrLTAwMDE 70000\nYmxrLTAwMDM 99\n");
+        assert_eq!(table.len(), 33);
+    }
+
+    #[test]
     fn block_ids_are_bounded() {
         assert!(check_block_id(b"").is_err());
         assert!(check_block_id(&[1; 64]).is_ok());

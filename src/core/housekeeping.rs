@@ -6,6 +6,7 @@
 //! - Completions that crashed and were never retried: hidden assembled objects (`.blobseal/mpu/…`
 //!   stored as objects; uploads in progress are not objects and are never touched) and their intents
 //!   (`.blobseal/mpc/…`, see `core::completion_intent`).
+//! - Azure blocks staged but never committed (`.blobseal/blocks/…`), after a week as Azure does.
 //! - Backend uploads on keys outside `.blobseal/mpu/`: clients only ever get uploads on hidden keys,
 //!   so these are the final copies of completions (a server-side multipart copy to the client's key)
 //!   that a crash interrupted; they are aborted. They do not block DeleteBucket but cost storage.
@@ -24,6 +25,9 @@ use crate::core::error::CoreResult;
 use crate::core::service::BlobService;
 use crate::core::tenant::Placement;
 use crate::core::upload_token::UPLOAD_KEY_PREFIX;
+
+/// How long an uncommitted Azure block is kept (Azure's own limit).
+const STAGED_BLOCK_LIFETIME: time::Duration = time::Duration::days(7);
 
 /// Listing pages read per bucket and prefix per run: bounds one run's work; the rest waits for the next.
 const MAX_PAGES: usize = 100;
@@ -76,6 +80,15 @@ async fn collect_bucket(backend: &dyn Backend, bucket: &str, cutoff: OffsetDateT
     for (key, modified) in listed(backend, bucket, UPLOAD_KEY_PREFIX).await? {
         if modified < cutoff {
             forget(backend, bucket, &key).await?;
+            removed += 1;
+        }
+    }
+    // Staged Azure blocks never committed: Azure discards them after a week; so does blobseal (a `~`
+    // staging object of an interrupted Put Blob is young for seconds only, and goes with them).
+    let block_cutoff = cutoff.min(OffsetDateTime::now_utc() - STAGED_BLOCK_LIFETIME);
+    for (key, modified) in listed(backend, bucket, crate::core::blocks::BLOCKS_KEY_PREFIX).await? {
+        if modified < block_cutoff {
+            backend.delete(bucket, &key, None).await?;
             removed += 1;
         }
     }

@@ -221,6 +221,78 @@ mod tests {
         assert!(authenticate(&a, &present(&lite, &q, &t, now)).unwrap_err().message.contains("SharedKeyLite"));
     }
 
+    /// Known answers computed by the official Python SDK (azure-storage-blob 12.28: its
+    /// SharedKeyCredentialPolicy and generate_*_sas) with Azurite's published development key.
+    const DEV_KEY: &str = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+    fn dev_accounts() -> Accounts {
+        let key = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, DEV_KEY).unwrap();
+        [("devstoreaccount1".to_owned(), Account { tenant: "t".into(), keys: vec![key] })].into()
+    }
+
+    #[test]
+    fn shared_key_known_answer_from_the_python_sdk() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("x-ms-date", "Sat, 05 Dec 2026 12:00:00 GMT"),
+            ("x-ms-version", "2025-01-05"),
+            ("content-length", "11"),
+            ("content-type", "application/octet-stream"),
+            ("x-ms-meta-data_subject", "ann"),
+            ("x-ms-client-request-id", "abc"),
+            ("authorization", "SharedKey devstoreaccount1:12Jf7/zc3T4olOiTtsNJaoz/liZVhx2menxpHSSHnxE="),
+        ] {
+            h.insert(http::HeaderName::from_static(k), v.parse().unwrap());
+        }
+        let q = Query::parse(Some("comp=block&blockid=QUFBQQ%3D%3D")).unwrap();
+        let t = Target { account: "devstoreaccount1".into(), container: Some("cont".into()), blob: Some("dir/a b.txt".into()) };
+        let now = OffsetDateTime::from_unix_timestamp(1_796_472_000).unwrap(); // 2026-12-05T12:00:00Z
+        let p = Presented {
+            method: &Method::PUT,
+            headers: &h,
+            raw_path: "/devstoreaccount1/cont/dir/a%20b.txt",
+            query: &q,
+            target: &t,
+            peer: "127.0.0.1".parse().unwrap(),
+            https: false,
+            now,
+        };
+        assert_eq!(authenticate(&dev_accounts(), &p).unwrap().1, Caller::Key);
+        // One header changed after signing: refused.
+        let mut changed = h.clone();
+        changed.insert("x-ms-meta-data_subject", "bob".parse().unwrap());
+        let p = Presented { headers: &changed, ..p };
+        assert!(authenticate(&dev_accounts(), &p).is_err());
+    }
+
+    #[test]
+    fn sas_known_answers_from_the_python_sdk() {
+        let now = OffsetDateTime::from_unix_timestamp(1_796_472_000).unwrap();
+        let h = HeaderMap::new();
+        let blob = Target { account: "devstoreaccount1".into(), container: Some("cont".into()), blob: Some("dir/a b.txt".into()) };
+        let cont = Target { blob: None, ..blob.clone() };
+        let cases = [
+            ("se=2027-01-01T00%3A00%3A00Z&sp=r&sv=2026-10-06&sr=b&sig=1uKAxmWbu8iN5heVWPjIcWQfLGVfakBrgOMU1ZVanoE%3D", &blob, Op::GetBlob),
+            ("st=2026-01-01T00%3A00%3A00Z&se=2027-01-01T00%3A00%3A00Z&sp=rl&sip=127.0.0.1&spr=https%2Chttp&sv=2026-10-06&sr=c&sig=0QxUcy38aZhM85d6rhEig8xyjpkgCuniZC257GnBJEU%3D", &cont, Op::ListBlobs),
+            ("se=2027-01-01T00%3A00%3A00Z&sp=rwl&sv=2026-10-06&ss=b&srt=sco&sig=H9PVHJAirGv7i07tnTjEXGIOtBt9LlbRIQ%2B6F9mjsi4%3D", &blob, Op::PutBlob),
+        ];
+        for (raw, target, op) in cases {
+            let q = Query::parse(Some(raw)).unwrap();
+            let (_, caller) = authenticate(&dev_accounts(), &present(&h, &q, target, now)).unwrap();
+            assert_eq!(authorize(&caller, op, target).unwrap(), WriteMode::Any, "{raw}");
+            // The same SAS with one character of its permissions changed fails its signature.
+            let forged = Query::parse(Some(&raw.replace("sp=r", "sp=w"))).unwrap();
+            assert!(authenticate(&dev_accounts(), &present(&h, &forged, target, now)).is_err());
+        }
+        // The blob SAS grants nothing on another blob, the container SAS nothing from another address.
+        let other = Target { blob: Some("other".into()), ..blob.clone() };
+        let q = Query::parse(Some(cases[0].0)).unwrap();
+        assert!(authenticate(&dev_accounts(), &present(&h, &q, &other, now)).is_err());
+        let q = Query::parse(Some(cases[1].0)).unwrap();
+        let from_elsewhere = Presented { peer: "10.1.2.3".parse().unwrap(), ..present(&h, &q, &cont, now) };
+        assert_eq!(authenticate(&dev_accounts(), &from_elsewhere).unwrap_err().code, "AuthorizationSourceIPMismatch");
+    }
+
     #[test]
     fn sas_permissions_per_operation() {
         let now = OffsetDateTime::now_utc();
