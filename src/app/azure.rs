@@ -30,7 +30,11 @@ impl AzureDoor {
         let start = Instant::now();
         let id = new_request_id();
         let method = req.method().clone();
-        let path = loggable_path(&self.subject_patterns, req.uri().path());
+        let host = req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok());
+        let path = match self.front.split_account(host, req.uri().path()) {
+            Some((account, rest)) => format!("/{account}{}", loggable_path(&self.subject_patterns, rest)),
+            None => loggable_path(&self.subject_patterns, req.uri().path()),
+        };
         let has_body = has_request_body(req.headers());
         let close_after = empty_body_expecting_continue(req.headers());
         let (parts, body) = req.into_parts();

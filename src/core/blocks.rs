@@ -454,10 +454,6 @@ impl BlobService {
         let out = self.copy_with(tenant, src, bucket, key, Some(req), create_only, None).await;
         let p = self.place(tenant, bucket)?;
         self.delete_hidden(&p, &staged.hidden).await;
-        // The blob is no block blob any more: its old block table and staged blocks go (as in Azure).
-        if out.is_ok() {
-            self.discard_blocks_except(&p, key, None).await;
-        }
         Ok(out?.put)
     }
 

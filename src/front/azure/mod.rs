@@ -135,6 +135,12 @@ impl AzureFront {
         Self { core, accounts, domain, https }
     }
 
+    /// The account a request path addresses and the rest of the path (`/container/blob`, still encoded),
+    /// for log lines that redact data subjects in blob names as the S3 side does in keys.
+    pub fn split_account<'p>(&self, host: Option<&str>, path: &'p str) -> Option<(String, &'p str)> {
+        split_account(self.domain.as_deref(), host, path)
+    }
+
     /// Serves one request. `request_id` goes out as `x-ms-request-id`.
     pub async fn handle(&self, req: http::Request<s3s::Body>, peer: SocketAddr, request_id: &str) -> (Response, &'static str) {
         let (parts, body) = req.into_parts();
@@ -237,6 +243,21 @@ impl AzureFront {
     }
 }
 
+fn split_account<'p>(domain: Option<&str>, host: Option<&str>, path: &'p str) -> Option<(String, &'p str)> {
+    let host_style = domain.zip(host).is_some_and(|(d, h)| {
+        let h = h.to_ascii_lowercase();
+        let name = h.rsplit_once(':').map_or(h.as_str(), |(n, _)| n);
+        name.ends_with(&format!(".blob.{}", d.to_ascii_lowercase()))
+    });
+    if host_style {
+        let account = host?.split('.').next()?.to_ascii_lowercase();
+        return Some((account, path));
+    }
+    let rest = path.strip_prefix('/')?;
+    let (account, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    Some((account.to_owned(), path.get(account.len() + 1..).filter(|_| !tail.is_empty()).unwrap_or("/")))
+}
+
 /// Whether `v` is a well-formed `x-ms-version` (`YYYY-MM-DD`) blobseal accepts.
 fn version_ok(v: &str) -> bool {
     let shape = v.len() == 10
@@ -266,6 +287,15 @@ fn error_response(e: &AzureError, is_head: bool, request_id: &str) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn account_split_for_logs() {
+        assert_eq!(split_account(None, None, "/acct/cont/a/b"), Some(("acct".to_owned(), "/cont/a/b")));
+        assert_eq!(split_account(None, None, "/acct"), Some(("acct".to_owned(), "/")));
+        assert_eq!(split_account(Some("ex.net"), Some("acct.blob.ex.net:99"), "/cont/b"), Some(("acct".to_owned(), "/cont/b")));
+        assert_eq!(split_account(Some("ex.net"), Some("127.0.0.1:99"), "/acct/cont/b"), Some(("acct".to_owned(), "/cont/b")));
+        assert_eq!(split_account(None, None, "nope"), None);
+    }
 
     #[test]
     fn versions() {

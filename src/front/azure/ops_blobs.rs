@@ -17,6 +17,8 @@ use crate::core::service::{CopySource, ObjectInfo, PutOutcome, PutRequest};
 
 /// Azure's largest Put Blob (5000 MiB).
 pub const MAX_PUT_BLOB: u64 = 5000 * 1024 * 1024;
+/// Largest Put Blob body read whole to learn its MD5 before writing (one segment).
+const SMALL_PUT: u64 = 64 * 1024;
 /// Largest range whose MD5 a client may ask for (`x-ms-range-get-content-md5`).
 const MAX_RANGE_MD5: u64 = 4 * 1024 * 1024;
 
@@ -124,7 +126,16 @@ pub async fn put(cx: &Ctx<'_>, request_body: s3s::Body) -> Result<Response, Azur
     }
     // The blob's stored MD5: the one the client declared, else the transactional one (verified on the way),
     // else blobseal computes it, which needs the body sealed before the blob's metadata is written.
-    let known = declared.or(transactional).or_else(|| (len == 0).then(|| md5::Md5::new().finalize().into()));
+    let mut known = declared.or(transactional).or_else(|| (len == 0).then(|| md5::Md5::new().finalize().into()));
+    // A small body is read whole (after authentication, at most 64 KiB) so its MD5 is known before the write:
+    // one backend write instead of a staging write and a copy.
+    let request_body = if known.is_none() && len <= SMALL_PUT {
+        let bytes = read_small_body(request_body, SMALL_PUT as usize).await?;
+        known = Some(md5::Md5::digest(&bytes).into());
+        s3s::Body::from(bytes)
+    } else {
+        request_body
+    };
     let (stream, verdict) = body::checked(request_body, len, Checks { compute_md5: known.is_none(), ..checks });
     let result = match known {
         Some(md5) => {
