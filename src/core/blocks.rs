@@ -42,6 +42,8 @@ pub const MAX_COMMITTED_BLOCKS: usize = 50_000;
 pub const MAX_UNCOMMITTED_BLOCKS: usize = 100_000;
 /// Largest block table blobseal reads (50,000 lines of at most 86 + 1 + 20 + 1 bytes fit).
 const MAX_TABLE_BYTES: u64 = 8 * 1024 * 1024;
+/// Blocks opened ahead of the one being copied into the blob at commit.
+const BLOCKS_OPENED_AHEAD: usize = 4;
 /// Pages of a block listing blobseal reads at most (1000 keys each).
 const MAX_LIST_PAGES: usize = MAX_UNCOMMITTED_BLOCKS / 1000 + 1;
 
@@ -361,7 +363,7 @@ impl BlobService {
     ) -> ByteStream {
         let (core, tenant, bucket, key) = (Arc::clone(self), Arc::clone(tenant), bucket.to_owned(), key.to_owned());
         futures::stream::iter(sources.into_iter().filter(|s| s.size() > 0))
-            .then(move |source| {
+            .map(move |source| {
                 let (core, tenant, bucket, key, pinned) =
                     (Arc::clone(&core), Arc::clone(&tenant), bucket.clone(), key.clone(), pinned_etag.clone());
                 async move {
@@ -387,6 +389,8 @@ impl BlobService {
                     Ok(got.body)
                 }
             })
+            // The next blocks are opened (their envelopes unwrapped, their reads started) while one streams.
+            .buffered(BLOCKS_OPENED_AHEAD)
             .try_flatten()
             .boxed()
     }

@@ -108,6 +108,7 @@ impl BlobService {
         // Only if nobody replaced the object meanwhile: otherwise the new envelope would not match its bytes.
         opts.source_if_match = Some(head.meta.etag.clone());
         let res = p.backend.copy(&p.bucket, key, None, &p.bucket, key, opts).await?;
+        self.copy_to_backups(tenant, bucket, key, &p, res.version_id.as_deref()).await;
         Ok(PutOutcome {
             etag: client_etag(&res.etag),
             version_id: res.version_id,
