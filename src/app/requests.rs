@@ -140,28 +140,13 @@ fn request_timeout_response() -> hyper::Response<s3s::Body> {
 fn refusal_response(refusal: &Refusal) -> hyper::Response<s3s::Body> {
     let body = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{}</Code><Message>{}</Message></Error>",
-        xml_escape(refusal.code),
-        xml_escape(&refusal.message)
+        crate::front::xml_text::escape(refusal.code),
+        crate::front::xml_text::escape(&refusal.message)
     );
     let mut r = hyper::Response::new(s3s::Body::from(body));
     *r.status_mut() = refusal.status;
     r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/xml"));
     r
-}
-
-fn xml_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// A random per-request id: 16 upper-case hex digits, the shape of S3's own `x-amz-request-id`.

@@ -21,11 +21,11 @@ use bytes::Bytes;
 use futures::{StreamExt as _, TryStreamExt as _};
 
 use crate::backend::{BackendError, ByteStream, ListOptions};
-use crate::core::envelope::{ciphertext_len, seal_stream, Algorithm, Envelope, ObjectIdentity, ObjectKeys};
+use crate::core::envelope::{ciphertext_len, seal_stream, ObjectIdentity};
 use crate::core::error::{CoreError, CoreResult};
-use crate::core::keys::{DataKey, KeyError};
-use crate::core::service::{key_error, BlobService, ObjectInfo, PutOutcome, PutRequest, RangeRequest};
-use crate::core::stored::{backend_put_options, digest_of, listed_size};
+use crate::core::keys::KeyError;
+use crate::core::service::{BlobService, ObjectInfo, PutOutcome, PutRequest, RangeRequest};
+use crate::core::stored::{backend_put_options, listed_size};
 use crate::core::tenant::{Placement, Tenant};
 
 /// Where staged (uncommitted) blocks live.
@@ -166,19 +166,7 @@ impl BlobService {
     ) -> CoreResult<()> {
         let id = ObjectIdentity { tenant: &tenant.name, bucket, key: hidden };
         let stored = BTreeMap::new();
-        let dek = DataKey::generate().map_err(key_error)?;
-        let mut salt = [0u8; 32];
-        aws_lc_rs::rand::fill(&mut salt).map_err(|_| CoreError::Key(KeyError::Random))?;
-        let keys = ObjectKeys::derive(&dek, &salt)?;
-        let envelope = Envelope {
-            alg: Algorithm::Gcm,
-            plaintext_len: len,
-            salt,
-            commitment: keys.commitment(),
-            meta_digest: digest_of(&stored),
-            kek_id: String::new(),
-            wrapped_dek: Vec::new(),
-        };
+        let (dek, keys, envelope) = crate::core::service::fresh_envelope(len, &stored)?;
         let encoded = self.seal_envelope_for(tenant, &id, subject_key, envelope, &dek, subject_meta).await?;
         let opts = backend_put_options(stored, encoded, false, BTreeMap::new());
         p.backend.put(&p.bucket, hidden, seal_stream(keys, len, body), ciphertext_len(len), opts).await?;

@@ -226,6 +226,25 @@ pub(crate) fn scope_error(e: KeyError) -> CoreError {
     }
 }
 
+/// A new single-stream object's keys and (unwrapped) envelope: a fresh data key and salt, for `len`
+/// plaintext bytes and the stored metadata `stored`.
+pub(crate) fn fresh_envelope(len: u64, stored: &BTreeMap<String, String>) -> CoreResult<(DataKey, ObjectKeys, Envelope)> {
+    let dek = DataKey::generate().map_err(key_error)?;
+    let mut salt = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut salt).map_err(|_| CoreError::Key(KeyError::Random))?;
+    let keys = ObjectKeys::derive(&dek, &salt)?;
+    let envelope = Envelope {
+        alg: Algorithm::Gcm,
+        plaintext_len: len,
+        salt,
+        commitment: keys.commitment(),
+        meta_digest: digest_of(stored),
+        kek_id: String::new(),
+        wrapped_dek: Vec::new(),
+    };
+    Ok((dek, keys, envelope))
+}
+
 /// Resolves a client range against the plaintext size (RFC 9110 semantics, as S3 applies them).
 pub fn resolve_range(range: RangeRequest, size: u64) -> CoreResult<Range<u64>> {
     let unsatisfiable = CoreError::RangeNotSatisfiable { size };
@@ -501,19 +520,7 @@ impl BlobService {
         }
         let mut tags = req.tags;
         let stamp = self.stamp_retention(tenant, bucket, key, &mut stored, &mut tags, req.retention_days)?;
-        let dek = DataKey::generate().map_err(key_error)?;
-        let mut salt = [0u8; 32];
-        aws_lc_rs::rand::fill(&mut salt).map_err(|_| CoreError::Key(KeyError::Random))?;
-        let keys = ObjectKeys::derive(&dek, &salt)?;
-        let envelope = Envelope {
-            alg: Algorithm::Gcm,
-            plaintext_len: len,
-            salt,
-            commitment: keys.commitment(),
-            meta_digest: digest_of(&stored),
-            kek_id: String::new(),
-            wrapped_dek: Vec::new(),
-        };
+        let (dek, keys, envelope) = fresh_envelope(len, &stored)?;
         let encoded = self.seal_envelope(tenant, &id, envelope, &dek, &stored).await?;
         let tag = crate::core::service::envelope_tag(&encoded);
         let opts = backend_put_options(stored, encoded, req.if_none_match_any, tags);

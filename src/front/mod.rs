@@ -4,3 +4,4 @@
 pub mod azure;
 pub mod body_guard;
 pub mod s3;
+pub mod xml_text;
