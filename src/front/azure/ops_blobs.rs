@@ -360,17 +360,18 @@ pub async fn copy(cx: &Ctx<'_>, accounts: &Accounts, own: &Account) -> Result<Re
     let create_only = check_write_conditions(cx, container, blob).await?;
     let metadata = headers::metadata(cx.headers)?;
     let tags = headers::tags(cx.headers)?;
-    let replace = if metadata.is_empty() && tags.is_empty() {
+    let days = retention_days(cx)?;
+    let replace = if metadata.is_empty() && tags.is_empty() && days.is_none() {
         None
     } else {
-        // New metadata (or tags) for the copy; the content headers and MD5 stay the source's.
+        // New metadata, tags or retention for the copy; the content headers and MD5 stay the source's.
         let info = cx.core.head_object(&cx.tenant, &src_container, &src_blob, None).await.map_err(|e| cx.core_err(e))?;
         let metadata = if metadata.is_empty() { info.metadata.clone() } else { metadata };
         Some(PutRequest {
             metadata,
             headers: info.headers.clone(),
             tags,
-            retention_days: retention_days(cx)?,
+            retention_days: days,
             content_md5: info.content_md5.clone(),
             if_none_match_any: create_only,
         })
