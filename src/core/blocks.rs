@@ -61,6 +61,8 @@ pub struct BlockList {
     pub uncommitted: Vec<Block>,
     /// The blob, if it exists.
     pub blob: Option<ObjectInfo>,
+    /// The commit id naming the blob's block table, if it was committed from blocks.
+    pub commit: Option<String>,
 }
 
 /// One entry of a Put Block List.
@@ -240,19 +242,32 @@ impl BlobService {
 
     /// Get Block List: the committed blocks (from the blob's block table) and the staged ones.
     pub async fn list_blocks(&self, tenant: &Tenant, bucket: &str, key: &str) -> CoreResult<BlockList> {
+        self.block_list(tenant, bucket, key, false).await
+    }
+
+    /// `list_blocks`; with `for_commit`, a current blob that cannot be opened (its subject shredded, its
+    /// envelope broken) counts as having no committed blocks, so a commit of new blocks can replace it.
+    async fn block_list(&self, tenant: &Tenant, bucket: &str, key: &str, for_commit: bool) -> CoreResult<BlockList> {
         Self::check_client_key(key)?;
         let p = self.place(tenant, bucket)?;
         let (blob, commit) = match p.backend.head(&p.bucket, key, None).await {
             Ok(head) => {
                 let id = ObjectIdentity { tenant: &tenant.name, bucket, key };
-                let opened = self.open_envelope(tenant, &id, &head).await?;
-                (Some(Self::info_of(key, &head, &opened)), head.metadata.get(BLOCKLIST_META).cloned())
+                match self.open_envelope(tenant, &id, &head).await {
+                    Ok(opened) => {
+                        (Some(Self::info_of(key, &head, &opened)), head.metadata.get(BLOCKLIST_META).cloned())
+                    }
+                    Err(CoreError::KeyDestroyed(_) | CoreError::Integrity(_) | CoreError::NotSealed) if for_commit => {
+                        (None, None)
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             Err(BackendError::NoSuchKey) => (None, None),
             Err(e) => return Err(e.into()),
         };
-        let committed = match commit {
-            Some(commit) => self.committed_table(tenant, bucket, key, &commit).await?,
+        let committed = match &commit {
+            Some(commit) => self.committed_table(tenant, bucket, key, commit).await?,
             None => Vec::new(),
         };
         if let Some(info) = &blob {
@@ -267,7 +282,7 @@ impl BlobService {
             let Some(id) = hidden.strip_prefix(&prefix).and_then(|s| URL_SAFE_NO_PAD.decode(s).ok()) else { continue };
             uncommitted.push(Block { id, size: listed_size(stored) });
         }
-        Ok(BlockList { committed, uncommitted, blob })
+        Ok(BlockList { committed, uncommitted, blob, commit })
     }
 
     /// Put Block List: the blob becomes exactly the named blocks, in order. Nothing changes unless every
@@ -291,7 +306,7 @@ impl BlobService {
                 return Err(CoreError::InvalidBlockList("all block ids of a blob must have the same length".into()));
             }
         }
-        let list = self.list_blocks(tenant, bucket, key).await?;
+        let list = self.block_list(tenant, bucket, key, true).await?;
         let staged: HashMap<&[u8], u64> = list.uncommitted.iter().map(|b| (b.id.as_slice(), b.size)).collect();
         let mut committed: HashMap<&[u8], (u64, u64)> = HashMap::new();
         let mut offset = 0u64;
@@ -336,7 +351,13 @@ impl BlobService {
                 return Err(e);
             }
         };
-        self.discard_blocks_except(&p, key, Some(&commit)).await;
+        // The staged blocks go (Azure discards them at a commit), and the table this commit replaced; not
+        // other tables: a concurrent commit of the same blob may have just written its own, and its blob may
+        // land after ours (leftovers of such races are small and go with the blob's delete).
+        self.discard_staged(&p, key).await;
+        if let Some(old) = list.commit.as_deref().filter(|old| *old != commit) {
+            self.delete_hidden(&p, &table_key(key, old)).await;
+        }
         Ok(out)
     }
 
@@ -386,6 +407,18 @@ impl BlobService {
     async fn delete_hidden(&self, p: &Placement, hidden: &str) {
         if let Err(e) = p.backend.delete(&p.bucket, hidden, None).await {
             tracing::warn!(error = %e, "could not remove a block-blob staging object");
+        }
+    }
+
+    /// Removes the blob's staged blocks (failures logged).
+    async fn discard_staged(&self, p: &Placement, key: &str) {
+        match self.hidden_keys(p, &staged_prefix(key), usize::MAX).await {
+            Ok(keys) => {
+                for (hidden, _) in &keys {
+                    self.delete_hidden(p, hidden).await;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not list a blob's staged blocks"),
         }
     }
 

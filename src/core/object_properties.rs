@@ -24,7 +24,29 @@ pub struct PropertiesChange {
     pub content_md5: Option<Option<String>>,
 }
 
+/// What the backend says of an object, without opening its envelope (which needs its key).
+#[derive(Debug, Clone)]
+pub struct ObjectPeek {
+    /// Client-visible ETag (see `ObjectInfo::etag`).
+    pub etag: String,
+    pub last_modified: time::OffsetDateTime,
+    pub envelope_tag: Option<String>,
+}
+
 impl BlobService {
+    /// An object's ETag and time, unauthenticated: for deciding whether it exists and whether a delete's
+    /// conditions hold, even when its key was shredded or its envelope is broken (it can still be deleted).
+    pub async fn peek_object(&self, tenant: &Tenant, bucket: &str, key: &str) -> CoreResult<ObjectPeek> {
+        Self::check_client_key(key)?;
+        let p = self.place(tenant, bucket)?;
+        let head = p.backend.head(&p.bucket, key, None).await?;
+        Ok(ObjectPeek {
+            etag: client_etag(&head.meta.etag),
+            last_modified: head.meta.last_modified,
+            envelope_tag: head.metadata.get(crate::core::stored::ENVELOPE_META).map(|e| crate::core::service::envelope_tag(e)),
+        })
+    }
+
     /// The object's client tags (blobseal's own `blobseal-*` tags left out).
     pub async fn object_tags(&self, tenant: &Tenant, bucket: &str, key: &str) -> CoreResult<BTreeMap<String, String>> {
         Self::check_client_key(key)?;

@@ -255,9 +255,11 @@ pub async fn delete(cx: &Ctx<'_>) -> Result<Response, AzureError> {
     if headers::text(cx.headers, "x-ms-delete-snapshots").is_some_and(|v| v == "only") {
         return Err(AzureError::unsupported("Snapshots"));
     }
-    // Azure answers 404 for a missing blob (S3 would not): look first.
-    let info = cx.core.head_object(&cx.tenant, container, blob, None).await.map_err(|e| cx.core_err(e))?;
-    conditions::check(cx.headers, Some(current(&info).as_current()), false)?;
+    // Azure answers 404 for a missing blob (S3 would not): look first, without opening the envelope, so a
+    // blob whose key was shredded (or whose envelope is broken) can still be deleted.
+    let peek = cx.core.peek_object(&cx.tenant, container, blob).await.map_err(|e| cx.core_err(e))?;
+    let etag = headers::azure_etag(&peek.etag, peek.envelope_tag.as_deref());
+    conditions::check(cx.headers, Some(Current { etag: &etag, last_modified: peek.last_modified }), false)?;
     cx.core.delete_object(&cx.tenant, container, blob, None).await.map_err(|e| cx.core_err(e))?;
     cx.core.discard_blocks(&cx.tenant, container, blob).await.map_err(|e| cx.core_err(e))?;
     let mut h = HeaderMap::new();
