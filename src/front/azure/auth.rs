@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use super::error::AzureError;
 use super::headers::{parse_http_date, text};
 use super::router::{Op, Query, Target};
-use super::sas::{self, Level, SasGrant, SasRequest};
+use super::sas::{self, Level, SasGrant, SasRequest, SasScope};
 use super::shared_key::{self, HeaderOrder};
 
 /// How far `x-ms-date` may be from now (Azure's limit).
@@ -142,6 +142,12 @@ pub fn authorize(caller: &Caller, op: Op, target: &Target) -> Result<WriteMode, 
     match op {
         Op::AccountInfo => Ok(WriteMode::Any),
         Op::ListContainers => need("l", Level::Service),
+        // A service SAS for a container covers its blobs and their listing, never the container itself.
+        Op::CreateContainer | Op::DeleteContainer | Op::ContainerProperties | Op::SetContainerMetadata
+            if !matches!(grant.scope, SasScope::Account { .. }) =>
+        {
+            Err(AzureError::permission("This request is not authorized to perform this operation using this resource type."))
+        }
         Op::CreateContainer => need("cw", Level::Container),
         Op::DeleteContainer => need("d", Level::Container),
         Op::ContainerProperties => need("r", Level::Container),
@@ -310,6 +316,9 @@ mod tests {
         assert_eq!(authorize(&caller, Op::GetBlob, &t).unwrap(), WriteMode::Any);
         assert_eq!(authorize(&caller, Op::PutBlob, &t).unwrap_err().code, "AuthorizationPermissionMismatch");
         assert!(authorize(&caller, Op::DeleteBlob, &t).is_err());
+        let cont = Target { blob: None, ..t.clone() };
+        assert_eq!(authorize(&caller, Op::ListBlobs, &cont).unwrap(), WriteMode::Any);
+        assert!(authorize(&caller, Op::ContainerProperties, &cont).is_err(), "a container SAS never covers the container");
         let other = Target { container: Some("d".into()), ..t.clone() };
         assert!(authenticate(&accounts(), &present(&h, &q, &other, now)).is_err(), "signed for another container");
         let expired = now + time::Duration::hours(2);

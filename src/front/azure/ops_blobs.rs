@@ -118,7 +118,9 @@ pub async fn put(cx: &Ctx<'_>, request_body: s3s::Body) -> Result<Response, Azur
     let len = content_length(cx, MAX_PUT_BLOB)?;
     let transactional = headers::md5_header(cx.headers, "content-md5")?;
     let declared = headers::md5_header(cx.headers, "x-ms-blob-content-md5")?;
-    let checks = Checks { md5: transactional, crc64: headers::crc64_header(cx.headers)?, compute_md5: false };
+    // The blob's declared MD5 takes precedence over the transactional one, as in Azure; either way the body is
+    // checked against it, so a stored Content-MD5 always matches the bytes.
+    let checks = Checks { md5: declared.or(transactional), crc64: headers::crc64_header(cx.headers)?, compute_md5: false };
     let mut req = put_request(cx, true)?;
     req.if_none_match_any = check_write_conditions(cx, container, blob).await?;
     if len == 0 {

@@ -7,7 +7,7 @@ use base64::Engine as _;
 use futures::StreamExt as _;
 use http::{HeaderMap, StatusCode};
 
-use super::headers::{http_date, quoted};
+use super::headers::http_date;
 use super::xml::Writer;
 use super::{xml_response, AzureError, Ctx, Response};
 use crate::backend::ListOptions;
@@ -128,7 +128,8 @@ pub async fn list_blobs(cx: &Ctx<'_>) -> Result<Response, AzureError> {
         w.open("Blob").leaf("Name", &o.key).open("Properties");
         let modified = info.as_ref().map_or(o.last_modified, |i| i.last_modified);
         w.leaf("Creation-Time", &http_date(modified)).leaf("Last-Modified", &http_date(modified));
-        w.leaf("Etag", &quoted(&info.as_ref().map_or_else(|| o.etag.clone(), super::headers::info_etag)));
+        // Bare in blob listings, as Azure writes it (Get Blob's header is quoted).
+        w.leaf("Etag", &info.as_ref().map_or_else(|| o.etag.clone(), super::headers::info_etag));
         w.leaf("Content-Length", &info.as_ref().map_or(o.size, |i| i.size).to_string());
         let h = info.as_ref().map(|i| i.headers.clone()).unwrap_or_default();
         w.leaf("Content-Type", h.content_type.as_deref().unwrap_or("application/octet-stream"));
