@@ -42,6 +42,11 @@ pub enum RangeRequest {
     Suffix(u64),
 }
 
+/// The first key after every key of blobseal's reserved namespace (`.blobseal/` < every such key < `.blobseal0`).
+const RESERVED_RANGE_END: &str = ".blobseal0";
+/// Pages of hidden keys one listing skips at most.
+const MAX_HIDDEN_PAGES: usize = 16;
+
 /// Stored-metadata name of a copy's record (Azure's `x-ms-copy-*` properties).
 pub const COPY_META: &str = "blobseal-copy";
 
@@ -832,7 +837,27 @@ impl BlobService {
     /// Lists objects with plaintext sizes computed from stored sizes (no request per object).
     pub async fn list_objects(&self, tenant: &Tenant, bucket: &str, opts: ListOptions) -> CoreResult<ObjectPage> {
         let p = self.place(tenant, bucket)?;
-        let page = p.backend.list(&p.bucket, opts).await?;
+        let mut opts = opts;
+        // blobseal's own keys (`.blobseal/…`: Azure block tables, uploads in progress) are hidden, but they take
+        // places in a backend page: a page of nothing but hidden keys would reach the client as an empty,
+        // truncated page without a marker (S3 v1 clients stop there). Such pages are skipped, jumping past the
+        // reserved range when the page ended inside it.
+        let mut page = p.backend.list(&p.bucket, opts.clone()).await?;
+        for _ in 0..MAX_HIDDEN_PAGES {
+            let all_hidden = page.objects.iter().all(|o| o.key.starts_with(RESERVED_KEY_PREFIX))
+                && page.common_prefixes.iter().all(|c| c.starts_with(RESERVED_KEY_PREFIX));
+            if !(all_hidden && page.is_truncated) {
+                break;
+            }
+            let ended_inside = page.objects.last().is_some_and(|o| o.key.starts_with(RESERVED_KEY_PREFIX));
+            if ended_inside && opts.start_after.as_deref().is_none_or(|a| a < RESERVED_RANGE_END) {
+                opts.start_after = Some(RESERVED_RANGE_END.to_owned());
+                opts.continuation = None;
+            } else {
+                opts.continuation = page.next_token.clone();
+            }
+            page = p.backend.list(&p.bucket, opts.clone()).await?;
+        }
         let visible = page.objects.into_iter().filter(|o| !o.key.starts_with(RESERVED_KEY_PREFIX));
         let objects = futures::stream::iter(visible)
             .map(|o| {
