@@ -70,7 +70,11 @@ pub fn accounts(settings: &Settings) -> Result<Accounts, AppError> {
 }
 
 /// The Azure request path for `settings`, if an Azure listener is configured.
-pub fn door(settings: &Settings, core: &Arc<BlobService>, subject_patterns: Vec<KeyPattern>) -> Result<Option<AzureDoor>, AppError> {
+pub fn door(
+    settings: &Settings,
+    core: &Arc<BlobService>,
+    subject_patterns: Vec<KeyPattern>,
+) -> Result<Option<AzureDoor>, AppError> {
     if settings.azure_listen.is_none() {
         return Ok(None);
     }

@@ -220,8 +220,7 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
     };
     let azure = match (&runtime.azure, settings.azure_listen) {
         (Some(door), Some(addr)) => {
-            let azure_listener =
-                TcpListener::bind(addr).await.map_err(|source| AppError::Bind { addr, source })?;
+            let azure_listener = TcpListener::bind(addr).await.map_err(|source| AppError::Bind { addr, source })?;
             let local = azure_listener.local_addr().map_err(|source| AppError::Bind { addr, source })?;
             tracing::info!("blobseal azure front end listening on {local}");
             let door = Arc::clone(door);

@@ -138,9 +138,15 @@ pub struct StagedBlob {
 /// Where one block of a commit comes from.
 #[derive(Debug, Clone)]
 enum Source {
-    Staged { hidden: String, size: u64 },
+    Staged {
+        hidden: String,
+        size: u64,
+    },
     /// A range of the current blob (a committed block kept).
-    Committed { offset: u64, size: u64 },
+    Committed {
+        offset: u64,
+        size: u64,
+    },
 }
 
 impl Source {
@@ -194,7 +200,8 @@ impl BlobService {
         let prefix = staged_prefix(key);
         let opts = ListOptions { prefix: prefix.clone(), max_keys: 1, ..Default::default() };
         let page = p.backend.list(&p.bucket, opts).await?;
-        let other = page.objects.first().and_then(|m| m.key.strip_prefix(&prefix).and_then(|s| URL_SAFE_NO_PAD.decode(s).ok()));
+        let other =
+            page.objects.first().and_then(|m| m.key.strip_prefix(&prefix).and_then(|s| URL_SAFE_NO_PAD.decode(s).ok()));
         if other.is_some_and(|o| o.len() != id.len()) {
             return Err(CoreError::InvalidBlock("all block ids of a blob must have the same length".into()));
         }
@@ -236,7 +243,8 @@ impl BlobService {
             return Err(CoreError::Integrity("block table too large".into()));
         }
         let bytes: Vec<Bytes> = got.body.try_collect().await.map_err(|e| CoreError::Integrity(e.to_string()))?;
-        let text = String::from_utf8(bytes.concat()).map_err(|_| CoreError::Integrity("block table not UTF-8".into()))?;
+        let text =
+            String::from_utf8(bytes.concat()).map_err(|_| CoreError::Integrity("block table not UTF-8".into()))?;
         decode_table(&text)
     }
 
@@ -314,15 +322,15 @@ impl BlobService {
             committed.entry(b.id.as_slice()).or_insert((offset, b.size));
             offset = offset.checked_add(b.size).ok_or(CoreError::Integrity("block sizes overflow".into()))?;
         }
-        let missing = |id: &[u8]| CoreError::InvalidBlockList(format!("block {} is not there", URL_SAFE_NO_PAD.encode(id)));
+        let missing =
+            |id: &[u8]| CoreError::InvalidBlockList(format!("block {} is not there", URL_SAFE_NO_PAD.encode(id)));
         let mut sources = Vec::with_capacity(refs.len());
         let mut table = Vec::with_capacity(refs.len());
         let mut total = 0u64;
         for r in &refs {
             let id = r.id();
             let from_staged = || staged.get(id).map(|&size| Source::Staged { hidden: staged_key(key, id), size });
-            let from_committed =
-                || committed.get(id).map(|&(offset, size)| Source::Committed { offset, size });
+            let from_committed = || committed.get(id).map(|&(offset, size)| Source::Committed { offset, size });
             let source = match r {
                 BlockRef::Uncommitted(_) => from_staged(),
                 BlockRef::Committed(_) => from_committed(),

@@ -447,7 +447,10 @@ impl BlobService {
             version_id: head.meta.version_id.clone(),
             last_modified: Some(head.meta.last_modified),
             delete_after: head.metadata.get(crate::core::governance::DELETE_AFTER).cloned(),
-            envelope_tag: head.metadata.get(crate::core::stored::ENVELOPE_META).map(|e| crate::core::service::envelope_tag(e)),
+            envelope_tag: head
+                .metadata
+                .get(crate::core::stored::ENVELOPE_META)
+                .map(|e| crate::core::service::envelope_tag(e)),
         })
     }
 

@@ -43,7 +43,10 @@ impl BlobService {
         Ok(ObjectPeek {
             etag: client_etag(&head.meta.etag),
             last_modified: head.meta.last_modified,
-            envelope_tag: head.metadata.get(crate::core::stored::ENVELOPE_META).map(|e| crate::core::service::envelope_tag(e)),
+            envelope_tag: head
+                .metadata
+                .get(crate::core::stored::ENVELOPE_META)
+                .map(|e| crate::core::service::envelope_tag(e)),
         })
     }
 

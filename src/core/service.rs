@@ -233,7 +233,10 @@ pub(crate) fn scope_error(e: KeyError) -> CoreError {
 
 /// A new single-stream object's keys and (unwrapped) envelope: a fresh data key and salt, for `len`
 /// plaintext bytes and the stored metadata `stored`.
-pub(crate) fn fresh_envelope(len: u64, stored: &BTreeMap<String, String>) -> CoreResult<(DataKey, ObjectKeys, Envelope)> {
+pub(crate) fn fresh_envelope(
+    len: u64,
+    stored: &BTreeMap<String, String>,
+) -> CoreResult<(DataKey, ObjectKeys, Envelope)> {
     let dek = DataKey::generate().map_err(key_error)?;
     let mut salt = [0u8; 32];
     aws_lc_rs::rand::fill(&mut salt).map_err(|_| CoreError::Key(KeyError::Random))?;

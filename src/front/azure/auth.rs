@@ -65,12 +65,12 @@ pub fn authenticate<'a>(accounts: &'a Accounts, r: &Presented<'_>) -> Result<(&'
         let (scheme, rest) = auth.split_once(' ').unwrap_or((auth, ""));
         match scheme {
             "SharedKey" => {}
-            "SharedKeyLite" => return Err(AzureError::auth("SharedKeyLite is not supported by blobseal; use SharedKey.")),
-            "Bearer" => {
-                return Err(AzureError::auth(
-                    "Microsoft Entra ID (bearer token) authorization is not supported by blobseal; use SharedKey or a SAS.",
-                ))
+            "SharedKeyLite" => {
+                return Err(AzureError::auth("SharedKeyLite is not supported by blobseal; use SharedKey."))
             }
+            "Bearer" => return Err(AzureError::auth(
+                "Microsoft Entra ID (bearer token) authorization is not supported by blobseal; use SharedKey or a SAS.",
+            )),
             _ => return Err(AzureError::auth("Unknown authorization scheme.")),
         }
         let (name, signature) = rest.trim().split_once(':').unwrap_or(("", ""));
@@ -136,7 +136,9 @@ pub fn authorize(caller: &Caller, op: Op, target: &Target) -> Result<WriteMode, 
         if grant.allows(perms, level, c, b) {
             Ok(WriteMode::Any)
         } else {
-            Err(AzureError::permission("This request is not authorized to perform this operation using this permission."))
+            Err(AzureError::permission(
+                "This request is not authorized to perform this operation using this permission.",
+            ))
         }
     };
     match op {
@@ -146,7 +148,9 @@ pub fn authorize(caller: &Caller, op: Op, target: &Target) -> Result<WriteMode, 
         Op::CreateContainer | Op::DeleteContainer | Op::ContainerProperties | Op::SetContainerMetadata
             if !matches!(grant.scope, SasScope::Account { .. }) =>
         {
-            Err(AzureError::permission("This request is not authorized to perform this operation using this resource type."))
+            Err(AzureError::permission(
+                "This request is not authorized to perform this operation using this resource type.",
+            ))
         }
         Op::CreateContainer => need("cw", Level::Container),
         Op::DeleteContainer => need("d", Level::Container),
@@ -251,7 +255,11 @@ mod tests {
             h.insert(http::HeaderName::from_static(k), v.parse().unwrap());
         }
         let q = Query::parse(Some("comp=block&blockid=QUFBQQ%3D%3D")).unwrap();
-        let t = Target { account: "devstoreaccount1".into(), container: Some("cont".into()), blob: Some("dir/a b.txt".into()) };
+        let t = Target {
+            account: "devstoreaccount1".into(),
+            container: Some("cont".into()),
+            blob: Some("dir/a b.txt".into()),
+        };
         let now = OffsetDateTime::from_unix_timestamp(1_796_472_000).unwrap(); // 2026-12-05T12:00:00Z
         let p = Presented {
             method: &Method::PUT,
@@ -275,7 +283,11 @@ mod tests {
     fn sas_known_answers_from_the_python_sdk() {
         let now = OffsetDateTime::from_unix_timestamp(1_796_472_000).unwrap();
         let h = HeaderMap::new();
-        let blob = Target { account: "devstoreaccount1".into(), container: Some("cont".into()), blob: Some("dir/a b.txt".into()) };
+        let blob = Target {
+            account: "devstoreaccount1".into(),
+            container: Some("cont".into()),
+            blob: Some("dir/a b.txt".into()),
+        };
         let cont = Target { blob: None, ..blob.clone() };
         let cases = [
             ("se=2027-01-01T00%3A00%3A00Z&sp=r&sv=2026-10-06&sr=b&sig=1uKAxmWbu8iN5heVWPjIcWQfLGVfakBrgOMU1ZVanoE%3D", &blob, Op::GetBlob),
@@ -318,7 +330,10 @@ mod tests {
         assert!(authorize(&caller, Op::DeleteBlob, &t).is_err());
         let cont = Target { blob: None, ..t.clone() };
         assert_eq!(authorize(&caller, Op::ListBlobs, &cont).unwrap(), WriteMode::Any);
-        assert!(authorize(&caller, Op::ContainerProperties, &cont).is_err(), "a container SAS never covers the container");
+        assert!(
+            authorize(&caller, Op::ContainerProperties, &cont).is_err(),
+            "a container SAS never covers the container"
+        );
         let other = Target { container: Some("d".into()), ..t.clone() };
         assert!(authenticate(&accounts(), &present(&h, &q, &other, now)).is_err(), "signed for another container");
         let expired = now + time::Duration::hours(2);

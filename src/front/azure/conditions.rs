@@ -27,7 +27,11 @@ pub fn any(h: &HeaderMap) -> bool {
 }
 
 fn not_modified() -> AzureError {
-    AzureError::new(StatusCode::NOT_MODIFIED, "ConditionNotMet", "The condition specified using HTTP conditional header(s) is not met.")
+    AzureError::new(
+        StatusCode::NOT_MODIFIED,
+        "ConditionNotMet",
+        "The condition specified using HTTP conditional header(s) is not met.",
+    )
 }
 
 /// Checks the conditions of a read (`GET`/`HEAD`) or write against `current` (`None`: no blob).
@@ -87,6 +91,9 @@ mod tests {
         assert_eq!(check(&h(&[("if-modified-since", &later)]), c, true).unwrap_err().status, StatusCode::NOT_MODIFIED);
         assert!(check(&h(&[("if-modified-since", &earlier)]), c, true).is_ok());
         assert!(check(&h(&[("if-unmodified-since", &later)]), c, false).is_ok());
-        assert_eq!(check(&h(&[("if-unmodified-since", &earlier)]), c, false).unwrap_err().status, StatusCode::PRECONDITION_FAILED);
+        assert_eq!(
+            check(&h(&[("if-unmodified-since", &earlier)]), c, false).unwrap_err().status,
+            StatusCode::PRECONDITION_FAILED
+        );
     }
 }

@@ -115,18 +115,22 @@ pub fn from_core(err: CoreError, addressed: Addressed) -> AzureError {
         }
         CoreError::RangeNotSatisfiable { size } => AzureError {
             size: Some(size),
-            ..AzureError::new(S::RANGE_NOT_SATISFIABLE, "InvalidRange", "The range specified is invalid for the current size of the resource.")
+            ..AzureError::new(
+                S::RANGE_NOT_SATISFIABLE,
+                "InvalidRange",
+                "The range specified is invalid for the current size of the resource.",
+            )
         },
         CoreError::InvalidRequest(msg) => AzureError::bad_request("InvalidInput", msg),
         e @ CoreError::MetadataTooLarge { .. } => AzureError::bad_request("MetadataTooLarge", e.to_string()),
         CoreError::InvalidPartNumber => AzureError::bad_request("InvalidInput", "no such part"),
-        CoreError::InvalidBlockList(msg) => AzureError::bad_request(
-            "InvalidBlockList",
-            format!("The specified block list is invalid. {msg}"),
-        ),
-        CoreError::InvalidBlock(msg) => {
-            AzureError::bad_request("InvalidBlobOrBlock", format!("The specified blob or block content is invalid. {msg}"))
+        CoreError::InvalidBlockList(msg) => {
+            AzureError::bad_request("InvalidBlockList", format!("The specified block list is invalid. {msg}"))
         }
+        CoreError::InvalidBlock(msg) => AzureError::bad_request(
+            "InvalidBlobOrBlock",
+            format!("The specified blob or block content is invalid. {msg}"),
+        ),
         CoreError::NoSuchUpload => AzureError::bad_request("InvalidBlockList", "The specified block list is invalid."),
         CoreError::NotImplemented(what) => AzureError::unsupported(what),
         CoreError::Unreachable(what) => {
@@ -186,9 +190,11 @@ fn backend_error(err: BackendError, addressed: Addressed) -> AzureError {
             tracing::error!(%detail, "backend refused blobseal's credentials");
             AzureError::new(S::SERVICE_UNAVAILABLE, "ServerBusy", "The storage backend refused the request.")
         }
-        BackendError::ObjectLocked(_) => {
-            AzureError::new(S::CONFLICT, "BlobImmutableDueToPolicy", "The blob is locked by a retention policy or legal hold.")
-        }
+        BackendError::ObjectLocked(_) => AzureError::new(
+            S::CONFLICT,
+            "BlobImmutableDueToPolicy",
+            "The blob is locked by a retention policy or legal hold.",
+        ),
         BackendError::Throttled => {
             AzureError::new(S::SERVICE_UNAVAILABLE, "ServerBusy", "The server is busy. Please retry.")
         }

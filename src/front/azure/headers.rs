@@ -27,7 +27,10 @@ pub fn metadata(h: &HeaderMap) -> Result<BTreeMap<String, String>, AzureError> {
     for (name, value) in h {
         let Some(key) = name.as_str().strip_prefix(META_PREFIX) else { continue };
         if key.is_empty() {
-            return Err(AzureError::bad_request("EmptyMetadataKey", "The key for one of the metadata key-value pairs is empty."));
+            return Err(AzureError::bad_request(
+                "EmptyMetadataKey",
+                "The key for one of the metadata key-value pairs is empty.",
+            ));
         }
         // Azure's rule: metadata names are C# identifiers.
         let mut chars = key.chars();
@@ -38,9 +41,8 @@ pub fn metadata(h: &HeaderMap) -> Result<BTreeMap<String, String>, AzureError> {
                 "Metadata names must be valid C# identifiers (letters, digits and underscores).",
             ));
         }
-        let value = value
-            .to_str()
-            .map_err(|_| AzureError::bad_request("InvalidMetadata", "A metadata value is not ASCII."))?;
+        let value =
+            value.to_str().map_err(|_| AzureError::bad_request("InvalidMetadata", "A metadata value is not ASCII."))?;
         out.insert(key.to_ascii_lowercase(), value.to_owned());
     }
     Ok(out)
@@ -66,12 +68,11 @@ pub fn content_headers(h: &HeaderMap, standard_too: bool) -> ContentHeaders {
 pub fn md5_header(h: &HeaderMap, name: &str) -> Result<Option<[u8; 16]>, AzureError> {
     match text(h, name) {
         None => Ok(None),
-        Some(v) => STANDARD
-            .decode(v)
-            .ok()
-            .and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok())
-            .map(Some)
-            .ok_or_else(|| AzureError::bad_request("InvalidMd5", "The MD5 value specified in the request is invalid.")),
+        Some(v) => {
+            STANDARD.decode(v).ok().and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok()).map(Some).ok_or_else(|| {
+                AzureError::bad_request("InvalidMd5", "The MD5 value specified in the request is invalid.")
+            })
+        }
     }
 }
 

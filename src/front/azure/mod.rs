@@ -29,8 +29,8 @@ use http::{HeaderMap, Method, StatusCode};
 
 pub use auth::{Account, Accounts};
 use auth::{Caller, Presented, WriteMode};
-pub use error::AzureError;
 use error::Addressed;
+pub use error::AzureError;
 use router::{Op, Query, Target};
 
 use crate::backend::ByteStream;
@@ -117,11 +117,13 @@ pub(crate) fn stream_body(body: ByteStream) -> s3s::Body {
 
 /// The request body, read in full (only for small, bounded XML bodies, after authentication).
 pub(crate) async fn read_small_body(body: s3s::Body, limit: usize) -> Result<Bytes, AzureError> {
-    let too_large = || AzureError::new(StatusCode::PAYLOAD_TOO_LARGE, "RequestBodyTooLarge", "The request body is too large.");
+    let too_large =
+        || AzureError::new(StatusCode::PAYLOAD_TOO_LARGE, "RequestBodyTooLarge", "The request body is too large.");
     let mut out = Vec::new();
     let mut body = body;
     while let Some(chunk) = futures::StreamExt::next(&mut body).await {
-        let chunk = chunk.map_err(|_| AzureError::bad_request("InvalidInput", "The request body could not be read."))?;
+        let chunk =
+            chunk.map_err(|_| AzureError::bad_request("InvalidInput", "The request body could not be read."))?;
         if out.len().saturating_add(chunk.len()) > limit {
             return Err(too_large());
         }
@@ -142,7 +144,12 @@ impl AzureFront {
     }
 
     /// Serves one request. `request_id` goes out as `x-ms-request-id`.
-    pub async fn handle(&self, req: http::Request<s3s::Body>, peer: SocketAddr, request_id: &str) -> (Response, &'static str) {
+    pub async fn handle(
+        &self,
+        req: http::Request<s3s::Body>,
+        peer: SocketAddr,
+        request_id: &str,
+    ) -> (Response, &'static str) {
         let (parts, body) = req.into_parts();
         let version = headers::text(&parts.headers, "x-ms-version").map(str::to_owned);
         let client_id = parts.headers.get("x-ms-client-request-id").cloned();
@@ -198,7 +205,8 @@ impl AzureFront {
             return Err((AzureError::unsupported(what), op));
         }
         let write = auth::authorize(&caller, op, &target).map_err(|e| (e, op))?;
-        let tenant = self.core.directory().tenant(&account.tenant).map_err(|e| (error::from_core(e, Addressed::Account), op))?;
+        let tenant =
+            self.core.directory().tenant(&account.tenant).map_err(|e| (error::from_core(e, Addressed::Account), op))?;
         let scheme = if self.https { "https" } else { "http" };
         let endpoint = match (&self.domain, host) {
             (Some(_), Some(h)) if h.to_ascii_lowercase().starts_with(&format!("{}.blob.", target.account)) => {
@@ -260,8 +268,8 @@ fn split_account<'p>(domain: Option<&str>, host: Option<&str>, path: &'p str) ->
 
 /// Whether `v` is a well-formed `x-ms-version` (`YYYY-MM-DD`) blobseal accepts.
 fn version_ok(v: &str) -> bool {
-    let shape = v.len() == 10
-        && v.char_indices().all(|(i, c)| if i == 4 || i == 7 { c == '-' } else { c.is_ascii_digit() });
+    let shape =
+        v.len() == 10 && v.char_indices().all(|(i, c)| if i == 4 || i == 7 { c == '-' } else { c.is_ascii_digit() });
     shape && v >= MIN_VERSION
 }
 
@@ -275,11 +283,12 @@ fn error_response(e: &AzureError, is_head: bool, request_id: &str) -> Response {
     if is_head || e.status == StatusCode::NOT_MODIFIED {
         return empty(e.status, h);
     }
-    let time = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
+    let time =
+        time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
     let mut w = xml::Writer::new();
-    w.open("Error").leaf("Code", e.code).leaf("Message", &format!("{}\nRequestId:{request_id}\nTime:{time}", e.message));
+    w.open("Error")
+        .leaf("Code", e.code)
+        .leaf("Message", &format!("{}\nRequestId:{request_id}\nTime:{time}", e.message));
     w.close("Error");
     xml_response(e.status, h, w.finish())
 }
@@ -292,8 +301,14 @@ mod tests {
     fn account_split_for_logs() {
         assert_eq!(split_account(None, None, "/acct/cont/a/b"), Some(("acct".to_owned(), "/cont/a/b")));
         assert_eq!(split_account(None, None, "/acct"), Some(("acct".to_owned(), "/")));
-        assert_eq!(split_account(Some("ex.net"), Some("acct.blob.ex.net:99"), "/cont/b"), Some(("acct".to_owned(), "/cont/b")));
-        assert_eq!(split_account(Some("ex.net"), Some("127.0.0.1:99"), "/acct/cont/b"), Some(("acct".to_owned(), "/cont/b")));
+        assert_eq!(
+            split_account(Some("ex.net"), Some("acct.blob.ex.net:99"), "/cont/b"),
+            Some(("acct".to_owned(), "/cont/b"))
+        );
+        assert_eq!(
+            split_account(Some("ex.net"), Some("127.0.0.1:99"), "/acct/cont/b"),
+            Some(("acct".to_owned(), "/cont/b"))
+        );
         assert_eq!(split_account(None, None, "nope"), None);
     }
 

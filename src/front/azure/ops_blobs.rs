@@ -26,7 +26,11 @@ const MAX_RANGE_MD5: u64 = 4 * 1024 * 1024;
 pub fn content_length(cx: &Ctx<'_>, max: u64) -> Result<u64, AzureError> {
     let len = headers::text(cx.headers, "content-length")
         .ok_or_else(|| {
-            AzureError::new(StatusCode::LENGTH_REQUIRED, "MissingContentLengthHeader", "The Content-Length header is required.")
+            AzureError::new(
+                StatusCode::LENGTH_REQUIRED,
+                "MissingContentLengthHeader",
+                "The Content-Length header is required.",
+            )
         })?
         .parse::<u64>()
         .map_err(|_| AzureError::bad_request("InvalidHeaderValue", "Content-Length is not a number."))?;
@@ -71,7 +75,8 @@ pub async fn check_write_conditions(cx: &Ctx<'_>, container: &str, blob: &str) -
             Err(e) => return Err(cx.core_err(e)),
         };
         let etag = current.as_ref().map(headers::info_etag);
-        let cur = current.as_ref().zip(etag.as_deref()).map(|(i, etag)| Current { etag, last_modified: i.last_modified });
+        let cur =
+            current.as_ref().zip(etag.as_deref()).map(|(i, etag)| Current { etag, last_modified: i.last_modified });
         conditions::check(cx.headers, cur, false)?;
     }
     Ok(create_only)
@@ -81,7 +86,10 @@ fn retention_days(cx: &Ctx<'_>) -> Result<Option<u32>, AzureError> {
     match headers::text(cx.headers, "x-blobseal-retention-days") {
         None => Ok(None),
         Some(v) => v.parse::<u32>().ok().filter(|d| (1..=36500).contains(d)).map(Some).ok_or_else(|| {
-            AzureError::bad_request("InvalidHeaderValue", "x-blobseal-retention-days must be a number of days, 1 to 36500")
+            AzureError::bad_request(
+                "InvalidHeaderValue",
+                "x-blobseal-retention-days must be a number of days, 1 to 36500",
+            )
         }),
     }
 }
@@ -120,7 +128,8 @@ pub async fn put(cx: &Ctx<'_>, request_body: s3s::Body) -> Result<Response, Azur
     let declared = headers::md5_header(cx.headers, "x-ms-blob-content-md5")?;
     // The blob's declared MD5 takes precedence over the transactional one, as in Azure; either way the body is
     // checked against it, so a stored Content-MD5 always matches the bytes.
-    let checks = Checks { md5: declared.or(transactional), crc64: headers::crc64_header(cx.headers)?, compute_md5: false };
+    let checks =
+        Checks { md5: declared.or(transactional), crc64: headers::crc64_header(cx.headers)?, compute_md5: false };
     let mut req = put_request(cx, true)?;
     req.if_none_match_any = check_write_conditions(cx, container, blob).await?;
     if len == 0 {
@@ -217,7 +226,8 @@ pub async fn get(cx: &Ctx<'_>) -> Result<Response, AzureError> {
     if let Some(m) = &got.info.content_md5 {
         set(&mut h, "x-ms-blob-content-md5", m);
     }
-    let want_md5 = headers::text(cx.headers, "x-ms-range-get-content-md5").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let want_md5 =
+        headers::text(cx.headers, "x-ms-range-get-content-md5").is_some_and(|v| v.eq_ignore_ascii_case("true"));
     if want_md5 {
         if n > MAX_RANGE_MD5 {
             return Err(AzureError::bad_request(
@@ -314,7 +324,11 @@ pub async fn set_tags(cx: &Ctx<'_>, request_body: s3s::Body) -> Result<Response,
 /// caller may read. Nothing is ever fetched from a URL.
 fn copy_source(cx: &Ctx<'_>, accounts: &Accounts, own: &Account) -> Result<(String, String), AzureError> {
     let cannot = |why: &str| {
-        AzureError::new(StatusCode::FORBIDDEN, "CannotVerifyCopySource", format!("Cannot verify the copy source: {why}"))
+        AzureError::new(
+            StatusCode::FORBIDDEN,
+            "CannotVerifyCopySource",
+            format!("Cannot verify the copy source: {why}"),
+        )
     };
     let raw = headers::text(cx.headers, "x-ms-copy-source").ok_or_else(|| cannot("missing"))?;
     let url = url::Url::parse(raw).map_err(|_| cannot("not a URL"))?;
@@ -369,7 +383,8 @@ pub async fn copy(cx: &Ctx<'_>, accounts: &Accounts, own: &Account) -> Result<Re
         None
     } else {
         // New metadata, tags or retention for the copy; the content headers and MD5 stay the source's.
-        let info = cx.core.head_object(&cx.tenant, &src_container, &src_blob, None).await.map_err(|e| cx.core_err(e))?;
+        let info =
+            cx.core.head_object(&cx.tenant, &src_container, &src_blob, None).await.map_err(|e| cx.core_err(e))?;
         let metadata = if metadata.is_empty() { info.metadata.clone() } else { metadata };
         Some(PutRequest {
             metadata,

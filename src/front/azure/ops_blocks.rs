@@ -64,11 +64,7 @@ pub async fn put_block_list(cx: &Ctx<'_>, request_body: s3s::Body) -> Result<Res
     req.if_none_match_any = check_write_conditions(cx, container, blob).await?;
     // The blob's MD5 is what the client declares (Azure does not compute one for a block list).
     req.content_md5 = headers::md5_header(cx.headers, "x-ms-blob-content-md5")?.map(|m| STANDARD.encode(m));
-    let out = cx
-        .core
-        .commit_blocks(&cx.tenant, container, blob, refs, req)
-        .await
-        .map_err(|e| cx.core_err(e))?;
+    let out = cx.core.commit_blocks(&cx.tenant, container, blob, refs, req).await.map_err(|e| cx.core_err(e))?;
     Ok(empty(StatusCode::CREATED, written(&out, Some(&STANDARD.encode(list_md5)))))
 }
 

@@ -35,7 +35,10 @@ fn check_container_name(name: &str) -> Result<(), AzureError> {
     }
     let chars_ok = name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     if !chars_ok || name.starts_with('-') || name.ends_with('-') || name.contains("--") {
-        return Err(AzureError::bad_request("InvalidResourceName", "The specified resource name contains invalid characters."));
+        return Err(AzureError::bad_request(
+            "InvalidResourceName",
+            "The specified resource name contains invalid characters.",
+        ));
     }
     Ok(())
 }

@@ -50,7 +50,8 @@ pub async fn list_containers(cx: &Ctx<'_>) -> Result<Response, AzureError> {
     for b in &page {
         w.open("Container").leaf("Name", &b.name).open("Properties");
         w.leaf("Last-Modified", &http_date(b.created));
-        let tag = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, format!("{}\n{}", b.name, b.created).as_bytes());
+        let tag =
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, format!("{}\n{}", b.name, b.created).as_bytes());
         w.leaf("Etag", &format!("\"0x{}\"", hex::encode_upper(tag.as_ref().get(..8).unwrap_or_default())));
         w.leaf("LeaseStatus", "unlocked").leaf("LeaseState", "available");
         w.leaf("HasImmutabilityPolicy", "false").leaf("HasLegalHold", "false");
@@ -97,7 +98,8 @@ pub async fn list_blobs(cx: &Ctx<'_>) -> Result<Response, AzureError> {
     let page = cx.core.list_objects(&cx.tenant, container, opts).await.map_err(|e| cx.core_err(e))?;
     // Owned inputs: the stream is polled inside the connection's task, which must be Send for any lifetime.
     let keys: Vec<String> = page.objects.iter().map(|o| o.key.clone()).collect();
-    let (core, tenant, bucket) = (std::sync::Arc::clone(cx.core), std::sync::Arc::clone(&cx.tenant), container.to_owned());
+    let (core, tenant, bucket) =
+        (std::sync::Arc::clone(cx.core), std::sync::Arc::clone(&cx.tenant), container.to_owned());
     let infos: Vec<Option<ObjectInfo>> = futures::stream::iter(keys)
         .map(move |key| {
             let (core, tenant, bucket) = (std::sync::Arc::clone(&core), std::sync::Arc::clone(&tenant), bucket.clone());

@@ -51,7 +51,8 @@ impl Query {
 
 /// Splits the request into account, container and blob.
 pub fn target(host: Option<&str>, path: &str, domain: Option<&str>) -> Result<Target, AzureError> {
-    let bad = || AzureError::bad_request("InvalidUri", "The requested URI does not represent any resource on the server.");
+    let bad =
+        || AzureError::bad_request("InvalidUri", "The requested URI does not represent any resource on the server.");
     let host_account = match (domain, host) {
         (Some(domain), Some(host)) => {
             let host = host.to_ascii_lowercase();
@@ -233,9 +234,15 @@ mod tests {
     #[test]
     fn path_style_and_host_style() {
         let x = t(Some("127.0.0.1:10000"), "/acct/cont/a/b%20c.txt", None);
-        assert_eq!((x.account.as_str(), x.container.as_deref(), x.blob.as_deref()), ("acct", Some("cont"), Some("a/b c.txt")));
+        assert_eq!(
+            (x.account.as_str(), x.container.as_deref(), x.blob.as_deref()),
+            ("acct", Some("cont"), Some("a/b c.txt"))
+        );
         let x = t(Some("acct.blob.example.net:8443"), "/cont/blob", Some("example.net"));
-        assert_eq!((x.account.as_str(), x.container.as_deref(), x.blob.as_deref()), ("acct", Some("cont"), Some("blob")));
+        assert_eq!(
+            (x.account.as_str(), x.container.as_deref(), x.blob.as_deref()),
+            ("acct", Some("cont"), Some("blob"))
+        );
         // A host outside the domain falls back to path-style.
         let x = t(Some("127.0.0.1"), "/acct/cont", Some("example.net"));
         assert_eq!((x.account.as_str(), x.container.as_deref(), x.blob), ("acct", Some("cont"), None));

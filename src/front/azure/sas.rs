@@ -123,20 +123,25 @@ pub struct SasRequest<'a> {
 pub fn verify(q: &Query, req: &SasRequest<'_>) -> Result<SasGrant, AzureError> {
     let get = |name: &str| q.get(name).unwrap_or("");
     if q.get("skoid").is_some() {
-        return Err(AzureError::auth("User delegation SAS is not supported by blobseal; use a service or account SAS."));
+        return Err(AzureError::auth(
+            "User delegation SAS is not supported by blobseal; use a service or account SAS.",
+        ));
     }
     if q.get("si").is_some_and(|s| !s.is_empty()) {
         return Err(AzureError::auth("SAS bound to a stored access policy (si) is not supported by blobseal."));
     }
     let version = get("sv");
     if version.len() != 10 || version < MIN_VERSION {
-        return Err(AzureError::auth(format!("SAS version sv={version:?} is not supported (need {MIN_VERSION} or later).")));
+        return Err(AzureError::auth(format!(
+            "SAS version sv={version:?} is not supported (need {MIN_VERSION} or later)."
+        )));
     }
     let with_scope = version >= SCOPE_VERSION;
     let account_sas = q.get("ss").is_some() || q.get("srt").is_some();
     let text = if account_sas {
-        let mut t = [req.account, get("sp"), get("ss"), get("srt"), get("st"), get("se"), get("sip"), get("spr"), version]
-            .join("\n");
+        let mut t =
+            [req.account, get("sp"), get("ss"), get("srt"), get("st"), get("se"), get("sip"), get("spr"), version]
+                .join("\n");
         t.push('\n');
         if with_scope {
             t.push_str(get("ses"));
@@ -147,7 +152,8 @@ pub fn verify(q: &Query, req: &SasRequest<'_>) -> Result<SasGrant, AzureError> {
         let sr = get("sr");
         let path = resource_path(req, sr)?;
         let resource = format!("/blob/{}/{path}", req.account);
-        let mut fields = vec![get("sp"), get("st"), get("se"), &resource, get("si"), get("sip"), get("spr"), version, sr];
+        let mut fields =
+            vec![get("sp"), get("st"), get("se"), &resource, get("si"), get("sip"), get("spr"), version, sr];
         fields.push(get("snapshot"));
         if with_scope {
             fields.push(get("ses"));
@@ -271,7 +277,11 @@ mod tests {
         assert!(b.allows("r", Level::Object, Some("c"), Some("x")));
         assert!(!b.allows("r", Level::Object, Some("c"), Some("y")));
         assert!(!b.allows("r", Level::Container, Some("c"), None));
-        let a = SasGrant { permissions: "rwl".into(), scope: SasScope::Account { resource_types: "co".into() }, overrides: vec![] };
+        let a = SasGrant {
+            permissions: "rwl".into(),
+            scope: SasScope::Account { resource_types: "co".into() },
+            overrides: vec![],
+        };
         assert!(a.allows("w", Level::Object, Some("c"), Some("x")));
         assert!(!a.allows("l", Level::Service, None, None));
     }

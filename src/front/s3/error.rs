@@ -82,7 +82,9 @@ pub fn to_s3_error(err: CoreError) -> S3Error {
         }
         CoreError::NoSuchUpload => backend_error(BackendError::NoSuchUpload),
         // Only Azure's Put Block List names blocks; S3 never gets here.
-        CoreError::InvalidBlockList(msg) | CoreError::InvalidBlock(msg) => S3Error::with_message(C::InvalidArgument, msg),
+        CoreError::InvalidBlockList(msg) | CoreError::InvalidBlock(msg) => {
+            S3Error::with_message(C::InvalidArgument, msg)
+        }
         CoreError::NotImplemented(what) => S3Error::with_message(C::NotImplemented, what),
         CoreError::Unreachable(what) => {
             tracing::error!(what, "internal invariant broken");
