@@ -362,7 +362,7 @@ impl BlobService {
         // The staged blocks go (Azure discards them at a commit), and the table this commit replaced; not
         // other tables: a concurrent commit of the same blob may have just written its own, and its blob may
         // land after ours (leftovers of such races are small and go with the blob's delete).
-        self.discard_staged(&p, key).await;
+        self.delete_under(&p, &staged_prefix(key)).await;
         if let Some(old) = list.commit.as_deref().filter(|old| *old != commit) {
             self.delete_hidden(&p, &table_key(key, old)).await;
         }
@@ -418,31 +418,16 @@ impl BlobService {
         }
     }
 
-    /// Removes the blob's staged blocks (failures logged).
-    async fn discard_staged(&self, p: &Placement, key: &str) {
-        match self.hidden_keys(p, &staged_prefix(key), usize::MAX).await {
+    /// Removes every hidden object under `prefix` (a blob's staged blocks or block tables). Failures are
+    /// logged: what is left is invisible to clients and goes with the blob's next commit or delete.
+    async fn delete_under(&self, p: &Placement, prefix: &str) {
+        match self.hidden_keys(p, prefix, usize::MAX).await {
             Ok(keys) => {
                 for (hidden, _) in &keys {
                     self.delete_hidden(p, hidden).await;
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "could not list a blob's staged blocks"),
-        }
-    }
-
-    /// Removes the blob's staged blocks and every block table but `keep`. Failures are logged: what is
-    /// left is invisible to clients and goes with the blob's next commit or delete.
-    async fn discard_blocks_except(&self, p: &Placement, key: &str, keep: Option<&str>) {
-        let keep = keep.map(|c| table_key(key, c));
-        for prefix in [staged_prefix(key), table_prefix(key)] {
-            match self.hidden_keys(p, &prefix, usize::MAX).await {
-                Ok(keys) => {
-                    for (hidden, _) in keys.iter().filter(|(k, _)| Some(k) != keep.as_ref()) {
-                        self.delete_hidden(p, hidden).await;
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "could not list a blob's staging objects"),
-            }
+            Err(e) => tracing::warn!(error = %e, "could not list a blob's staging objects"),
         }
     }
 
@@ -494,7 +479,8 @@ impl BlobService {
     pub async fn discard_blocks(&self, tenant: &Tenant, bucket: &str, key: &str) -> CoreResult<()> {
         Self::check_client_key(key)?;
         let p = self.place(tenant, bucket)?;
-        self.discard_blocks_except(&p, key, None).await;
+        self.delete_under(&p, &staged_prefix(key)).await;
+        self.delete_under(&p, &table_prefix(key)).await;
         Ok(())
     }
 }
