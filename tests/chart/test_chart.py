@@ -565,6 +565,12 @@ def test_sweeper_runs_as_an_indexed_job_with_one_completion_per_shard():
     gateway_pod = r.one("Deployment")["spec"]["template"]["spec"]
     assert volumes(pod) == volumes(gateway_pod)
     assert sweeper["volumeMounts"] == container(gateway_pod, "blobseal")["volumeMounts"]
+    # The sweeper's pods are not the gateway's: no Service endpoints, not counted by the PDB.
+    pod_labels = job["template"]["metadata"]["labels"]
+    for selector in (r.one("Service")["spec"]["selector"],
+                     r.one("PodDisruptionBudget")["spec"]["selector"]["matchLabels"],
+                     r.one("NetworkPolicy")["spec"]["podSelector"]["matchLabels"]):
+        assert not selector.items() <= pod_labels.items(), (selector, pod_labels)
     # Two gateway pods on a ReadWriteMany volume roll one at a time.
     assert r.one("Deployment")["spec"]["strategy"]["type"] == "RollingUpdate"
     assert r.one("PersistentVolumeClaim")["spec"]["accessModes"] == ["ReadWriteMany"]
@@ -588,6 +594,10 @@ def test_sweeper_parallelism_and_extra_args():
     ({"config": {"listen": "0.0.0.0:80"}}, "listen"),
     ({"mode": "daemonset"}, "mode"),
     ({"sweeper": {"shards": 0}}, "shards"),
+    # blobseal's own bounds (src/config/operations.rs).
+    ({"shutdown": {"drainDelaySeconds": 301, "timeoutSeconds": 30}}, "drainDelaySeconds"),
+    # Metrics left the S3 port for the admin listener: the old field is refused before blobseal sees it.
+    ({"config": {"metrics_on_s3_port": "anyone", "backends": [{}], "tenants": [{}]}}, "metrics_on_s3_port"),
 ])
 def test_schema_refuses_unknown_or_invalid_values(values, where):
     message = render_error(values)

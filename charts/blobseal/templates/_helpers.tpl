@@ -30,7 +30,8 @@ blobseal), at most 63 characters. */}}
 {{/* Labels of every object. */}}
 {{- define "blobseal.labels" -}}
 helm.sh/chart: {{ include "blobseal.chart" . }}
-{{ include "blobseal.selectorLabels" . }}
+app.kubernetes.io/name: {{ include "blobseal.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- with .Values.commonLabels }}
@@ -38,16 +39,35 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end -}}
 
-{{/* Labels that select the gateway's pods (and name blobseal's objects). */}}
+{{/* Labels that select the gateway's pods: the component keeps the sweeper's pods out of the gateway's
+Service, PodDisruptionBudget and NetworkPolicy. */}}
 {{- define "blobseal.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "blobseal.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: gateway
+{{- end -}}
+
+{{/* Labels of the gateway's own objects (Deployment, Service, PDB, NetworkPolicy, ServiceMonitor). */}}
+{{- define "blobseal.gatewayLabels" -}}
+{{ include "blobseal.labels" . }}
+app.kubernetes.io/component: gateway
 {{- end -}}
 
 {{/* Labels that select the application's pods in sidecar mode. */}}
 {{- define "blobseal.appSelectorLabels" -}}
 app.kubernetes.io/name: {{ .Values.sidecar.app.name }}
 app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* Labels of the application's objects in sidecar mode. */}}
+{{- define "blobseal.appLabels" -}}
+helm.sh/chart: {{ include "blobseal.chart" . }}
+{{ include "blobseal.appSelectorLabels" . }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: app
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
 {{- end -}}
 
 {{- define "blobseal.serviceAccountName" -}}
