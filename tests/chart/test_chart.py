@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 import shutil
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -394,6 +396,16 @@ def test_gateway_with_azure_tls_servicemonitor_and_existing_secret():
     assert https == {"ports": [{"port": 443, "protocol": "TCP"}]}
 
 
+def test_existing_claim_and_image_digest():
+    digest = "sha256:" + "ab" * 32
+    r = render({"persistence": {"existingClaim": "blobseal-data-old"},
+                "image": {"repository": "registry.example.com/blobseal", "tag": "0.1.0", "digest": digest}})
+    assert "PersistentVolumeClaim" not in r.kinds()
+    pod = r.one("Deployment")["spec"]["template"]["spec"]
+    assert volumes(pod)["blobseal-data"]["persistentVolumeClaim"] == {"claimName": "blobseal-data-old"}
+    assert container(pod, "blobseal")["image"] == f"registry.example.com/blobseal:0.1.0@{digest}"
+
+
 def test_service_monitor_needs_the_crd():
     r = render({"serviceMonitor": {"enabled": True}})
     assert "ServiceMonitor" not in r.kinds()
@@ -644,6 +656,30 @@ def test_guards_allow_what_they_should():
     # Exactly the minimum grace period.
     assert render({"terminationGracePeriodSeconds": 40}).one("Deployment")["spec"]["template"]["spec"][
         "terminationGracePeriodSeconds"] == 40
+
+
+# --- the config file against blobseal itself --------------------------------------------------------------------
+
+def test_rendered_configs_pass_blobseal_check_config(tmp_path):
+    """Every mode's config file is accepted by the built binary's `check-config --offline` (no secrets)."""
+    binary = os.environ.get("BLOBSEAL_BIN", "")
+    if not binary or not os.access(binary, os.X_OK):
+        pytest.fail("BLOBSEAL_BIN must name the built blobseal binary (tests/run sets it)")
+    scenarios = {
+        "default": {},
+        "azure-tls-kms": {"azure": {"enabled": True}, "persistence": {"enabled": False}, "config": KMS_S3_CONFIG,
+                          "tls": {"enabled": True, "secretName": "blobseal-tls", "clientAuth": True},
+                          "secrets": {"existingSecret": "blobseal-prod", "generate": []}},
+        "sidecar": SIDECAR,
+        "sweeper": merged(SHARED_RWX, {"replicas": 2, "logFormat": "text", "sweeper": {"enabled": True}}),
+    }
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    for name, values in scenarios.items():
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(render(values).one("ConfigMap")["data"]["config.yaml"])
+        done = subprocess.run([binary, "check-config", "--offline", str(path)], env=env, capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0 and "OK" in done.stdout, (name, done.stdout[-2000:], done.stderr[-2000:])
 
 
 # --- the image the chart names -----------------------------------------------------------------------------------
