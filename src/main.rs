@@ -39,6 +39,10 @@ enum Command {
     },
     /// Validate a config file and print a summary; exit 2 listing every problem if invalid.
     CheckConfig {
+        /// Check everything but secrets: an unset `*_env` variable or a missing `*_file` is not an
+        /// error (for a config repository's CI, where no secret exists). Nothing is contacted either way.
+        #[arg(long)]
+        offline: bool,
         /// The YAML config file.
         #[arg(value_name = "FILE")]
         file: PathBuf,
@@ -153,7 +157,7 @@ const EXIT_CONFIG: u8 = 2;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve { config: None }) {
-        Command::CheckConfig { file } => check_config(&file),
+        Command::CheckConfig { file, offline } => check_config(&file, offline),
         Command::Serve { config } => serve(config),
         Command::Keys { command } => keys(command),
         Command::Sweep(args) => sweep_command(args),
@@ -219,6 +223,7 @@ fn sweep_command(args: SweepArgs) -> ExitCode {
             now,
             max_deletes_per_second: args.max_deletes_per_second.unwrap_or(ops.sweeper.max_deletes_per_second),
             holder: blobseal::ops::operator(None),
+            stop: None,
         };
         let mut out: Box<dyn std::io::Write + Send> = match &args.report {
             Some(path) => Box::new(
@@ -293,7 +298,7 @@ where
     F: FnOnce(Ops) -> Fut,
     Fut: std::future::Future<Output = Result<(), OpsError>>,
 {
-    init_tracing_at("warn");
+    init_tracing_at("warn", config_file.as_deref());
     let settings = match load_settings(config_file.as_deref()) {
         Ok(settings) => settings,
         Err(code) => return code,
@@ -323,11 +328,13 @@ fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
-fn check_config(file: &std::path::Path) -> ExitCode {
-    match config::load_file(file, &process_env) {
+fn check_config(file: &std::path::Path, offline: bool) -> ExitCode {
+    let checked =
+        if offline { config::check_file_offline(file, &process_env) } else { config::load_file(file, &process_env) };
+    match checked {
         Ok(settings) => {
             print!("{}", settings.summary());
-            println!("OK");
+            println!("{}", if offline { "OK (offline: secrets not checked)" } else { "OK" });
             ExitCode::SUCCESS
         }
         Err(err) => config_failure(&err),
@@ -341,7 +348,13 @@ fn load_settings(config_file: Option<&std::path::Path>) -> Result<Settings, Exit
         Some(path) => config::load_file(path, &process_env).map(|s| (s, None)),
         None => config::embedded(&process_env),
     };
-    let (settings, generated) = loaded.map_err(|err| config_failure(&err))?;
+    let (settings, generated) = loaded.map_err(|err| {
+        // Logging is set up by now: the problems go through it, in the configured format.
+        for line in err.lines() {
+            tracing::error!("{line}");
+        }
+        ExitCode::from(EXIT_CONFIG)
+    })?;
     if let Some(creds) = &generated {
         print_generated(creds, &settings);
     }
@@ -356,7 +369,7 @@ fn config_failure(err: &ConfigError) -> ExitCode {
 }
 
 fn serve(config_file: Option<PathBuf>) -> ExitCode {
-    init_tracing();
+    init_tracing(config_file.as_deref());
     let settings = match load_settings(config_file.as_deref()) {
         Ok(settings) => settings,
         Err(code) => return code,
@@ -381,13 +394,15 @@ fn serve(config_file: Option<PathBuf>) -> ExitCode {
 
 /// Logs go to stderr, one compact line per event; `RUST_LOG` filters (default `info`), under the cap
 /// of [`blobseal::app::logging`] (no secret, signature or subject id at any level).
-fn init_tracing() {
-    init_tracing_at("info");
+fn init_tracing(config_file: Option<&std::path::Path>) {
+    init_tracing_at("info", config_file);
 }
 
 /// Like [`init_tracing`] with another default level (the key commands log warnings only).
-fn init_tracing_at(default: &str) {
-    blobseal::app::logging::init(default);
+/// The format is the config's `log_format` (or `BLOBSEAL_LOG_FORMAT`), read before validation.
+fn init_tracing_at(default: &str, config_file: Option<&std::path::Path>) {
+    let format = blobseal::config::operations::early_log_format(config_file, &process_env);
+    blobseal::app::logging::init(default, format);
 }
 
 /// Shown once, on the start that generated the credentials: they are not printed again

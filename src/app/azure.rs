@@ -1,14 +1,15 @@
-//! The Azure listener's request path: request id, the body's progress guard, the Azure front end, and
-//! one log line per request (method, path with any data subject redacted, operation, status, time;
-//! never the query, which carries SAS signatures, never a header).
+//! The Azure listener's request path: request id, the body's progress guard, the Azure front end,
+//! metrics and one log line per request (`observe.rs`: tenant, container, operation, method, path with
+//! any data subject redacted, status, time, bytes; never the query, which carries SAS signatures, never
+//! a header).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use base64::Engine as _;
 use hyper::body::Incoming;
 
+use super::observe::{InFlight, RequestRecord};
 use super::requests::{empty_body_expecting_continue, has_request_body, loggable_path, new_request_id};
 use super::AppError;
 use crate::config::Settings;
@@ -22,23 +23,41 @@ pub struct AzureDoor {
     pub front: AzureFront,
     pub body_rule: ProgressRule,
     pub subject_patterns: Vec<KeyPattern>,
+    /// Each account's tenant (for the log line).
+    pub tenants_by_account: std::collections::HashMap<String, String>,
 }
 
 impl AzureDoor {
     /// Serves one request from `peer`.
     pub async fn handle(&self, req: hyper::Request<Incoming>, peer: SocketAddr) -> hyper::Response<s3s::Body> {
-        let start = Instant::now();
         let id = new_request_id();
         let method = req.method().clone();
         let host = req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok());
-        let path = match self.front.split_account(host, req.uri().path()) {
-            Some((account, rest)) => format!("/{account}{}", loggable_path(&self.subject_patterns, rest)),
-            None => loggable_path(&self.subject_patterns, req.uri().path()),
+        let (account, container, path) = match self.front.split_account(host, req.uri().path()) {
+            Some((account, rest)) => {
+                let container = rest.trim_start_matches('/').split('/').next().filter(|c| !c.is_empty());
+                let container =
+                    container.map(|c| percent_encoding::percent_decode_str(c).decode_utf8_lossy().into_owned());
+                let path = format!("/{account}{}", loggable_path(&self.subject_patterns, rest));
+                (Some(account.to_owned()), container, path)
+            }
+            None => (None, None, loggable_path(&self.subject_patterns, req.uri().path())),
         };
+        let flight = InFlight::start(RequestRecord {
+            id: id.0.clone(),
+            peer,
+            method,
+            path,
+            front: crate::metrics::AZURE,
+            operation: "Unknown",
+            tenant: None,
+            bucket: None,
+            status: 0,
+        });
         let has_body = has_request_body(req.headers());
         let close_after = empty_body_expecting_continue(req.headers());
         let (parts, body) = req.into_parts();
-        let guard = ProgressGuard::new(body, self.body_rule);
+        let guard = ProgressGuard::new(flight.request_body(body), self.body_rule);
         let too_slow = guard.tripped();
         let req = hyper::Request::from_parts(parts, s3s::Body::http_body(guard));
         let (mut response, op) = self.front.handle(req, peer, &id.0).await;
@@ -46,9 +65,9 @@ impl AzureDoor {
         if close_after || (has_body && failed) || too_slow.load(std::sync::atomic::Ordering::Relaxed) {
             response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
         }
-        let ms = start.elapsed().as_secs_f64() * 1000.0;
-        tracing::info!(request = %id, %peer, %method, %path, op, status = response.status().as_u16(), ms = format!("{ms:.1}"), "azure request");
-        response
+        let authenticated = !matches!(response.status().as_u16(), 401 | 403);
+        let tenant = account.and_then(|a| self.tenants_by_account.get(&a).cloned()).filter(|_| authenticated);
+        flight.respond(op, tenant, container, response)
     }
 }
 
@@ -83,5 +102,10 @@ pub fn door(
         window: settings.limits.body_timeout,
         min_bytes_per_second: settings.limits.body_min_bytes_per_second,
     };
-    Ok(Some(AzureDoor { front, body_rule, subject_patterns }))
+    let tenants_by_account = settings
+        .tenants
+        .iter()
+        .filter_map(|t| t.azure_account.as_ref().map(|a| (a.name.clone(), t.name.clone())))
+        .collect();
+    Ok(Some(AzureDoor { front, body_rule, subject_patterns, tenants_by_account }))
 }

@@ -68,7 +68,7 @@ pub fn keychain(settings: &Settings, directory: &mut TenantDirectory) -> Result<
             KeyError::Unavailable(m) => KeyError::Unavailable(format!("key provider {}: {m}", p.name)),
             other => other,
         })?;
-        providers.insert(p.name.as_str(), opened);
+        providers.insert(p.name.as_str(), Arc::new(super::metered_keys::MeteredProvider::new(&p.name, opened)));
     }
     let cache = CacheSettings { ttl: settings.key_cache.ttl, max_entries: settings.key_cache.max_entries };
     let mut chain = Keychain::new(cache);

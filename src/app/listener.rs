@@ -16,7 +16,9 @@ use std::time::Duration;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
+
+use super::tls::TlsSource;
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, Sleep};
 
@@ -39,9 +41,13 @@ const LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Accepts connections on `listener` and serves each with `handler` until `shutdown` resolves,
 /// then waits up to `policy.shutdown_timeout` for open ones.
+///
+/// With `tls`, each connection first completes a TLS handshake (within the header timeout) with
+/// the certificate current at its accept.
 pub async fn serve<H, F>(
     listener: TcpListener,
     policy: ConnectionPolicy,
+    tls: Option<Arc<TlsSource>>,
     handler: H,
     shutdown: impl Future<Output = ()>,
 ) where
@@ -99,14 +105,35 @@ pub async fn serve<H, F>(
             let response = handler(req, peer);
             async move { Ok::<_, std::convert::Infallible>(response.await) }
         });
-        let io = TokioIo::new(WriteStallGuard::new(stream, policy.write_timeout));
-        let conn = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(policy.header_timeout)
-            .serve_connection(io, service);
-        let conn = graceful.watch(conn);
+        let watcher = graceful.watcher();
+        let tls = tls.as_ref().map(|t| tokio_rustls::TlsAcceptor::from(t.config()));
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let result = match tls {
+                None => {
+                    serve_connection(
+                        TokioIo::new(WriteStallGuard::new(stream, policy.write_timeout)),
+                        policy,
+                        service,
+                        watcher,
+                    )
+                    .await
+                }
+                Some(acceptor) => match tokio::time::timeout(policy.header_timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => {
+                        let io = TokioIo::new(WriteStallGuard::new(stream, policy.write_timeout));
+                        serve_connection(io, policy, service, watcher).await
+                    }
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "tls handshake failed");
+                        Ok(())
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "tls handshake timed out");
+                        Ok(())
+                    }
+                },
+            };
+            if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
             drop(permit);
@@ -119,6 +146,25 @@ pub async fn serve<H, F>(
             tracing::warn!(timeout_s = policy.shutdown_timeout.as_secs(), "connections still open at shutdown; stopping anyway");
         }
     }
+}
+
+/// Serves HTTP/1.1 on one connection until it closes or a graceful shutdown ends it.
+async fn serve_connection<IO, S>(
+    io: IO,
+    policy: ConnectionPolicy,
+    service: S,
+    watcher: hyper_util::server::graceful::Watcher,
+) -> Result<(), hyper::Error>
+where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<Incoming, ResBody = s3s::Body> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(policy.header_timeout)
+        .serve_connection(io, service);
+    watcher.watch(conn).await
 }
 
 /// Lets one line through per [`LOG_EVERY`] and counts the ones held back.
@@ -144,15 +190,15 @@ impl RateLimitedLog {
 /// A TCP stream whose writes fail with `TimedOut` after `limit` without progress: a client that
 /// stopped reading its response (or reads one byte a minute) cannot hold a connection, a task
 /// and an open object forever.
-pub struct WriteStallGuard {
-    inner: TcpStream,
+pub struct WriteStallGuard<S> {
+    inner: S,
     limit: Duration,
     /// Running while a write is pending; reset on progress.
     stall: Option<Pin<Box<Sleep>>>,
 }
 
-impl WriteStallGuard {
-    pub fn new(inner: TcpStream, limit: Duration) -> Self {
+impl<S> WriteStallGuard<S> {
+    pub fn new(inner: S, limit: Duration) -> Self {
         Self { inner, limit, stall: None }
     }
 
@@ -169,13 +215,13 @@ impl WriteStallGuard {
     }
 }
 
-impl AsyncRead for WriteStallGuard {
+impl<S: AsyncRead + Unpin> AsyncRead for WriteStallGuard<S> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
-impl AsyncWrite for WriteStallGuard {
+impl<S: AsyncWrite + Unpin> AsyncWrite for WriteStallGuard<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         match Pin::new(&mut self.inner).poll_write(cx, buf) {
             Poll::Pending => self.on_pending(cx).map(Err),

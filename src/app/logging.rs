@@ -10,6 +10,8 @@
 //! signer prints canonical requests at debug/trace): they are held at INFO and above.
 
 use tracing::{Level, Metadata};
+
+use crate::config::LogFormat;
 use tracing_subscriber::filter::{filter_fn, EnvFilter};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -37,13 +39,23 @@ pub fn target_may_log(target: &str, level: Level) -> bool {
     level <= Level::INFO
 }
 
-/// Installs the global subscriber: `RUST_LOG` if set (else `default`, e.g. "info"), under the cap.
-pub fn init(default: &str) {
+/// Installs the global subscriber: `RUST_LOG` if set (else `default`, e.g. "info"), under the cap,
+/// writing text or JSON lines (see `log_json.rs`) on stderr.
+pub fn init(default: &str, format: LogFormat) {
     let wanted = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    // Colour only on a terminal: escape codes in a log file or journal are noise.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(ansi).compact();
-    tracing_subscriber::registry().with(wanted).with(lines.with_filter(filter_fn(may_log))).init();
+    match format {
+        LogFormat::Text => {
+            // Colour only on a terminal: escape codes in a log file or journal are noise.
+            let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(ansi).compact();
+            tracing_subscriber::registry().with(wanted).with(lines.with_filter(filter_fn(may_log))).init();
+        }
+        LogFormat::Json => {
+            let lines =
+                tracing_subscriber::fmt::layer().with_writer(std::io::stderr).event_format(super::log_json::JsonLines);
+            tracing_subscriber::registry().with(wanted).with(lines.with_filter(filter_fn(may_log))).init();
+        }
+    }
 }
 
 #[cfg(test)]

@@ -14,12 +14,18 @@ use crate::backend::{Backend, BackendError};
 use crate::config::{AzureAuth, BackendKind, Settings};
 use crate::core::keys::KeyError;
 
+pub mod admin;
 pub mod azure;
 pub mod housekeeping;
 pub mod keys;
 pub mod listener;
+pub mod log_json;
 pub mod logging;
+pub mod metered_backend;
+pub mod metered_keys;
+pub mod observe;
 pub mod requests;
+pub mod tls;
 use crate::core::keys::subject::KeyPattern;
 use crate::core::service::BlobService;
 use crate::core::tenant::{Route, Tenant, TenantDirectory};
@@ -46,6 +52,8 @@ pub enum AppError {
     Housekeeping(#[from] housekeeping::HousekeepingSettingsError),
     #[error("azure account {0}: a key is not base64")]
     AzureAccount(String),
+    #[error("tls: {0}")]
+    Tls(#[from] tls::TlsError),
 }
 
 /// Everything a running server holds.
@@ -64,12 +72,17 @@ pub async fn build(settings: &Settings) -> Result<Runtime, AppError> {
         service,
         core: Arc::clone(&core),
         gate: request_gate(settings),
-        metrics: settings.metrics_access,
+        virtual_hosts: settings.virtual_host_domain.as_deref().and_then(crate::front::s3::host::BucketSubdomains::new),
         body_rule: ProgressRule {
             window: settings.limits.body_timeout,
             min_bytes_per_second: settings.limits.body_min_bytes_per_second,
         },
         subject_patterns: subject_patterns(settings),
+        tenants_by_key: settings
+            .tenants
+            .iter()
+            .flat_map(|t| t.access_keys.iter().map(|k| (k.id.clone(), t.name.clone())))
+            .collect(),
     };
     let azure = azure::door(settings, &core, subject_patterns(settings))?.map(Arc::new);
     Ok(Runtime { core, front: Arc::new(front), azure })
@@ -143,7 +156,7 @@ pub fn build_core(settings: &Settings) -> Result<(Arc<BlobService>, TenantSecret
         if let Some(copy) = b.secondary_region() {
             copies.insert(b.name.clone(), copy.to_owned());
         }
-        directory.add_backend(&b.name, backend);
+        directory.add_backend(&b.name, Arc::new(metered_backend::MeteredBackend::new(&b.name, backend)));
     }
     let mut secrets = HashMap::new();
     for t in &settings.tenants {
@@ -187,48 +200,78 @@ pub fn build_core(settings: &Settings) -> Result<(Arc<BlobService>, TenantSecret
     Ok((core, secrets))
 }
 
-/// Runs blobseal until SIGINT/SIGTERM, then drains open connections.
+/// Runs blobseal until SIGINT/SIGTERM, then drains: readiness off at once, requests still served for
+/// the drain delay, then the listeners close and open requests get the shutdown timeout to finish.
 pub async fn serve(settings: Settings) -> Result<(), AppError> {
+    let health = Arc::new(admin::Health::default());
+    let ops = &settings.operations;
+    let policy = listener::ConnectionPolicy {
+        max_connections: settings.limits.max_connections,
+        header_timeout: settings.limits.header_timeout,
+        write_timeout: settings.limits.write_timeout,
+        shutdown_timeout: ops.shutdown.timeout,
+    };
+    let (hangup_tx, hangup_rx) = tokio::sync::watch::channel(0u64);
+    spawn_hangups(hangup_tx);
     let runtime = build(&settings).await?;
+    crate::metrics::get().set_config(&settings.sha256);
+
+    // The admin listener comes up first, so probes see "starting" rather than a refused connection.
+    let (admin_stop_tx, admin_stop_rx) = tokio::sync::watch::channel(false);
+    let admin_task = match ops.admin_listen {
+        Some(addr) => {
+            let l = TcpListener::bind(addr).await.map_err(|source| AppError::Bind { addr, source })?;
+            let local = l.local_addr().map_err(|source| AppError::Bind { addr, source })?;
+            tracing::info!("blobseal admin listening on {local} (/livez, /readyz, /metrics)");
+            let door = Arc::new(admin::AdminDoor { health: Arc::clone(&health), core: Arc::clone(&runtime.core) });
+            let handler = move |req, peer| {
+                let door = Arc::clone(&door);
+                async move { door.handle(req, peer).await }
+            };
+            let admin_policy = listener::ConnectionPolicy { max_connections: ADMIN_MAX_CONNECTIONS, ..policy };
+            Some(tokio::spawn(listener::serve(l, admin_policy, None, handler, stopped(admin_stop_rx))))
+        }
+        None => None,
+    };
+
     check_regions_at_start(&runtime.core).await?;
     if let Some(every) = settings.residency.drift_check {
         spawn_drift_checks(Arc::clone(&runtime.core), every);
     }
     let housekeeping = housekeeping::HousekeepingSettings::from_env(|k| std::env::var(k).ok())?;
     housekeeping::spawn(Arc::clone(&runtime.core), housekeeping);
-    if let Some(every) = settings.sweeper.interval {
-        spawn_sweeps(Arc::clone(&runtime.core), settings.sweeper, every);
-    }
+    let sweep_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sweeper = settings
+        .sweeper
+        .interval
+        .map(|every| spawn_sweeps(Arc::clone(&runtime.core), settings.sweeper, every, Arc::clone(&sweep_stop)));
+    let tls = match &ops.tls {
+        Some(t) => {
+            let source = tls::TlsSource::load(t)?;
+            source.spawn_watch(hangup_rx.clone());
+            Some(source)
+        }
+        None => None,
+    };
+
+    // One stop signal for the client listeners, sent after the drain delay.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let listener =
         TcpListener::bind(settings.listen).await.map_err(|source| AppError::Bind { addr: settings.listen, source })?;
     let local = listener.local_addr().map_err(|source| AppError::Bind { addr: settings.listen, source })?;
-    tracing::info!(config = %settings.source, tenants = settings.tenants.len(), "blobseal listening on {local}");
-    let policy = listener::ConnectionPolicy {
-        max_connections: settings.limits.max_connections,
-        header_timeout: settings.limits.header_timeout,
-        write_timeout: settings.limits.write_timeout,
-        shutdown_timeout: SHUTDOWN_TIMEOUT,
-    };
-    // One shutdown signal for every listener.
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        let _ = stop_tx.send(true);
-    });
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(config = %settings.source, tenants = settings.tenants.len(), "blobseal listening on {local} ({scheme})");
     let azure = match (&runtime.azure, settings.azure_listen) {
         (Some(door), Some(addr)) => {
             let azure_listener = TcpListener::bind(addr).await.map_err(|source| AppError::Bind { addr, source })?;
             let local = azure_listener.local_addr().map_err(|source| AppError::Bind { addr, source })?;
-            tracing::info!("blobseal azure front end listening on {local}");
+            tracing::info!("blobseal azure front end listening on {local} ({scheme})");
             let door = Arc::clone(door);
             let handler = move |req, peer| {
                 let door = Arc::clone(&door);
                 async move { door.handle(req, peer).await }
             };
-            Some(tokio::spawn(listener::serve(azure_listener, policy, handler, stopped(stop_rx.clone()))))
+            Some(tokio::spawn(listener::serve(azure_listener, policy, tls.clone(), handler, stopped(stop_rx.clone()))))
         }
         _ => None,
     };
@@ -237,16 +280,67 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
         let front = Arc::clone(&front);
         async move { front.handle(req, peer).await }
     };
-    listener::serve(listener, policy, handler, stopped(stop_rx)).await;
+    let s3 = tokio::spawn(listener::serve(listener, policy, tls, handler, stopped(stop_rx)));
+    health.set_ready();
+    tracing::info!("blobseal ready");
+
+    shutdown_signal().await;
+    health.set_draining();
+    sweep_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let delay = ops.shutdown.drain_delay;
+    tracing::info!(
+        drain_delay_s = delay.as_secs(),
+        timeout_s = ops.shutdown.timeout.as_secs(),
+        "draining: readiness is off; still serving until the drain delay ends"
+    );
+    tokio::select! {
+        () = tokio::time::sleep(delay) => {}
+        () = shutdown_signal() => tracing::info!("second signal: drain delay cut short"),
+    }
+    tracing::info!("closing the listeners; open requests may finish");
+    let _ = stop_tx.send(true);
+    let _ = s3.await;
     if let Some(task) = azure {
+        let _ = task.await;
+    }
+    if let Some(task) = sweeper {
+        // The sweep stops after its current key and releases its lease; bounded like the requests.
+        if tokio::time::timeout(ops.shutdown.timeout, task).await.is_err() {
+            tracing::warn!("the in-process sweep did not stop in time; its lease expires by itself");
+        }
+    }
+    let _ = admin_stop_tx.send(true);
+    if let Some(task) = admin_task {
         let _ = task.await;
     }
     tracing::info!("blobseal stopped");
     Ok(())
 }
 
-/// How long open connections may take to finish once shutdown began.
-const SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Probes and scrapes need few connections; a bound keeps a stuck scraper from holding many.
+const ADMIN_MAX_CONNECTIONS: usize = 64;
+
+/// Resolves once `rx` says stop.
+async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// Counts SIGHUPs into `tx` (TLS and config reloads watch it).
+fn spawn_hangups(tx: tokio::sync::watch::Sender<u64>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; reloads happen only when files change");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading");
+            tx.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    });
+    #[cfg(not(unix))]
+    drop(tx);
+}
 
 /// Refuses to start when a bucket blobseal uses is not in the region its backend's config declares.
 async fn check_regions_at_start(core: &BlobService) -> Result<(), AppError> {
@@ -277,18 +371,31 @@ fn spawn_drift_checks(core: Arc<BlobService>, every: std::time::Duration) {
 
 /// Sweeps every `every` (all tenants; a lease in each tenant's key store keeps replicas from sweeping
 /// the same tenant at once). Each report line goes to the log.
-fn spawn_sweeps(core: Arc<BlobService>, settings: crate::config::SweeperSettings, every: std::time::Duration) {
+fn spawn_sweeps(
+    core: Arc<BlobService>,
+    settings: crate::config::SweeperSettings,
+    every: std::time::Duration,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let ops = crate::ops::Ops::new(core).with_sweeper(settings);
         let holder = format!("{}/pid-{}", crate::ops::operator(None), std::process::id());
         loop {
-            tokio::time::sleep(every).await;
+            // Sleep in short steps so a shutdown does not wait for the interval.
+            let wake = tokio::time::Instant::now() + every;
+            while tokio::time::Instant::now() < wake {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    return;
+                }
+                tokio::time::sleep(SWEEP_STOP_CHECK.min(wake - tokio::time::Instant::now())).await;
+            }
             let request = crate::ops::sweep::SweepRequest {
                 tenant: None,
                 dry_run: false,
                 now: time::OffsetDateTime::now_utc(),
                 max_deletes_per_second: settings.max_deletes_per_second,
                 holder: holder.clone(),
+                stop: Some(Arc::clone(&stop)),
             };
             let started = Instant::now();
             let mut report = Vec::new();
@@ -302,8 +409,11 @@ fn spawn_sweeps(core: Arc<BlobService>, settings: crate::config::SweeperSettings
                 tracing::info!(report = %line, "sweep");
             }
         }
-    });
+    })
 }
+
+/// How often a waiting in-process sweeper checks for shutdown.
+const SWEEP_STOP_CHECK: std::time::Duration = std::time::Duration::from_millis(250);
 
 async fn shutdown_signal() {
     let ctrl_c = async {

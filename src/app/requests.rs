@@ -1,31 +1,33 @@
-//! What happens to each request before and after the S3 service: the metrics path, the request
-//! gate (refusals from the head alone, before any body byte is read), the body's progress guard,
-//! the request id on every answer, and one log line per request.
+//! What happens to each request before and after the S3 service: the request gate (refusals from
+//! the head alone, before any body byte is read), the body's progress guard, the request id on every
+//! answer, metrics, and one log line per request (`observe.rs`).
 //!
-//! The log line holds method, path (a key's data-subject segment replaced by `{subject}`), status
-//! and duration; never the query string (presigned URLs carry signatures there), never a header.
+//! The log line holds tenant, bucket, operation, method, path (a key's data-subject segment replaced
+//! by `{subject}`), status, duration and bytes; never the query string (presigned URLs carry
+//! signatures there), never a header.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use hyper::body::Incoming;
 
-use crate::config::MetricsAccess;
+use super::observe::{InFlight, RequestRecord};
 use crate::core::keys::subject::KeyPattern;
 use crate::core::service::BlobService;
 use crate::front::body_guard::{ProgressGuard, ProgressRule};
+use crate::front::s3::gate::claimed_access_key;
 use crate::front::s3::gate::{Refusal, RequestGate};
-
-/// Where the Prometheus metrics are served: no S3 bucket name starts with `_`, so no S3 request has this path.
-pub const METRICS_PATH: &str = "/_blobseal/metrics";
+use crate::front::s3::operation::operation_name;
 
 /// Everything a request passes through on its way to the S3 service.
 pub struct FrontDoor {
     pub service: s3s::service::S3Service,
     pub core: Arc<BlobService>,
     pub gate: RequestGate,
-    pub metrics: MetricsAccess,
+    /// `<bucket>.<domain>` addressing, to name the bucket and operation of a request.
+    pub virtual_hosts: Option<crate::front::s3::host::BucketSubdomains>,
+    /// Each access key's tenant (for the log line).
+    pub tenants_by_key: std::collections::HashMap<String, String>,
     pub body_rule: ProgressRule,
     /// Every tenant's key patterns naming data subjects (for the log line).
     pub subject_patterns: Vec<KeyPattern>,
@@ -34,21 +36,50 @@ pub struct FrontDoor {
 impl FrontDoor {
     /// Serves one request from `peer`.
     pub async fn handle(&self, req: hyper::Request<Incoming>, peer: SocketAddr) -> hyper::Response<s3s::Body> {
-        let start = Instant::now();
         let id = new_request_id();
         let method = req.method().clone();
-        let path = loggable_path(&self.subject_patterns, req.uri().path());
-        if method == http::Method::GET && req.uri().path() == METRICS_PATH && self.metrics_allowed(peer) {
-            return metrics_response(&self.core);
-        }
+        let raw_path = req.uri().path();
+        let host = req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok());
+        let host_bucket = match (&self.virtual_hosts, host) {
+            (Some(v), Some(h)) => v.bucket_of(h).map(str::to_owned),
+            _ => None,
+        };
+        let bucket = host_bucket.clone().or_else(|| {
+            let first = raw_path.trim_start_matches('/').split('/').next().unwrap_or("");
+            (!first.is_empty()).then(|| percent_encoding::percent_decode_str(first).decode_utf8_lossy().into_owned())
+        });
+        let operation = operation_name(
+            &method,
+            raw_path,
+            req.uri().query(),
+            host_bucket.is_some(),
+            req.headers().contains_key("x-amz-copy-source"),
+        );
+        let tenant = claimed_access_key(req.uri(), req.headers()).and_then(|k| self.tenants_by_key.get(&k).cloned());
+        let path = loggable_path(&self.subject_patterns, raw_path);
+        let flight = InFlight::start(RequestRecord {
+            id: id.0.clone(),
+            peer,
+            method: method.clone(),
+            path: path.clone(),
+            front: crate::metrics::S3,
+            operation,
+            tenant: None,
+            bucket: None,
+            status: 0,
+        });
         let has_body = has_request_body(req.headers());
         let close_after = empty_body_expecting_continue(req.headers());
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let mut response = match self.gate.check(req.method(), req.uri(), req.headers(), now) {
-            Ok(()) => self.call(req, &id).await,
+            Ok(()) => {
+                let (parts, body) = req.into_parts();
+                let req = hyper::Request::from_parts(parts, flight.request_body(body));
+                self.call(req, &id).await
+            }
             Err(refusal) => {
-                crate::metrics::inc(&crate::metrics::GATE_REFUSALS);
-                tracing::info!(request = %id, %peer, %method, %path, reason = refusal.reason, "refused at the gate");
+                crate::metrics::get().gate_refusals.inc();
+                tracing::info!(request_id = %id, %peer, %method, %path, reason = refusal.reason, "refused at the gate");
                 refusal_response(&refusal)
             }
         };
@@ -60,13 +91,17 @@ impl FrontDoor {
             response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
         }
         tag_response(&mut response, &id);
-        let ms = start.elapsed().as_secs_f64() * 1000.0;
-        tracing::info!(request = %id, %peer, %method, %path, status = response.status().as_u16(), ms = format!("{ms:.1}"), "request");
-        response
+        // A refused signature proves nothing about whose key it claimed: no tenant then.
+        let authenticated = !matches!(response.status().as_u16(), 401 | 403);
+        flight.respond(operation, tenant.filter(|_| authenticated), bucket, response)
     }
 
     /// The S3 service, with the body under the progress rule.
-    async fn call(&self, req: hyper::Request<Incoming>, id: &RequestId) -> hyper::Response<s3s::Body> {
+    async fn call<B>(&self, req: hyper::Request<B>, id: &RequestId) -> hyper::Response<s3s::Body>
+    where
+        B: http_body::Body<Data = bytes::Bytes> + Unpin + Send + Sync + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let rule = self.body_rule;
         let (parts, body) = req.into_parts();
         let guard = ProgressGuard::new(body, rule);
@@ -81,19 +116,11 @@ impl FrontDoor {
         match answer {
             Ok(r) => r,
             Err(e) => {
-                tracing::error!(request = %id, error = ?e, "request failed inside the S3 service");
+                tracing::error!(request_id = %id, error = ?e, "request failed inside the S3 service");
                 let mut r = hyper::Response::new(s3s::Body::empty());
                 *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
                 r
             }
-        }
-    }
-
-    fn metrics_allowed(&self, peer: SocketAddr) -> bool {
-        match self.metrics {
-            MetricsAccess::Anyone => true,
-            MetricsAccess::Loopback => peer.ip().to_canonical().is_loopback(),
-            MetricsAccess::Off => false,
         }
     }
 }
@@ -116,12 +143,6 @@ fn redact_path(patterns: &[KeyPattern], path: &str) -> String {
         }
     }
     redact(rest).map_or_else(|| path.to_owned(), |k| format!("/{k}"))
-}
-
-fn metrics_response(core: &BlobService) -> hyper::Response<s3s::Body> {
-    let mut r = hyper::Response::new(s3s::Body::from(crate::metrics::render(&core.fenced())));
-    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; version=0.0.4"));
-    r
 }
 
 /// S3's answer to a client that sent its body too slowly.

@@ -120,7 +120,8 @@ pub fn embedded(env: &dyn Fn(&str) -> Option<String>) -> Result<(Settings, Optio
         key_cache.ttl = std::time::Duration::from_secs(secs);
     }
 
-    let (limits, metrics_access, presign) = super::limits::from_env(&var)?;
+    let (limits, presign) = super::limits::from_env(&var)?;
+    let operations = super::operations::from_env(&var)?;
 
     let (key, generated_s3) = match given_key {
         Some(key) => (key, None),
@@ -170,9 +171,11 @@ pub fn embedded(env: &dyn Fn(&str) -> Option<String>) -> Result<(Settings, Optio
         residency: ResidencySettings::default(),
         sweeper: SweeperSettings::default(),
         limits,
-        metrics_access,
+        operations,
         source: format!("embedded default (data dir {})", data.display()),
+        sha256: String::new(),
     };
+    let settings = Settings { sha256: super::sha256_hex(&settings.summary()), ..settings };
     Ok((settings, generated))
 }
 

@@ -1,5 +1,4 @@
-//! The front door's settings: connection limits and timeouts (`limits:`), who may read the
-//! metrics on the S3 port (`metrics_on_s3_port:`), and each tenant's presigned-URL rules
+//! The front door's settings: connection limits and timeouts (`limits:`) and each tenant's presigned-URL rules
 //! (`max_presign_seconds:`, `sigv2_presigned_urls:`); from YAML and from the embedded default's
 //! environment.
 
@@ -9,7 +8,6 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::validate::Ctx;
-use super::yaml::Str;
 use super::ConfigError;
 
 /// How many connections blobseal holds and how long a client may take. Every bound is finite.
@@ -42,18 +40,6 @@ impl Default for ConnectionLimits {
             write_timeout: Duration::from_secs(60),
         }
     }
-}
-
-/// Who may read `GET /_blobseal/metrics` on the S3 port.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum MetricsAccess {
-    /// Only clients connecting from a loopback address (a scraper in the same pod or host).
-    #[default]
-    Loopback,
-    /// Anyone who can reach the port, without credentials.
-    Anyone,
-    /// Nobody: the path answers like any unauthenticated S3 request.
-    Off,
 }
 
 /// A tenant's rules for presigned URLs.
@@ -122,16 +108,6 @@ pub(super) fn limits(cx: &mut Ctx<'_>, raw: Option<&Spanned<RawLimits>>) -> Conn
     out
 }
 
-/// `metrics_on_s3_port: loopback | anyone | off`.
-pub(super) fn metrics_access(cx: &mut Ctx<'_>, raw: Option<&Str>) -> MetricsAccess {
-    let Some(s) = raw else { return MetricsAccess::default() };
-    let Some(v) = cx.text(s) else { return MetricsAccess::default() };
-    parse_metrics_access(&v).unwrap_or_else(|m| {
-        cx.error(s.referenced, m);
-        MetricsAccess::default()
-    })
-}
-
 /// A tenant's `max_presign_seconds` and `sigv2_presigned_urls`.
 pub(super) fn presign(cx: &mut Ctx<'_>, max: Option<&Spanned<u64>>, sigv2: Option<&Spanned<bool>>) -> PresignSettings {
     let mut out = PresignSettings::default();
@@ -155,22 +131,13 @@ fn check_range(name: &str, v: u64, min: u64, max: u64) -> Result<u64, String> {
     }
 }
 
-fn parse_metrics_access(v: &str) -> Result<MetricsAccess, String> {
-    match v {
-        "loopback" => Ok(MetricsAccess::Loopback),
-        "anyone" => Ok(MetricsAccess::Anyone),
-        "off" => Ok(MetricsAccess::Off),
-        other => Err(format!("unknown metrics_on_s3_port {other:?} (expected loopback, anyone or off)")),
-    }
-}
-
 /// The embedded default's front-door settings from the environment (`BLOBSEAL_MAX_CONNECTIONS`,
 /// `BLOBSEAL_HEADER_TIMEOUT_SECONDS`, `BLOBSEAL_BODY_TIMEOUT_SECONDS`, `BLOBSEAL_BODY_MIN_BYTES_PER_SECOND`,
-/// `BLOBSEAL_WRITE_TIMEOUT_SECONDS`, `BLOBSEAL_METRICS_ON_S3_PORT`, `BLOBSEAL_MAX_PRESIGN_SECONDS`,
+/// `BLOBSEAL_WRITE_TIMEOUT_SECONDS`, `BLOBSEAL_MAX_PRESIGN_SECONDS`,
 /// `BLOBSEAL_SIGV2_PRESIGNED_URLS`).
 pub(super) fn from_env(
     var: &dyn Fn(&str) -> Option<String>,
-) -> Result<(ConnectionLimits, MetricsAccess, PresignSettings), ConfigError> {
+) -> Result<(ConnectionLimits, PresignSettings), ConfigError> {
     let number = |name: &str, min: u64, max: u64| -> Result<Option<u64>, ConfigError> {
         let Some(text) = var(name) else { return Ok(None) };
         let n: u64 = text
@@ -195,11 +162,6 @@ pub(super) fn from_env(
     if let Some(n) = number("BLOBSEAL_BODY_MIN_BYTES_PER_SECOND", 0, u64::MAX)? {
         limits.body_min_bytes_per_second = n;
     }
-    let metrics = match var("BLOBSEAL_METRICS_ON_S3_PORT") {
-        None => MetricsAccess::default(),
-        Some(v) => parse_metrics_access(v.trim())
-            .map_err(|m| ConfigError::Environment(format!("BLOBSEAL_METRICS_ON_S3_PORT: {m}")))?,
-    };
     let mut presign = PresignSettings::default();
     if let Some(n) = number("BLOBSEAL_MAX_PRESIGN_SECONDS", 1, u64::from(MAX_PRESIGN_SECONDS))? {
         presign.max_seconds = u32::try_from(n).unwrap_or(MAX_PRESIGN_SECONDS);
@@ -215,7 +177,7 @@ pub(super) fn from_env(
             }
         };
     }
-    Ok((limits, metrics, presign))
+    Ok((limits, presign))
 }
 
 #[cfg(test)]
@@ -228,15 +190,14 @@ mod tests {
 
     #[test]
     fn environment_defaults_and_overrides() {
-        let (l, m, p) = from_env(&env_of(&[])).unwrap();
-        assert_eq!((l, m, p), (ConnectionLimits::default(), MetricsAccess::Loopback, PresignSettings::default()));
-        let (l, m, p) = from_env(&env_of(&[
+        let (l, p) = from_env(&env_of(&[])).unwrap();
+        assert_eq!((l, p), (ConnectionLimits::default(), PresignSettings::default()));
+        let (l, p) = from_env(&env_of(&[
             ("BLOBSEAL_MAX_CONNECTIONS", "64"),
             ("BLOBSEAL_HEADER_TIMEOUT_SECONDS", "2"),
             ("BLOBSEAL_BODY_TIMEOUT_SECONDS", "3"),
             ("BLOBSEAL_BODY_MIN_BYTES_PER_SECOND", "0"),
             ("BLOBSEAL_WRITE_TIMEOUT_SECONDS", "4"),
-            ("BLOBSEAL_METRICS_ON_S3_PORT", "off"),
             ("BLOBSEAL_MAX_PRESIGN_SECONDS", "3600"),
             ("BLOBSEAL_SIGV2_PRESIGNED_URLS", "false"),
         ]))
@@ -246,7 +207,6 @@ mod tests {
         assert_eq!(l.body_timeout, Duration::from_secs(3));
         assert_eq!(l.body_min_bytes_per_second, 0);
         assert_eq!(l.write_timeout, Duration::from_secs(4));
-        assert_eq!(m, MetricsAccess::Off);
         assert_eq!(p, PresignSettings { max_seconds: 3600, sigv2: false });
     }
 
@@ -258,7 +218,6 @@ mod tests {
             ("BLOBSEAL_WRITE_TIMEOUT_SECONDS", "99999"),
             ("BLOBSEAL_MAX_PRESIGN_SECONDS", "604801"),
             ("BLOBSEAL_SIGV2_PRESIGNED_URLS", "maybe"),
-            ("BLOBSEAL_METRICS_ON_S3_PORT", "public"),
             ("BLOBSEAL_BODY_TIMEOUT_SECONDS", "ten"),
         ] {
             let pairs: &'static [(&'static str, &'static str)] = Box::leak(Box::new([bad]));

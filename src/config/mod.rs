@@ -16,6 +16,7 @@ mod interpolate;
 mod keys;
 mod limits;
 mod names;
+pub mod operations;
 mod policy;
 pub mod private_file;
 mod secret;
@@ -30,7 +31,8 @@ use std::path::{Path, PathBuf};
 pub use embedded::{embedded, GeneratedCredentials, GeneratedS3Credentials};
 pub use embedded_azure::GeneratedAzureAccount;
 pub use interpolate::{interpolate, InterpolateError};
-pub use limits::{ConnectionLimits, MetricsAccess, PresignSettings, MAX_PRESIGN_SECONDS};
+pub use limits::{ConnectionLimits, PresignSettings, MAX_PRESIGN_SECONDS};
+pub use operations::{LogFormat, OperationsSettings, ShutdownSettings, TlsSettings};
 pub use secret::Secret;
 
 use crate::core::policy::residency::{RegionTable, ResidencyPolicy};
@@ -65,10 +67,19 @@ pub struct Settings {
     pub sweeper: SweeperSettings,
     /// Bounds on every client connection (count, header/body/write time).
     pub limits: ConnectionLimits,
-    /// Who may read `/_blobseal/metrics` on the S3 port.
-    pub metrics_access: MetricsAccess,
+    /// The admin listener, log format, TLS and shutdown drain.
+    pub operations: OperationsSettings,
     /// Where the config came from (a path, or "embedded default") for log lines.
     pub source: String,
+    /// SHA-256 (hex) of the config file's text; for the embedded default, of its summary. Exported as
+    /// `blobseal_config_info{sha256}` so a fleet shows which replicas run which config.
+    pub sha256: String,
+}
+
+/// SHA-256 of `text`, lower-case hex.
+pub fn sha256_hex(text: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
 }
 
 /// One tenant: its credentials and where its buckets live.
@@ -467,7 +478,21 @@ pub fn load_file(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Se
 /// Parses and validates YAML `text`; `file` is used in error positions and as [`Settings::source`].
 pub fn parse_str(text: &str, file: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
     let raw = yaml::parse(text, file)?;
-    validate::validate(raw, file, env)
+    let mut settings = validate::validate(raw, file, env, false)?;
+    settings.sha256 = sha256_hex(text);
+    Ok(settings)
+}
+
+/// Validates the YAML config at `path` like [`load_file`], except that secrets need not exist: an
+/// unset `*_env` variable or a missing `*_file` stands in for a valid secret. For a config
+/// repository's CI, where no secret is present. Nothing is contacted either way.
+pub fn check_file_offline(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: name.clone(), source })?;
+    let raw = yaml::parse(&text, &name)?;
+    let mut settings = validate::validate(raw, &name, env, true)?;
+    settings.sha256 = sha256_hex(&text);
+    Ok(settings)
 }
 
 #[cfg(test)]

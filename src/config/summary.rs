@@ -80,6 +80,29 @@ impl Settings {
                 out.push_str(&format!("azure hosts: <account>.blob.{domain}\n"));
             }
         }
+        let ops = &self.operations;
+        match ops.admin_listen {
+            Some(a) => out.push_str(&format!("admin listen: {a} (/livez, /readyz, /metrics)\n")),
+            None => out.push_str("admin listen: none (no health endpoints, no metrics)\n"),
+        }
+        match &ops.tls {
+            Some(t) => out.push_str(&format!(
+                "tls: cert {}, key {}{} (reloaded when they change)\n",
+                t.cert_file.display(),
+                t.key_file.display(),
+                t.client_ca_file
+                    .as_ref()
+                    .map(|c| format!(", client certificates from {}", c.display()))
+                    .unwrap_or_default()
+            )),
+            None => out.push_str("tls: none (plain HTTP)\n"),
+        }
+        out.push_str(&format!(
+            "logs: {}; shutdown: drain {} s, then up to {} s for open requests\n",
+            ops.log_format.as_str(),
+            ops.shutdown.drain_delay.as_secs(),
+            ops.shutdown.timeout.as_secs()
+        ));
         out.push_str(&format!("key providers ({}):\n", self.key_providers.len()));
         for p in &self.key_providers {
             out.push_str(&format!("  {}: {}\n", p.name, p.settings.describe()));

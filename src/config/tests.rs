@@ -368,10 +368,10 @@ fn bucket_routes_may_name_their_own_backup_targets() {
 }
 
 #[test]
-fn connection_limits_metrics_access_and_presign_rules() {
+fn connection_limits_operations_and_presign_rules() {
     let s = parse_str(GOOD, "c.yaml", &std_env()).unwrap();
     assert_eq!(s.limits, ConnectionLimits::default());
-    assert_eq!(s.metrics_access, MetricsAccess::Loopback);
+    assert_eq!(s.operations, crate::config::OperationsSettings::default());
     assert_eq!(s.tenants[0].presign, PresignSettings::default());
 
     let text = edit(
@@ -379,7 +379,10 @@ fn connection_limits_metrics_access_and_presign_rules() {
         "virtual_host_domain: s3.blobseal.local\n\
          limits: { max_connections: 64, header_timeout_seconds: 5, body_timeout_seconds: 30, \
          body_min_bytes_per_second: 0, write_timeout_seconds: 9 }\n\
-         metrics_on_s3_port: off",
+         admin_listen: 127.0.0.1:9901\n\
+         log_format: json\n\
+         tls: { cert_file: /tls/tls.crt, key_file: /tls/tls.key, client_ca_file: /tls/ca.crt }\n\
+         shutdown: { drain_delay_seconds: 5, timeout_seconds: 20 }",
     );
     let text = text.replacen(
         "    bucket_prefix: acme-\n",
@@ -392,7 +395,12 @@ fn connection_limits_metrics_access_and_presign_rules() {
     assert_eq!(s.limits.body_timeout, std::time::Duration::from_secs(30));
     assert_eq!(s.limits.body_min_bytes_per_second, 0);
     assert_eq!(s.limits.write_timeout, std::time::Duration::from_secs(9));
-    assert_eq!(s.metrics_access, MetricsAccess::Off);
+    assert_eq!(s.operations.admin_listen, Some("127.0.0.1:9901".parse().unwrap()));
+    assert_eq!(s.operations.log_format, crate::config::LogFormat::Json);
+    let tls = s.operations.tls.clone().unwrap();
+    assert_eq!(tls.client_ca_file.as_deref(), Some(std::path::Path::new("/tls/ca.crt")));
+    assert_eq!(s.operations.shutdown.drain_delay, std::time::Duration::from_secs(5));
+    assert_eq!(s.operations.shutdown.timeout, std::time::Duration::from_secs(20));
     assert_eq!(s.tenants[0].presign, PresignSettings { max_seconds: 3600, sigv2: false });
     assert_eq!(s.tenants[1].presign, PresignSettings::default());
 
@@ -402,7 +410,11 @@ fn connection_limits_metrics_access_and_presign_rules() {
         "2:35",
         "header_timeout_seconds must be between 1 and 3600",
     );
-    one_error(&edit(2, "metrics_on_s3_port: everyone"), "2:21", "loopback");
+    one_error(&edit(2, "metrics_on_s3_port: loopback"), "2:21", "admin_listen");
+    one_error(&edit(2, "admin_listen: 9901"), "2:15", "admin_listen");
+    one_error(&edit(2, "log_format: yaml"), "2:13", "json or text");
+    one_error(&edit(2, "shutdown: { drain_delay_seconds: 900 }"), "2:34", "between 0 and 300");
+    one_error(&edit(2, "tls: { cert_file: a.crt }"), "2:8", "key_file");
     one_error(
         &GOOD.replacen("    bucket_prefix: acme-\n", "    bucket_prefix: acme-\n    max_presign_seconds: 604801\n", 1),
         "20:26",

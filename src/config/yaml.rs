@@ -33,7 +33,13 @@ pub(super) struct RawConfig {
     pub residency: Option<Spanned<RawResidency>>,
     pub sweeper: Option<Spanned<RawSweeper>>,
     pub limits: Option<Spanned<super::limits::RawLimits>>,
+    /// Removed (metrics moved to the admin listener): kept only to say so at its position.
     pub metrics_on_s3_port: Option<Str>,
+    /// The admin listener (IP:PORT): `/livez`, `/readyz`, `/metrics`.
+    pub admin_listen: Option<Str>,
+    pub log_format: Option<Str>,
+    pub tls: Option<Spanned<super::operations::RawTls>>,
+    pub shutdown: Option<Spanned<super::operations::RawShutdown>>,
     pub backends: Spanned<Vec<Spanned<RawBackend>>>,
     pub tenants: Spanned<Vec<Spanned<RawTenant>>>,
     #[serde(default)]

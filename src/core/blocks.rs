@@ -120,7 +120,7 @@ fn encode_table(blocks: &[Block]) -> String {
 }
 
 fn decode_table(text: &str) -> CoreResult<Vec<Block>> {
-    let bad = || CoreError::Integrity("malformed block table".into());
+    let bad = || CoreError::integrity("block_table", "malformed block table");
     text.lines()
         .map(|line| {
             let (id, size) = line.split_once(' ').ok_or_else(bad)?;
@@ -240,11 +240,12 @@ impl BlobService {
             Err(e) => return Err(e),
         };
         if got.info.size > MAX_TABLE_BYTES {
-            return Err(CoreError::Integrity("block table too large".into()));
+            return Err(CoreError::integrity("block_table", "block table too large"));
         }
-        let bytes: Vec<Bytes> = got.body.try_collect().await.map_err(|e| CoreError::Integrity(e.to_string()))?;
-        let text =
-            String::from_utf8(bytes.concat()).map_err(|_| CoreError::Integrity("block table not UTF-8".into()))?;
+        let bytes: Vec<Bytes> =
+            got.body.try_collect().await.map_err(|e| CoreError::integrity("block_table", e.to_string()))?;
+        let text = String::from_utf8(bytes.concat())
+            .map_err(|_| CoreError::integrity("block_table", "block table not UTF-8"))?;
         decode_table(&text)
     }
 
@@ -281,7 +282,7 @@ impl BlobService {
         if let Some(info) = &blob {
             let total = committed.iter().try_fold(0u64, |n, b| n.checked_add(b.size));
             if !committed.is_empty() && total != Some(info.size) {
-                return Err(CoreError::Integrity("block table does not match the blob's size".into()));
+                return Err(CoreError::integrity("block_table", "block table does not match the blob's size"));
             }
         }
         let prefix = staged_prefix(key);
@@ -320,7 +321,9 @@ impl BlobService {
         let mut offset = 0u64;
         for b in &list.committed {
             committed.entry(b.id.as_slice()).or_insert((offset, b.size));
-            offset = offset.checked_add(b.size).ok_or(CoreError::Integrity("block sizes overflow".into()))?;
+            offset = offset
+                .checked_add(b.size)
+                .ok_or_else(|| CoreError::integrity("block_table", "block sizes overflow"))?;
         }
         let missing =
             |id: &[u8]| CoreError::InvalidBlockList(format!("block {} is not there", URL_SAFE_NO_PAD.encode(id)));

@@ -41,7 +41,7 @@ impl BlobService {
                 .residency
                 .check(self.region_table(), &format!("a bucket in {region} (LocationConstraint)"), Some(region))
                 .map_err(|v| {
-                    crate::metrics::inc(&crate::metrics::RESIDENCY_REFUSALS);
+                    crate::metrics::get().residency_refusals.inc();
                     tracing::warn!(tenant = %tenant.name, bucket, violation = %v, "residency refusal");
                     CoreError::Residency(v.to_string())
                 })?;

@@ -42,7 +42,7 @@ pub struct DriftReport {
 impl BlobService {
     /// Asks every region-aware backend where each bucket blobseal uses on it really is.
     pub async fn check_regions(&self) -> DriftReport {
-        crate::metrics::inc(&crate::metrics::DRIFT_CHECKS);
+        crate::metrics::get().drift_checks.inc();
         let mut report = DriftReport::default();
         let backends: Vec<_> = self.directory().backends().map(|(n, b)| (n.clone(), b.clone())).collect();
         for (name, backend) in backends {
@@ -59,7 +59,7 @@ impl BlobService {
                     Ok(Some(actual)) => {
                         report.checked += 1;
                         if actual != configured {
-                            crate::metrics::inc(&crate::metrics::DRIFTS_FOUND);
+                            crate::metrics::get().drifts_found.inc();
                             report.drifts.push(Drift {
                                 backend: name.clone(),
                                 bucket: b.name,

@@ -81,7 +81,15 @@ pub enum CoreError {
 
 impl From<FormatError> for CoreError {
     fn from(e: FormatError) -> Self {
-        CoreError::Integrity(e.to_string())
+        CoreError::integrity(e.kind(), e.to_string())
+    }
+}
+
+impl CoreError {
+    /// An integrity failure of `kind` (a fixed name), counted in the metrics.
+    pub fn integrity(kind: &'static str, detail: impl Into<String>) -> Self {
+        crate::metrics::get().integrity_failure(kind);
+        CoreError::Integrity(detail.into())
     }
 }
 

@@ -108,9 +108,11 @@ impl BlobService {
         for target in &self.directory().backup_targets(tenant, bucket) {
             let result = self.copy_one_backup(bucket, key, p, version, &target.backend, &target.bucket).await;
             match result {
-                Ok(()) => crate::metrics::inc(&crate::metrics::BACKUP_COPIES),
+                Ok(()) => {
+                    crate::metrics::get().backup_copies.inc();
+                }
                 Err(e) => {
-                    crate::metrics::inc(&crate::metrics::BACKUP_FAILURES);
+                    crate::metrics::get().backup_failures.inc();
                     tracing::error!(tenant = %tenant.name, bucket, key = %self.keys().loggable_key(&tenant.name, key), target = %format!("{}/{}", target.backend, target.bucket), error = %e, "backup copy failed");
                 }
             }

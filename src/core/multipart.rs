@@ -560,7 +560,7 @@ impl BlobService {
         let p = &up.placement;
         let head = p.backend.head(&p.bucket, &up.backend_key, hidden_version.as_deref()).await?;
         if head.meta.size != layout.body_len() {
-            return Err(CoreError::Integrity("completed upload has an unexpected size".into()));
+            return Err(CoreError::integrity("multipart_layout", "completed upload has an unexpected size"));
         }
         let mut stored = head.metadata.clone();
         stored.insert(LAYOUT_META.to_owned(), encoded_layout);
@@ -599,8 +599,8 @@ impl BlobService {
 }
 
 fn listed_part(p: PartInfo) -> CoreResult<ListedPart> {
-    let size =
-        plaintext_len(p.size).ok_or_else(|| CoreError::Integrity("stored part has an impossible size".into()))?;
+    let size = plaintext_len(p.size)
+        .ok_or_else(|| CoreError::integrity("multipart_layout", "stored part has an impossible size"))?;
     Ok(ListedPart {
         part_number: p.part_number,
         size,

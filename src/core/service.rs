@@ -216,7 +216,7 @@ pub struct BlobService {
 pub(crate) fn key_error(e: KeyError) -> CoreError {
     match e {
         // A wrapped key that does not open for this identity is tampered or moved ciphertext.
-        KeyError::Unwrap => CoreError::Integrity("data key does not authenticate for this object".into()),
+        KeyError::Unwrap => CoreError::integrity("key_unwrap", "data key does not authenticate for this object"),
         KeyError::Destroyed(why) => CoreError::KeyDestroyed(why),
         KeyError::Refused(why) => CoreError::WriteRefused(why),
         other => CoreError::Key(other),
@@ -346,12 +346,12 @@ impl BlobService {
             f.get(&p.backend_name).cloned()
         };
         if let Some(reason) = fenced {
-            crate::metrics::inc(&crate::metrics::FENCED_REQUESTS);
+            crate::metrics::get().fenced_requests.inc();
             return Err(CoreError::BackendFenced { backend: p.backend_name.clone(), reason });
         }
         let what = format!("backend {}", p.backend_name);
         let refuse = |v: crate::core::policy::residency::Violation| {
-            crate::metrics::inc(&crate::metrics::RESIDENCY_REFUSALS);
+            crate::metrics::get().residency_refusals.inc();
             tracing::warn!(tenant = %tenant.name, bucket, violation = %v, "residency refusal");
             CoreError::Residency(v.to_string())
         };
@@ -446,7 +446,7 @@ impl BlobService {
     ) -> CoreResult<Opened> {
         let (envelope, layout) = decode_envelope(head)?;
         if digest_of(&head.metadata) != envelope.meta_digest {
-            return Err(CoreError::Integrity("object metadata does not match its envelope".into()));
+            return Err(CoreError::integrity("envelope", "object metadata does not match its envelope"));
         }
         let aad = envelope.wrap_aad(id);
         let wrapped = WrappedKey { kek_id: envelope.kek_id.clone(), blob: envelope.wrapped_dek.clone() };
@@ -464,7 +464,7 @@ impl BlobService {
             }
         };
         if segs.stored_len() != head.meta.size {
-            return Err(CoreError::Integrity("stored size does not match the envelope".into()));
+            return Err(CoreError::integrity("envelope", "stored size does not match the envelope"));
         }
         Ok(Opened { envelope, segs, dek })
     }
@@ -672,12 +672,12 @@ impl BlobService {
                     (again, opened, plain, plan)
                 }
                 (false, SegmentKeys::Single { .. }) => {
-                    return Err(CoreError::Integrity("backend returned a different byte range".into()))
+                    return Err(CoreError::integrity("backend_range", "backend returned a different byte range"))
                 }
             }
         };
         if plan.cipher.start != got.range.start || plan.cipher.end > got.range.end {
-            return Err(CoreError::Integrity("backend returned a different byte range".into()));
+            return Err(CoreError::integrity("backend_range", "backend returned a different byte range"));
         }
         let info = Self::info_of(key, &got.head, &opened);
         // The window may extend past the segments we need: stop reading after them.
@@ -689,7 +689,7 @@ impl BlobService {
         // segment) is a clean error status instead of a cut-off 200.
         let first = match body.next().await {
             Some(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
-                return Err(CoreError::Integrity(format!("first segment: {e}")))
+                return Err(CoreError::integrity("segment_auth", format!("first segment: {e}")))
             }
             first => first,
         };
@@ -937,18 +937,18 @@ pub(crate) fn decode_envelope(head: &ObjectHead) -> CoreResult<(Envelope, Option
     let encoded = head.metadata.get(ENVELOPE_META).ok_or(CoreError::NotSealed)?;
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(encoded.trim())
-        .map_err(|_| CoreError::Integrity("envelope is not valid base64".into()))?;
+        .map_err(|_| CoreError::integrity("envelope", "envelope is not valid base64"))?;
     let envelope = Envelope::decode(&bytes)?;
     let layout = match (envelope.alg, head.metadata.get(LAYOUT_META)) {
         (Algorithm::Gcm, None) => None,
         (Algorithm::PartsSiv, Some(text)) => {
             let layout = Layout::decode(text)?;
             if layout.plain_len() != envelope.plaintext_len {
-                return Err(CoreError::Integrity("layout does not match the envelope".into()));
+                return Err(CoreError::integrity("envelope", "layout does not match the envelope"));
             }
             Some(layout)
         }
-        _ => return Err(CoreError::Integrity("envelope algorithm and layout disagree".into())),
+        _ => return Err(CoreError::integrity("envelope", "envelope algorithm and layout disagree")),
     };
     Ok((envelope, layout))
 }

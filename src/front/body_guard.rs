@@ -160,7 +160,7 @@ impl<B> ProgressGuard<B> {
     fn fail(&mut self, e: BodyTooSlow) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         self.failed = true;
         self.tripped.store(true, Ordering::Relaxed);
-        crate::metrics::inc(&crate::metrics::SLOW_BODIES);
+        crate::metrics::get().slow_bodies.inc();
         tracing::warn!(error = %e, "request body too slow: failing the request");
         Poll::Ready(Some(Err(Box::new(e))))
     }

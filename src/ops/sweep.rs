@@ -40,6 +40,16 @@ pub struct SweepRequest {
     pub max_deletes_per_second: u32,
     /// Who sweeps, for the lease.
     pub holder: String,
+    /// Set when the process is shutting down: the sweep stops after the key it is working on,
+    /// releases its lease and reports itself stopped (the next run starts over; deletions are
+    /// idempotent).
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+}
+
+impl SweepRequest {
+    fn stopping(&self) -> bool {
+        self.stop.as_ref().is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed))
+    }
 }
 
 /// One JSON line of the report.
@@ -85,6 +95,8 @@ pub struct SweepSummary {
     pub errors: u64,
     /// Tenants skipped because another sweeper holds their lease.
     pub leased_elsewhere: Vec<String>,
+    /// The sweep was stopped by a shutdown before it finished.
+    pub stopped: bool,
     pub dry_run: bool,
     /// Deadline-day keys destroyed (or, in a dry run, due), `tenant/period:<day>`.
     pub period_keys: Vec<String>,
@@ -95,8 +107,9 @@ pub struct SweepSummary {
 impl SweepSummary {
     pub fn line(&self, secs: f64) -> String {
         format!(
-            "sweep{}: {} tenant(s), {} version(s) examined, {} deleted, {} delete marker(s) deleted, {} kept (locked), {} not yet due, {} without a deadline, {} error(s){} ({secs:.1} s)",
+            "sweep{}{}: {} tenant(s), {} version(s) examined, {} deleted, {} delete marker(s) deleted, {} kept (locked), {} not yet due, {} without a deadline, {} error(s){} ({secs:.1} s)",
             if self.dry_run { " (dry run: nothing deleted)" } else { "" },
+            if self.stopped { " (stopped by shutdown before the end)" } else { "" },
             self.tenants,
             self.versions_examined,
             self.versions_deleted,
@@ -140,7 +153,7 @@ fn rfc3339(t: OffsetDateTime) -> String {
 /// Sweeps, writing one report line per object acted on to `report`.
 pub async fn sweep(ops: &Ops, req: &SweepRequest, report: &mut (dyn Write + Send)) -> Result<SweepSummary, OpsError> {
     let mut sum = SweepSummary { dry_run: req.dry_run, ..SweepSummary::default() };
-    crate::metrics::inc(&crate::metrics::SWEEP_RUNS);
+    crate::metrics::get().sweep_runs.inc();
     let names: Vec<String> = match &req.tenant {
         Some(t) => vec![ops.tenant(t)?.name.clone()],
         None => {
@@ -150,6 +163,9 @@ pub async fn sweep(ops: &Ops, req: &SweepRequest, report: &mut (dyn Write + Send
         }
     };
     for name in names {
+        if sum.stopped {
+            break;
+        }
         let tenant = ops.tenant(&name)?;
         if !req.dry_run && !take_lease(ops, &name, &req.holder).await? {
             sum.leased_elsewhere.push(name);
@@ -183,12 +199,15 @@ async fn sweep_tenant(
     }
     sum.held_days.clear();
     for (name, p, is_backup) in &locations {
+        if sum.stopped {
+            return Ok(());
+        }
         sweep_location(ops, tenant, name, p, *is_backup, req, report, sum).await?;
         if !req.dry_run {
             renew_lease(ops, &tenant.name, &req.holder).await?;
         }
     }
-    if tenant.retention.period_keys {
+    if tenant.retention.period_keys && !sum.stopped {
         destroy_past_days(ops, tenant, req, report, sum).await?;
     }
     Ok(())
@@ -258,6 +277,10 @@ async fn sweep_location(
         for v in versions {
             if v.meta.key.starts_with(RESERVED_KEY_PREFIX) {
                 continue;
+            }
+            if req.stopping() {
+                sum.stopped = true;
+                return Ok(());
             }
             if group.first().is_some_and(|g| g.meta.key != v.meta.key) {
                 let done = std::mem::take(&mut group);
@@ -351,7 +374,7 @@ async fn sweep_key(
         match p.backend.delete(&p.bucket, &stored_key, vid).await {
             Ok(_) => {
                 sum.versions_deleted += 1;
-                crate::metrics::inc(&crate::metrics::SWEEP_DELETED_VERSIONS);
+                crate::metrics::get().sweep_deleted_versions.inc();
                 tracing::info!(tenant = %tenant.name, bucket = %bucket, key = %ops.core.keys().loggable_key(&tenant.name, &key), location = %line.location, version = vid.unwrap_or("null"), deadline = %rfc3339(deadline), "sweeper deleted an expired version");
                 line.versions_deleted.push(vid.unwrap_or("null").to_owned());
             }
@@ -401,7 +424,7 @@ async fn sweep_key(
 
 fn keep_locked(line: &mut ReportLine, sum: &mut SweepSummary, v: &VersionEntry, lock: &LockState) {
     sum.kept_locked += 1;
-    crate::metrics::inc(&crate::metrics::SWEEP_KEPT_LOCKED);
+    crate::metrics::get().sweep_kept_locked.inc();
     line.kept_locked.push(KeptLocked {
         version_id: v.meta.version_id.clone(),
         until: lock.retain_until.map(rfc3339),

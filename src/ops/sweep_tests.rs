@@ -50,7 +50,14 @@ async fn versions(f: &Fixture, bucket: &str) -> Vec<(String, bool)> {
 }
 
 fn request(now: OffsetDateTime, dry_run: bool) -> SweepRequest {
-    SweepRequest { tenant: Some("alpha".into()), dry_run, now, max_deletes_per_second: 10_000, holder: "test".into() }
+    SweepRequest {
+        tenant: Some("alpha".into()),
+        dry_run,
+        now,
+        max_deletes_per_second: 10_000,
+        holder: "test".into(),
+        stop: None,
+    }
 }
 
 #[tokio::test]

@@ -72,6 +72,26 @@ pub enum FormatError {
     Crypto,
 }
 
+impl FormatError {
+    /// A short, fixed name for metrics (`blobseal_integrity_failures_total{kind}`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FormatError::BadMagic
+            | FormatError::UnsupportedVersion(_)
+            | FormatError::UnsupportedAlgorithm(_)
+            | FormatError::BadSegmentSize
+            | FormatError::FieldTooLong
+            | FormatError::InvalidField(_) => "envelope",
+            FormatError::Truncated => "truncated",
+            FormatError::TrailingBytes | FormatError::LengthMismatch => "length",
+            FormatError::CommitmentMismatch => "key_commitment",
+            FormatError::SegmentAuth { .. } => "segment_auth",
+            FormatError::RangeOutOfBounds => "range",
+            FormatError::Crypto => "crypto",
+        }
+    }
+}
+
 /// Number of segments of a `plain`-byte object: `max(1, ceil(plain / SEGMENT_SIZE))`.
 /// An empty object is one empty segment, so that even it carries a tag to authenticate.
 pub fn segment_count(plain: u64) -> u64 {

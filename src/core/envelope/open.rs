@@ -112,6 +112,7 @@ struct Opener {
 }
 
 fn invalid(e: FormatError) -> io::Error {
+    crate::metrics::get().integrity_failure(e.kind());
     io::Error::new(io::ErrorKind::InvalidData, e)
 }
 

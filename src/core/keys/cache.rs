@@ -69,8 +69,9 @@ impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
             }
             None
         });
-        let counter = if found.is_some() { &self.hits } else { &self.misses };
+        let (counter, kind) = if found.is_some() { (&self.hits, "hit") } else { (&self.misses, "miss") };
         counter.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::get().key_cache.get_or_create(&crate::metrics::KindLabels { kind }).inc();
         found
     }
 

@@ -25,7 +25,7 @@ impl BucketSubdomains {
     }
 
     /// The bucket named by `host`, if it is a subdomain of ours.
-    fn bucket_of<'a>(&self, host: &'a str) -> Option<&'a str> {
+    pub(crate) fn bucket_of<'a>(&self, host: &'a str) -> Option<&'a str> {
         let name = strip_port(host);
         let lower_ends = name.len() > self.domain.len() + 1 && name.to_ascii_lowercase().ends_with(&self.domain);
         if !lower_ends {

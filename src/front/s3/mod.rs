@@ -8,10 +8,11 @@ mod conditions;
 pub(crate) mod convert;
 pub mod error;
 pub mod gate;
-mod host;
+pub(crate) mod host;
 mod list;
 mod multipart;
 mod objects;
+pub mod operation;
 mod service;
 
 use std::collections::HashMap;
