@@ -16,6 +16,7 @@ use blobseal::ops::rewrap::rewrap;
 use blobseal::ops::rotate::rotate;
 use blobseal::ops::shred::{shred, ShredRequest};
 use blobseal::ops::status::status;
+use blobseal::ops::sweep::Shard as SweepShard;
 use blobseal::ops::sweep::{sweep, SweepRequest};
 use blobseal::ops::{Ops, OpsError};
 use clap::{Parser, Subcommand};
@@ -101,8 +102,17 @@ struct SweepArgs {
     /// At most this many deletions per second (default: the config's sweeper setting).
     #[arg(long, value_name = "N")]
     max_deletes_per_second: Option<u32>,
+    /// Sweep only shard I of N (0-based; a stable split of the keys, one lease per shard), so N
+    /// processes share the sweep, e.g. a Kubernetes Indexed Job with `--shard $(JOB_COMPLETION_INDEX)/N`.
+    /// Deadline-day keys are destroyed only by an unsharded sweep.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    shard: Option<SweepShard>,
     #[command(flatten)]
     config: ConfigArg,
+}
+
+fn parse_shard(text: &str) -> Result<SweepShard, String> {
+    SweepShard::parse(text)
 }
 
 /// `--config FILE`, or the embedded default ($BLOBSEAL_DATA_DIR, ./blobseal-data).
@@ -224,6 +234,7 @@ fn sweep_command(args: SweepArgs) -> ExitCode {
             max_deletes_per_second: args.max_deletes_per_second.unwrap_or(ops.sweeper.max_deletes_per_second),
             holder: blobseal::ops::operator(None),
             stop: None,
+            shard: args.shard,
         };
         let mut out: Box<dyn std::io::Write + Send> = match &args.report {
             Some(path) => Box::new(

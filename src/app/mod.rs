@@ -396,6 +396,7 @@ fn spawn_sweeps(
                 max_deletes_per_second: settings.max_deletes_per_second,
                 holder: holder.clone(),
                 stop: Some(Arc::clone(&stop)),
+                shard: None,
             };
             let started = Instant::now();
             let mut report = Vec::new();

@@ -44,6 +44,39 @@ pub struct SweepRequest {
     /// releases its lease and reports itself stopped (the next run starts over; deletions are
     /// idempotent).
     pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Sweep only this shard of the key space (several processes share a sweep); `None`: all.
+    pub shard: Option<Shard>,
+}
+
+/// Shard `index` of `count` (0-based): the stored keys whose SHA-256 taken as a number is `index`
+/// modulo `count`. Stable across runs, processes and versions of blobseal, so N processes (a
+/// Kubernetes Indexed Job) split a sweep with no coordination but a lease per shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Shard {
+    /// `I/N` with `I < N`, `N >= 1`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let bad = || format!("--shard {text:?}: expected I/N with 0 <= I < N, e.g. 0/4");
+        let (i, n) = text.split_once('/').ok_or_else(bad)?;
+        let (index, count) = (i.trim().parse::<u32>().map_err(|_| bad())?, n.trim().parse::<u32>().map_err(|_| bad())?);
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Self { index, count })
+    }
+
+    /// Whether `stored_key` belongs to this shard.
+    pub fn owns(self, stored_key: &str) -> bool {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(stored_key.as_bytes());
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        u64::from_be_bytes(first) % u64::from(self.count) == u64::from(self.index)
+    }
 }
 
 impl SweepRequest {
@@ -142,8 +175,11 @@ struct Lease {
 }
 
 /// The lease object in the tenant's key store.
-fn lease_key(tenant: &str) -> String {
-    format!("sweep/{tenant}/lease")
+fn lease_key(tenant: &str, shard: Option<Shard>) -> String {
+    match shard {
+        None => format!("sweep/{tenant}/lease"),
+        Some(s) => format!("sweep/{tenant}/lease-{}-of-{}", s.index, s.count),
+    }
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
@@ -167,14 +203,14 @@ pub async fn sweep(ops: &Ops, req: &SweepRequest, report: &mut (dyn Write + Send
             break;
         }
         let tenant = ops.tenant(&name)?;
-        if !req.dry_run && !take_lease(ops, &name, &req.holder).await? {
+        if !req.dry_run && !take_lease(ops, &name, &req.holder, req.shard).await? {
             sum.leased_elsewhere.push(name);
             continue;
         }
         sum.tenants += 1;
         let result = sweep_tenant(ops, &tenant, req, report, &mut sum).await;
         if !req.dry_run {
-            release_lease(ops, &name, &req.holder).await;
+            release_lease(ops, &name, &req.holder, req.shard).await;
         }
         result?;
     }
@@ -204,10 +240,12 @@ async fn sweep_tenant(
         }
         sweep_location(ops, tenant, name, p, *is_backup, req, report, sum).await?;
         if !req.dry_run {
-            renew_lease(ops, &tenant.name, &req.holder).await?;
+            renew_lease(ops, &tenant.name, &req.holder, req.shard).await?;
         }
     }
-    if tenant.retention.period_keys && !sum.stopped {
+    // A shard does not see the other shards' locked versions, whose deadline days must keep their
+    // keys: deadline-day keys are destroyed only by an unsharded sweep.
+    if tenant.retention.period_keys && !sum.stopped && req.shard.is_none() {
         destroy_past_days(ops, tenant, req, report, sum).await?;
     }
     Ok(())
@@ -281,6 +319,9 @@ async fn sweep_location(
             if req.stopping() {
                 sum.stopped = true;
                 return Ok(());
+            }
+            if req.shard.is_some_and(|s| !s.owns(&v.meta.key)) {
+                continue;
             }
             if group.first().is_some_and(|g| g.meta.key != v.meta.key) {
                 let done = std::mem::take(&mut group);
@@ -452,37 +493,37 @@ async fn pace(req: &SweepRequest) {
     }
 }
 
-async fn take_lease(ops: &Ops, tenant: &str, holder: &str) -> Result<bool, OpsError> {
+async fn take_lease(ops: &Ops, tenant: &str, holder: &str, shard: Option<Shard>) -> Result<bool, OpsError> {
     let store = &ops.keys().tenant(tenant)?.store;
     let now = OffsetDateTime::now_utc();
     let lease = Lease { holder: holder.to_owned(), expires: rfc3339(now + LEASE) };
-    if store.put(&lease_key(tenant), &lease, true).await? {
+    if store.put(&lease_key(tenant, shard), &lease, true).await? {
         return Ok(true);
     }
-    if let Some(current) = store.get::<Lease>(&lease_key(tenant)).await? {
+    if let Some(current) = store.get::<Lease>(&lease_key(tenant, shard)).await? {
         let expired = OffsetDateTime::parse(&current.expires, &Rfc3339).map(|e| e <= now).unwrap_or(true);
         if !expired && current.holder != holder {
             tracing::info!(tenant, holder = %current.holder, until = %current.expires, "another sweeper holds the lease");
             return Ok(false);
         }
         // Expired (its holder died) or ours: take it over; a concurrent taker loses the create.
-        store.delete(&lease_key(tenant)).await?;
+        store.delete(&lease_key(tenant, shard)).await?;
     }
-    Ok(store.put(&lease_key(tenant), &lease, true).await?)
+    Ok(store.put(&lease_key(tenant, shard), &lease, true).await?)
 }
 
-async fn renew_lease(ops: &Ops, tenant: &str, holder: &str) -> Result<(), OpsError> {
+async fn renew_lease(ops: &Ops, tenant: &str, holder: &str, shard: Option<Shard>) -> Result<(), OpsError> {
     let store = &ops.keys().tenant(tenant)?.store;
     let lease = Lease { holder: holder.to_owned(), expires: rfc3339(OffsetDateTime::now_utc() + LEASE) };
-    store.put(&lease_key(tenant), &lease, false).await?;
+    store.put(&lease_key(tenant, shard), &lease, false).await?;
     Ok(())
 }
 
-async fn release_lease(ops: &Ops, tenant: &str, holder: &str) {
+async fn release_lease(ops: &Ops, tenant: &str, holder: &str, shard: Option<Shard>) {
     let Ok(t) = ops.keys().tenant(tenant) else { return };
-    if let Ok(Some(current)) = t.store.get::<Lease>(&lease_key(tenant)).await {
+    if let Ok(Some(current)) = t.store.get::<Lease>(&lease_key(tenant, shard)).await {
         if current.holder == holder {
-            if let Err(e) = t.store.delete(&lease_key(tenant)).await {
+            if let Err(e) = t.store.delete(&lease_key(tenant, shard)).await {
                 tracing::warn!(tenant, error = %e, "cannot release the sweeper lease; it expires by itself");
             }
         }

@@ -169,3 +169,18 @@ async fn deadline_day_keys_make_unreachable_copies_unreadable_once_the_day_passe
     // The 35-day object's day is still ahead: untouched and readable.
     assert!(f.svc.get_object(&f.beta, "y", "logs/a.log", None, None, None).await.is_ok());
 }
+
+#[test]
+fn shards_split_the_key_space_exactly() {
+    use super::sweep::Shard;
+    assert!(Shard::parse("4/4").is_err() && Shard::parse("1/0").is_err() && Shard::parse("x").is_err());
+    let shards: Vec<Shard> = (0..3).map(|i| Shard::parse(&format!("{i}/3")).unwrap()).collect();
+    let mut sizes = [0u32; 3];
+    for n in 0..3000 {
+        let key = format!("calls/{n}.wav");
+        let owners: Vec<usize> = (0..3).filter(|&i| shards[i].owns(&key)).collect();
+        assert_eq!(owners.len(), 1, "{key} owned by {owners:?}");
+        sizes[owners[0]] += 1;
+    }
+    assert!(sizes.iter().all(|&s| s > 800), "uneven split {sizes:?}");
+}

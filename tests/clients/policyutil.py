@@ -33,7 +33,6 @@ BACKUP_BUCKET = "acme-backup"  # the issue's name: under the tenant's bucket pre
 DELETE_AFTER = "blobseal-delete-after"  # raw metadata entry and raw tag
 DELETE_AFTER_HEADER = "x-blobseal-delete-after"  # response header of a write
 RETENTION_DAYS_HEADER = "x-blobseal-retention-days"  # request header of a write
-METRICS_PATH = "/_blobseal/metrics"
 WAIT = 6.0  # seconds to wait for a drift check (every 2 s) to fence or unfence ("within ~5 s")
 
 RETENTION_YAML = """\
@@ -57,6 +56,7 @@ def policy_config(moto: str, keyring: Path, access_key: str, *, default_backend:
                 "    credentials: {access_key_id_env: BST_MOTO_KEY, secret_access_key_env: BST_MOTO_SECRET}\n")
 
     text = ('listen: "127.0.0.1:{port}"\n'
+            'admin_listen: "${BLOBSEAL_ADMIN_LISTEN:-127.0.0.1:0}"\n'
             "residency:\n  regions:\n    - { name: dc-berlin-1, country: DE }\n"
             f"  drift_check_seconds: {drift_check}\n"
             "sweeper: { interval_seconds: 0, max_deletes_per_second: 100 }\n"
@@ -150,8 +150,9 @@ class PolicyDeployment:
         return s3_client(self.endpoint, self.access_key, self.secret, **config)
 
     def metrics(self) -> dict[str, float]:
-        """`GET /_blobseal/metrics` parsed: `name` or `name{labels}` → value."""
-        resp = raw_request("GET", self.endpoint + METRICS_PATH)
+        """`GET /metrics` on the admin listener, parsed: `name` or `name{labels}` → value."""
+        assert self.server is not None
+        resp = raw_request("GET", f"http://127.0.0.1:{self.server.admin_port}/metrics")
         assert resp.status == 200, f"metrics answered {resp.status}: {resp.body[:300]!r}"
         return parse_metrics(resp.body.decode())
 

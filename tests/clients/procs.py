@@ -156,19 +156,25 @@ def blobseal(workdir: Path, name: str, env_extra: dict[str, str], config: str | 
              port: int | None = None, max_open_files: int | None = None) -> Server:
     """Start `blobseal serve` (embedded default, or `--config` with the given YAML text).
 
-    `config` may contain `{port}`, replaced by the listening port. Returns once it logged `listening on`.
+    `config` may contain `{port}` and `{admin_port}`, replaced by the listening ports (the embedded default
+    takes the admin port from BLOBSEAL_ADMIN_LISTEN, set here; a YAML config may use that variable too).
+    Returns once it logged `listening on`; the returned server's `admin_port` is the admin listener's.
     """
     port = port or free_port()
+    admin_port = free_port()
     env = clean_env()
-    env.update({"BLOBSEAL_LISTEN": f"127.0.0.1:{port}", "RUST_LOG": env.get("RUST_LOG", "info")})
+    env.update({"BLOBSEAL_LISTEN": f"127.0.0.1:{port}", "BLOBSEAL_ADMIN_LISTEN": f"127.0.0.1:{admin_port}",
+                "RUST_LOG": env.get("RUST_LOG", "info")})
     env.update(env_extra)
     argv = [blobseal_bin(), "serve"]
     if config is not None:
         cfg = workdir / f"{name}.yaml"
-        cfg.write_text(config.replace("{port}", str(port)))
+        cfg.write_text(config.replace("{port}", str(port)).replace("{admin_port}", str(admin_port)))
         argv += ["--config", str(cfg)]
-    return Server(name, argv, port, workdir / f"{name}.log", env=env, ready_text="listening on",
-                  cwd=workdir, max_open_files=max_open_files).start()
+    server = Server(name, argv, port, workdir / f"{name}.log", env=env, ready_text="listening on",
+                    cwd=workdir, max_open_files=max_open_files)
+    server.admin_port = admin_port
+    return server.start()
 
 
 _AWS_VARS = ("AWS_CA_BUNDLE", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE",

@@ -24,18 +24,19 @@ SEG = 64 * 1024  # blobseal's plaintext segment size
 TAG = 16  # AES-GCM tag per segment
 
 
-def s3_client(endpoint: str, access_key: str, secret_key: str, **config):
+def s3_client(endpoint: str, access_key: str, secret_key: str, verify: str | bool | None = None, **config):
     """A boto3 S3 client for `endpoint`: path-style, us-east-1, explicit credentials, no retries.
 
     Retries are off so that a server error shows up as the error it is instead of being hidden
-    by a retry that happened to succeed. Extra keyword arguments go into botocore's `Config`.
+    by a retry that happened to succeed. Extra keyword arguments go into botocore's `Config`; `verify` is
+    the CA bundle for an https endpoint.
     """
     cfg = {"s3": {"addressing_style": "path"}, "signature_version": "s3v4",
            "retries": {"total_max_attempts": 1, "mode": "standard"}, "connect_timeout": 5, "read_timeout": 60}
     cfg.update(config)
     session = boto3.session.Session(aws_access_key_id=access_key, aws_secret_access_key=secret_key,
                                     region_name=REGION)
-    return session.client("s3", endpoint_url=endpoint, config=Config(**cfg))
+    return session.client("s3", endpoint_url=endpoint, config=Config(**cfg), verify=verify)
 
 
 @dataclass

@@ -50,8 +50,7 @@ def strict(workdir) -> Instance:
         "BLOBSEAL_DATA_DIR": str(data), "BLOBSEAL_ACCESS_KEY_ID": ak, "BLOBSEAL_SECRET_ACCESS_KEY": sk,
         "BLOBSEAL_HEADER_TIMEOUT_SECONDS": "2", "BLOBSEAL_BODY_TIMEOUT_SECONDS": "3",
         "BLOBSEAL_BODY_MIN_BYTES_PER_SECOND": "1024", "BLOBSEAL_MAX_CONNECTIONS": "40",
-        "BLOBSEAL_MAX_PRESIGN_SECONDS": "3600", "BLOBSEAL_SIGV2_PRESIGNED_URLS": "false",
-        "BLOBSEAL_METRICS_ON_S3_PORT": "off"})
+        "BLOBSEAL_MAX_PRESIGN_SECONDS": "3600", "BLOBSEAL_SIGV2_PRESIGNED_URLS": "false"})
     inst = Instance("strict", server.endpoint, ak, sk, data_dir=data, server=server)
     inst.client().create_bucket(Bucket="strict")
     yield inst
@@ -306,11 +305,13 @@ def test_descriptor_exhaustion_costs_no_cpu_and_a_bounded_log(workdir):
 
 # --- 10. metrics ---------------------------------------------------------------------------------------------------
 
-def test_metrics_are_served_to_loopback_only_by_default_and_can_be_turned_off(instance, strict):
-    resp = raw_request("GET", instance.endpoint + "/_blobseal/metrics")
-    assert resp.status == 200 and b"blobseal_" in resp.body
-    resp = raw_request("GET", strict.endpoint + "/_blobseal/metrics")
-    assert resp.status in (403, 404) and b"blobseal_" not in resp.body, resp.body[:300]
+def test_metrics_are_on_the_admin_port_only(strict):
+    admin = f"http://127.0.0.1:{strict.server.admin_port}"
+    resp = raw_request("GET", admin + "/metrics")
+    assert resp.status == 200 and b"blobseal_build_info" in resp.body
+    for path in ("/_blobseal/metrics", "/metrics"):
+        resp = raw_request("GET", strict.endpoint + path)
+        assert resp.status in (403, 404) and b"blobseal_" not in resp.body, resp.body[:300]
 
 
 # --- 4. logs at trace ----------------------------------------------------------------------------------------------

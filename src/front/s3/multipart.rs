@@ -69,9 +69,10 @@ pub async fn upload_part(
         &req.headers,
     )?;
     let trailers = req.trailing_headers.clone();
+    let decoded_len = super::checksum::decoded_content_length(&req.headers)?;
     let input = req.input;
     let number = part_number(input.part_number)?;
-    let len = input.content_length.ok_or_else(|| s3_error!(MissingContentLength))?;
+    let len = input.content_length.or(decoded_len).ok_or_else(|| s3_error!(MissingContentLength))?;
     let len = u64::try_from(len).map_err(|_| s3_error!(InvalidArgument, "negative Content-Length"))?;
     let body = input
         .body

@@ -72,6 +72,7 @@ pub async fn put_object(core: &BlobService, req: S3Request<PutObjectInput>) -> S
     let expected = Expected::declared(i.content_md5.as_deref(), checksums, &req.headers)?;
     let retention_days = retention_days_of(&req.headers)?;
     let trailers = req.trailing_headers.clone();
+    let decoded_len = super::checksum::decoded_content_length(&req.headers)?;
     let input = req.input;
     if input.if_match.is_some() {
         // Conditional overwrite needs an atomic compare-and-swap in the backend (`PutOptions` has only
@@ -80,7 +81,7 @@ pub async fn put_object(core: &BlobService, req: S3Request<PutObjectInput>) -> S
     }
     let tags = tags_of(input.tagging.as_deref())?;
     let create_only = if_none_match_any(&input.if_none_match)?;
-    let len = input.content_length.ok_or_else(|| s3_error!(MissingContentLength))?;
+    let len = input.content_length.or(decoded_len).ok_or_else(|| s3_error!(MissingContentLength))?;
     let len = u64::try_from(len).map_err(|_| s3_error!(InvalidArgument, "negative Content-Length"))?;
     let body = input
         .body

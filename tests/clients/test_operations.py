@@ -1,0 +1,255 @@
+"""Operations (issue 14): the admin listener's probes and metrics, the SIGTERM drain with a download in
+flight, JSON logs, TLS with boto3 and certificate reload, and `check-config --offline`.
+
+Each test starts its own blobseal on the embedded default (the drain and TLS tests change how the process
+runs, so no server is shared).
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import http.client
+import json
+import os
+import secrets
+import signal
+import ssl
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import procs
+from s3util import raw_request, s3_client
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def start(workdir: Path, name: str, extra: dict[str, str] | None = None) -> tuple[procs.Server, str, str]:
+    ak, sk = "BSTOPS" + secrets.token_hex(4).upper(), secrets.token_hex(20)
+    env = {"BLOBSEAL_DATA_DIR": str(workdir / f"{name}-data"), "BLOBSEAL_ACCESS_KEY_ID": ak,
+           "BLOBSEAL_SECRET_ACCESS_KEY": sk}
+    env.update(extra or {})
+    return procs.blobseal(workdir, name, env), ak, sk
+
+
+def admin_get(server: procs.Server, path: str) -> tuple[int, str]:
+    resp = raw_request("GET", f"http://127.0.0.1:{server.admin_port}{path}", timeout=5)
+    return resp.status, resp.body.decode()
+
+
+def metric_lines(text: str, name: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith(name)]
+
+
+def test_probes_and_metrics_on_the_admin_port(workdir):
+    server, ak, sk = start(workdir, "ops-probes")
+    try:
+        assert admin_get(server, "/livez") == (200, "ok\n")
+        assert admin_get(server, "/readyz") == (200, "ready\n")
+        assert admin_get(server, "/nope")[0] == 404
+        s3 = s3_client(server.endpoint, ak, sk)
+        s3.create_bucket(Bucket="probes")
+        s3.put_object(Bucket="probes", Key="k", Body=b"x" * 5000)
+        assert s3.get_object(Bucket="probes", Key="k")["Body"].read() == b"x" * 5000
+        status, text = admin_get(server, "/metrics")
+        assert status == 200 and text.endswith("# EOF\n")
+        # Request histograms and counts by operation, bytes in and out, key cache, build and config info.
+        assert metric_lines(text, 'blobseal_http_request_duration_seconds_bucket{le="+Inf",front="s3",operation="PutObject"}')
+        assert metric_lines(text, 'blobseal_http_time_to_first_byte_seconds_count{front="s3",operation="GetObject"}')
+        assert any(line.endswith(" 1") for line in metric_lines(
+            text, 'blobseal_http_requests_total{front="s3",operation="GetObject",status_class="2xx"}')), text
+        bytes_in = float(metric_lines(text, 'blobseal_http_request_body_bytes_total{front="s3"}')[0].split()[-1])
+        bytes_out = float(metric_lines(text, 'blobseal_http_response_body_bytes_total{front="s3"}')[0].split()[-1])
+        assert bytes_in >= 5000 and bytes_out >= 5000, (bytes_in, bytes_out)
+        assert metric_lines(text, 'blobseal_backend_calls_total{target="local",call="put",outcome="ok"}')
+        assert metric_lines(text, 'blobseal_key_provider_calls_total{target="default",call="unwrap",outcome="ok"}') \
+            or metric_lines(text, 'blobseal_key_provider_calls_total{target="default",call="wrap",outcome="ok"}')
+        assert metric_lines(text, 'blobseal_key_cache_lookups_total{kind="hit"}')
+        assert metric_lines(text, "blobseal_build_info{version=")
+        assert len(metric_lines(text, "blobseal_config_info{sha256=")) == 1
+        # Nothing secret or personal in any label.
+        assert ak not in text and sk not in text and "probes" not in text
+    finally:
+        server.stop()
+
+
+def test_sigterm_drains_a_download_in_flight_and_exits_zero(workdir):
+    server, ak, sk = start(workdir, "ops-drain", {"BLOBSEAL_DRAIN_DELAY_SECONDS": "2"})
+    s3 = s3_client(server.endpoint, ak, sk)
+    s3.create_bucket(Bucket="drain")
+    body = os.urandom(24 * 1024 * 1024)
+    s3.put_object(Bucket="drain", Key="big", Body=body)
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": "drain", "Key": "big"}, ExpiresIn=300)
+    got = {}
+
+    def slow_download():
+        parts = url.split("/", 3)
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        conn.request("GET", "/" + parts[3])
+        resp = conn.getresponse()
+        h = hashlib.sha256()
+        n = 0
+        while chunk := resp.read(1024 * 1024):
+            h.update(chunk)
+            n += len(chunk)
+            time.sleep(0.15)  # about 4 s in all: the download spans the drain delay and the close
+        got.update(status=resp.status, size=n, sha=h.hexdigest())
+
+    t = threading.Thread(target=slow_download)
+    t.start()
+    time.sleep(0.5)
+    server.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    # Draining: unready at once, still serving new requests until the delay ends.
+    assert admin_get(server, "/readyz")[0] == 503
+    assert admin_get(server, "/livez")[0] == 200
+    assert s3.head_object(Bucket="drain", Key="big")["ContentLength"] == len(body)
+    t.join(timeout=60)
+    assert not t.is_alive(), "download did not finish"
+    assert got == {"status": 200, "size": len(body), "sha": hashlib.sha256(body).hexdigest()}
+    assert server.proc.wait(timeout=30) == 0
+    log = server.log()
+    assert "draining" in log and "blobseal stopped" in log, log[-2000:]
+    server.stopped = True
+
+
+def test_json_logs_are_one_object_per_line_with_the_stable_fields(workdir):
+    server, ak, sk = start(workdir, "ops-json", {"BLOBSEAL_LOG_FORMAT": "json"})
+    try:
+        s3 = s3_client(server.endpoint, ak, sk)
+        s3.create_bucket(Bucket="jsonlogs")
+        s3.put_object(Bucket="jsonlogs", Key="a", Body=b"hello")
+        time.sleep(0.3)
+    finally:
+        server.stop()
+    lines = [line for line in server.log().splitlines() if line.strip()]
+    records = []
+    for line in lines:
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            pytest.fail(f"not a JSON line: {line!r}")
+    assert any("listening on" in r["msg"] for r in records), "start-up lines are JSON too"
+    puts = [r for r in records if r["msg"] == "request" and r.get("op") == "PutObject"]
+    assert puts, records[-5:]
+    put = puts[-1]
+    for field in ("time", "level", "msg", "request_id", "tenant", "op", "bucket", "status", "ms", "bytes_in",
+                  "bytes_out", "peer"):
+        assert field in put, (field, put)
+    assert (put["tenant"], put["bucket"], put["status"], put["bytes_in"]) == ("default", "jsonlogs", 200, 5)
+    assert sk not in server.log()
+
+
+def _make_cert(directory: Path, common_name: str) -> tuple[int, Path]:
+    """A self-signed certificate for 127.0.0.1 (cert + key PEM files); returns its serial number."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    import ipaddress
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    serial = x509.random_serial_number()
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(serial).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    tmp_cert, tmp_key = directory / ".tls.crt.new", directory / ".tls.key.new"
+    tmp_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    tmp_key.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    # Key first, then cert, each by rename: a reader never sees half a file.
+    os.replace(tmp_key, directory / "tls.key")
+    os.replace(tmp_cert, directory / "tls.crt")
+    return serial, directory / "tls.crt"
+
+
+def _served_serial(port: int) -> int:
+    from cryptography import x509
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    import socket
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        with ctx.wrap_socket(sock) as tls:
+            der = tls.getpeercert(binary_form=True)
+    return x509.load_der_x509_certificate(der).serial_number
+
+
+def test_tls_round_trip_with_boto3_and_reload_on_change_and_sighup(workdir):
+    tls_dir = workdir / "ops-tls"
+    tls_dir.mkdir()
+    first, cert_path = _make_cert(tls_dir, "blobseal-one")
+    server, ak, sk = start(workdir, "ops-tls", {"BLOBSEAL_TLS_CERT_FILE": str(tls_dir / "tls.crt"),
+                                                "BLOBSEAL_TLS_KEY_FILE": str(tls_dir / "tls.key")})
+    try:
+        endpoint = f"https://127.0.0.1:{server.port}"
+        bundle = workdir / "ops-tls-ca-1.pem"
+        bundle.write_bytes(cert_path.read_bytes())
+        s3 = s3_client(endpoint, ak, sk, verify=str(bundle))
+        s3.create_bucket(Bucket="tls")
+        s3.put_object(Bucket="tls", Key="k", Body=b"over tls")
+        assert s3.get_object(Bucket="tls", Key="k")["Body"].read() == b"over tls"
+        assert _served_serial(server.port) == first
+        # Plain HTTP on the TLS port gets no S3 answer.
+        with pytest.raises(Exception):
+            raw_request("GET", f"http://127.0.0.1:{server.port}/tls/k", timeout=3)
+
+        # New files: picked up by the poll (no signal).
+        second, _ = _make_cert(tls_dir, "blobseal-two")
+        deadline = time.monotonic() + 15
+        while _served_serial(server.port) != second:
+            assert time.monotonic() < deadline, "new certificate not served after 15 s"
+            time.sleep(0.5)
+        bundle2 = workdir / "ops-tls-ca-2.pem"
+        bundle2.write_bytes(cert_path.read_bytes())
+        s3b = s3_client(endpoint, ak, sk, verify=str(bundle2))
+        assert s3b.get_object(Bucket="tls", Key="k")["Body"].read() == b"over tls"
+
+        # A broken certificate is refused; the previous one keeps serving, also after SIGHUP.
+        (tls_dir / "tls.crt").write_text("not a certificate\n")
+        server.proc.send_signal(signal.SIGHUP)
+        time.sleep(3)
+        assert _served_serial(server.port) == second
+        assert "tls certificate not reloaded" in server.log()
+
+        # SIGHUP reloads a good one at once.
+        third, _ = _make_cert(tls_dir, "blobseal-three")
+        server.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while _served_serial(server.port) != third:
+            assert time.monotonic() < deadline, "certificate not reloaded after SIGHUP"
+            time.sleep(0.3)
+        status, text = admin_get(server, "/metrics")
+        expiry = float(metric_lines(text, "blobseal_tls_cert_expiry_timestamp_seconds")[0].split()[-1])
+        assert time.time() + 86400 < expiry < time.time() + 3 * 86400
+    finally:
+        server.stop()
+
+
+def test_check_config_offline_needs_no_secrets(workdir):
+    env = {"PATH": os.environ.get("PATH", "")}
+    shipped = [REPO / "config" / "blobseal.yaml", *sorted((REPO / "config" / "examples").glob("*.yaml"))]
+    for cfg in shipped:
+        online = subprocess.run([procs.blobseal_bin(), "check-config", str(cfg)], env=env, capture_output=True,
+                                text=True, timeout=60)
+        assert online.returncode == 2, (cfg, online.stdout, online.stderr)
+        offline = subprocess.run([procs.blobseal_bin(), "check-config", "--offline", str(cfg)], env=env,
+                                 capture_output=True, text=True, timeout=60)
+        assert offline.returncode == 0, (cfg, offline.stdout, offline.stderr)
+        assert "OK (offline: secrets not checked)" in offline.stdout
+    # Everything but secrets is still checked.
+    bad = workdir / "ops-offline-bad.yaml"
+    bad.write_text((REPO / "config" / "examples" / "fs.yaml").read_text() + "\nadmin_listen: nowhere\n")
+    res = subprocess.run([procs.blobseal_bin(), "check-config", "--offline", str(bad)], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "admin_listen" in res.stderr, res.stderr
