@@ -57,6 +57,7 @@ fn request(now: OffsetDateTime, dry_run: bool) -> SweepRequest {
         max_deletes_per_second: 10_000,
         holder: "test".into(),
         stop: None,
+        shard: None,
     }
 }
 
@@ -127,11 +128,19 @@ async fn locked_versions_are_kept_and_reported() {
 async fn a_held_lease_makes_another_sweeper_skip_the_tenant() {
     let (f, ops) = world();
     f.svc.create_bucket(&f.alpha, "x", None).await.unwrap();
-    assert!(take_lease(&ops, "alpha", "other").await.unwrap());
+    assert!(take_lease(&ops, "alpha", "other", None).await.unwrap());
     let mut report = Vec::new();
     let s = sweep(&ops, &request(OffsetDateTime::now_utc(), false), &mut report).await.unwrap();
     assert_eq!(s.leased_elsewhere, vec!["alpha".to_owned()]);
-    release_lease(&ops, "alpha", "other").await;
+    // Another shard's lease does not hold this one back.
+    let sharded =
+        SweepRequest { shard: Some(Shard { index: 1, count: 2 }), ..request(OffsetDateTime::now_utc(), false) };
+    let s = sweep(&ops, &sharded, &mut report).await.unwrap();
+    assert!(s.leased_elsewhere.is_empty(), "a shard has its own lease");
+    assert!(take_lease(&ops, "alpha", "other", Some(Shard { index: 1, count: 2 })).await.unwrap());
+    let s = sweep(&ops, &sharded, &mut report).await.unwrap();
+    assert_eq!(s.leased_elsewhere, vec!["alpha".to_owned()]);
+    release_lease(&ops, "alpha", "other", None).await;
     let s = sweep(&ops, &request(OffsetDateTime::now_utc(), false), &mut report).await.unwrap();
     assert!(s.leased_elsewhere.is_empty());
 }
@@ -172,7 +181,6 @@ async fn deadline_day_keys_make_unreachable_copies_unreadable_once_the_day_passe
 
 #[test]
 fn shards_split_the_key_space_exactly() {
-    use super::sweep::Shard;
     assert!(Shard::parse("4/4").is_err() && Shard::parse("1/0").is_err() && Shard::parse("x").is_err());
     let shards: Vec<Shard> = (0..3).map(|i| Shard::parse(&format!("{i}/3")).unwrap()).collect();
     let mut sizes = [0u32; 3];
