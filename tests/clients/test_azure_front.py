@@ -859,3 +859,20 @@ def test_yaml_account_with_two_keys(az_yaml):
     s3 = az_yaml.s3.client()
     assert s3.get_object(Bucket=name, Key="both-keys")["Body"].read() == data
     empty_and_delete_container(svc1, name)
+
+
+def test_unsatisfiable_and_doubly_checksummed_requests_are_refused(az_blobseal, bs_container):
+    """Azure answers 400 to a read with `If-None-Match: *` (it can never return the blob) and to a body with both
+    Content-MD5 and x-ms-content-crc64; blobseal does the same, and stores nothing for the refused write."""
+    bc = bs_container.get_blob_client("unsatisfiable")
+    bc.upload_blob(b"present")
+    az_error(lambda: bc.download_blob(headers={"If-None-Match": "*"}), 400,
+             "UnsatisfiableCondition")
+    crc = base64.b64encode((0).to_bytes(8, "little")).decode()
+    md5 = base64.b64encode(hashlib.md5(b"both").digest()).decode()
+    both = bs_container.get_blob_client("both-checksums")
+    az_error(lambda: both.upload_blob(b"both", headers={"Content-MD5": md5, "x-ms-content-crc64": crc}), 400,
+             "BothCrc64AndMd5HeaderPresent")
+    assert not both.exists()
+    az_error(lambda: both.stage_block("YmxvY2sx", b"both", headers={"Content-MD5": md5, "x-ms-content-crc64": crc}),
+             400, "BothCrc64AndMd5HeaderPresent")

@@ -44,6 +44,13 @@ pub fn check(h: &HeaderMap, current: Option<Current<'_>>, read: bool) -> Result<
         }
     }
     if let Some(list) = text(h, "if-none-match") {
+        // "Read it unless it exists" can never return the blob: Azure refuses it outright.
+        if read && list.split(',').any(|t| t.trim() == "*") {
+            return Err(AzureError::bad_request(
+                "UnsatisfiableCondition",
+                "The condition specified using HTTP conditional header(s) is not satisfiable.",
+            ));
+        }
         if let Some(c) = current {
             if etag_matches(list, c.etag) {
                 return Err(if read { not_modified() } else { failed() });
@@ -86,6 +93,11 @@ mod tests {
         assert_eq!(check(&h(&[("if-none-match", "\"abc-1\"")]), c, true).unwrap_err().status, StatusCode::NOT_MODIFIED);
         assert_eq!(check(&h(&[("if-none-match", "*")]), c, false).unwrap_err().status, StatusCode::PRECONDITION_FAILED);
         assert!(check(&h(&[("if-none-match", "*")]), None, false).is_ok());
+        // On a read, If-None-Match: * is unsatisfiable whether or not the blob exists.
+        for current in [c, None] {
+            let e = check(&h(&[("if-none-match", "*")]), current, true).unwrap_err();
+            assert_eq!((e.status, e.code), (StatusCode::BAD_REQUEST, "UnsatisfiableCondition"));
+        }
         let later = super::super::headers::http_date(t + time::Duration::hours(1));
         let earlier = super::super::headers::http_date(t - time::Duration::hours(1));
         assert_eq!(check(&h(&[("if-modified-since", &later)]), c, true).unwrap_err().status, StatusCode::NOT_MODIFIED);

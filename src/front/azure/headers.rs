@@ -76,10 +76,15 @@ pub fn md5_header(h: &HeaderMap, name: &str) -> Result<Option<[u8; 16]>, AzureEr
     }
 }
 
-/// An 8-byte CRC-64 from `x-ms-content-crc64` (base64 of the little-endian value).
+/// An 8-byte CRC-64 from `x-ms-content-crc64` (base64 of the little-endian value). A request body carries
+/// one transactional checksum: with `Content-MD5` as well, Azure refuses the request (400).
 pub fn crc64_header(h: &HeaderMap) -> Result<Option<u64>, AzureError> {
     match text(h, "x-ms-content-crc64") {
         None => Ok(None),
+        Some(_) if h.contains_key("content-md5") => Err(AzureError::bad_request(
+            "BothCrc64AndMd5HeaderPresent",
+            "Both the x-ms-content-crc64 header and the Content-MD5 header are present.",
+        )),
         Some(v) => STANDARD
             .decode(v)
             .ok()
@@ -243,5 +248,7 @@ mod tests {
         assert!(md5_header(&map(&[("content-md5", "AAAA")]), "content-md5").is_err());
         let crc = STANDARD.encode(0x0102_0304_0506_0708u64.to_le_bytes());
         assert_eq!(crc64_header(&map(&[("x-ms-content-crc64", &crc)])).unwrap(), Some(0x0102_0304_0506_0708));
+        let both = crc64_header(&map(&[("x-ms-content-crc64", &crc), ("content-md5", &md5)])).unwrap_err();
+        assert_eq!(both.code, "BothCrc64AndMd5HeaderPresent");
     }
 }
