@@ -249,18 +249,15 @@ impl Metrics {
         }
     }
 
-    /// Counts one call to a backend or key provider.
+    /// Counts one call to a backend or key provider (`family` and `durations` are the pair of either).
     pub fn observe_call(
         family: &Family<CallLabels, Counter>,
         durations: &Histograms<CallLabels>,
-        target: &str,
-        call: &'static str,
-        ok: bool,
+        labels: &CallLabels,
         took: Duration,
     ) {
-        let labels = CallLabels { target: target.to_owned(), call, outcome: if ok { "ok" } else { "error" } };
-        family.get_or_create(&labels).inc();
-        durations.get_or_create(&labels).observe(took.as_secs_f64());
+        family.get_or_create(labels).inc();
+        durations.get_or_create(labels).observe(took.as_secs_f64());
     }
 
     /// Counts an integrity failure of `kind`.

@@ -17,7 +17,7 @@ use crate::backend::{
     GetResult, ListOptions, ListPage, ListPartsOptions, ListUploadsOptions, ListVersionsOptions, LockState, ObjectHead,
     PartsPage, PutOptions, PutResult, Result, UploadsPage, VersionPage, Versioning,
 };
-use crate::metrics::CallLabels;
+use crate::metrics::{CallLabels, Metrics};
 
 /// Wraps `inner`, labelling its calls with the backend's config name.
 #[derive(Debug)]
@@ -38,8 +38,7 @@ impl MeteredBackend {
         };
         let m = crate::metrics::get();
         let labels = CallLabels { target: self.name.clone(), call, outcome };
-        m.backend_calls.get_or_create(&labels).inc();
-        m.backend_call_duration.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
+        Metrics::observe_call(&m.backend_calls, &m.backend_call_duration, &labels, started.elapsed());
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 
 use crate::core::keys::{DataKey, Destruction, KeyError, KeyProvider, WrapContext};
-use crate::metrics::Metrics;
+use crate::metrics::{CallLabels, Metrics};
 
 /// Wraps `inner`, labelling its calls with the provider's config name.
 #[derive(Debug)]
@@ -24,15 +24,9 @@ impl MeteredProvider {
 
     fn record<T>(&self, call: &'static str, started: Instant, result: &Result<T, KeyError>) {
         let m = crate::metrics::get();
-        let took = started.elapsed();
-        Metrics::observe_call(
-            &m.key_provider_calls,
-            &m.key_provider_call_duration,
-            &self.name,
-            call,
-            result.is_ok(),
-            took,
-        );
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        let labels = CallLabels { target: self.name.clone(), call, outcome };
+        Metrics::observe_call(&m.key_provider_calls, &m.key_provider_call_duration, &labels, started.elapsed());
     }
 }
 

@@ -14,6 +14,8 @@ use std::time::Instant;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
+use prometheus_client::metrics::counter::Counter;
+
 use crate::metrics::{Front, FrontLabels, OperationLabels, RequestLabels};
 
 /// What the request's log line says besides the counts (names only; never a query, header or secret).
@@ -49,7 +51,8 @@ impl InFlight {
 
     /// The request body, its bytes counted for this request and in `bytes_in`.
     pub fn request_body<B>(&self, body: B) -> CountedBody<B> {
-        CountedBody { inner: body, front: self.record.front, sink: Sink::In(Arc::clone(&self.bytes_in)) }
+        let total = crate::metrics::get().bytes_in.get_or_create(&FrontLabels { front: self.record.front }).clone();
+        CountedBody { inner: body, total, sink: Sink::In(Arc::clone(&self.bytes_in)) }
     }
 
     /// Records the response head (status, time to first byte) and wraps its body, which ends the
@@ -72,7 +75,8 @@ impl InFlight {
         let status_class = crate::metrics::status_class(response.status());
         m.requests.get_or_create(&RequestLabels { front, operation, status_class }).inc();
         let (parts, body) = response.into_parts();
-        let counted = CountedBody { inner: body, front, sink: Sink::Out(Some(self)) };
+        let total = m.bytes_out.get_or_create(&FrontLabels { front }).clone();
+        let counted = CountedBody { inner: body, total, sink: Sink::Out(Some(Box::new(self))) };
         hyper::Response::from_parts(parts, s3s::Body::http_body(counted))
     }
 }
@@ -107,14 +111,16 @@ impl Drop for InFlight {
 enum Sink {
     /// A request body: the request's shared count (its log line) and `bytes_in`.
     In(Arc<AtomicU64>),
-    /// A response body: the request itself, ended (dropped) when the body ends.
-    Out(Option<InFlight>),
+    /// A response body: the request itself, ended (dropped) when the body ends. Boxed: the record is
+    /// large and most of a body's life is spent polling, not ending.
+    Out(Option<Box<InFlight>>),
 }
 
 /// A body whose data bytes are counted (see [`Sink`]).
 pub struct CountedBody<B> {
     inner: B,
-    front: Front,
+    /// The front's `bytes_in` or `bytes_out` counter, looked up once per body rather than per frame.
+    total: Counter,
     sink: Sink,
 }
 
@@ -132,19 +138,13 @@ where
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     let n = u64::try_from(data.len()).unwrap_or(u64::MAX);
-                    let m = crate::metrics::get();
-                    let labels = FrontLabels { front: this.front };
+                    this.total.inc_by(n);
                     match &mut this.sink {
                         Sink::In(count) => {
                             count.fetch_add(n, Ordering::Relaxed);
-                            m.bytes_in.get_or_create(&labels).inc_by(n);
                         }
-                        Sink::Out(request) => {
-                            if let Some(r) = request {
-                                r.bytes_out = r.bytes_out.saturating_add(n);
-                            }
-                            m.bytes_out.get_or_create(&labels).inc_by(n);
-                        }
+                        Sink::Out(Some(request)) => request.bytes_out = request.bytes_out.saturating_add(n),
+                        Sink::Out(None) => {}
                     }
                 }
             }

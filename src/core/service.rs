@@ -688,8 +688,9 @@ impl BlobService {
         // Open the first segment before answering, so the commonest tampering (a wrong or moved first
         // segment) is a clean error status instead of a cut-off 200.
         let first = match body.next().await {
+            // Already counted in the metrics where the stream failed (envelope::open).
             Some(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
-                return Err(CoreError::integrity("segment_auth", format!("first segment: {e}")))
+                return Err(CoreError::Integrity(format!("first segment: {e}")))
             }
             first => first,
         };

@@ -42,7 +42,7 @@ fn target(path: &str, bucket_in_host: bool) -> Target {
     match rest.split_once('/') {
         None if rest.is_empty() => Target::Service,
         None => Target::Bucket,
-        Some((_, key)) if key.is_empty() => Target::Bucket,
+        Some((_, "")) => Target::Bucket,
         Some(_) => Target::Object,
     }
 }
