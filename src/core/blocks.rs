@@ -472,7 +472,7 @@ impl BlobService {
     ) -> CoreResult<PutOutcome> {
         let create_only = req.if_none_match_any;
         let src = crate::core::service::CopySource { bucket, key: &staged.hidden, version_id: None };
-        let out = self.copy_with(tenant, src, bucket, key, Some(req), create_only, None).await;
+        let out = self.copy_with(tenant, src, bucket, key, Some(req), create_only, Default::default()).await;
         let p = self.place(tenant, bucket)?;
         self.delete_hidden(&p, &staged.hidden).await;
         Ok(out?.put)

@@ -134,6 +134,22 @@ pub struct CopySource<'a> {
     pub version_id: Option<&'a str>,
 }
 
+/// How a copy treats what its request does not restate.
+#[derive(Debug, Clone)]
+pub struct CopyMode {
+    /// Recorded on the new object (`COPY_META`: what Azure reports as the blob's `x-ms-copy-*` properties).
+    pub record: Option<String>,
+    /// Without new tags the copy takes the source's (S3's default, Azure's `x-ms-copy-source-tag-option:
+    /// COPY`); otherwise it has only the tags given (Azure's default, `REPLACE`).
+    pub source_tags: bool,
+}
+
+impl Default for CopyMode {
+    fn default() -> Self {
+        Self { record: None, source_tags: true }
+    }
+}
+
 /// Outcome of a copy.
 #[derive(Debug, Clone)]
 pub struct CopyOutcome {
@@ -735,13 +751,12 @@ impl BlobService {
         // Cheap refusals first, before any backend call: a hidden source is absent, as on GET.
         Self::check_visible_key(src.key)?;
         Self::check_client_key(key)?;
-        self.copy_with(tenant, src, bucket, key, replace, if_none_match_any, None).await
+        self.copy_with(tenant, src, bucket, key, replace, if_none_match_any, CopyMode::default()).await
     }
 
-    /// `copy_object` that also records the copy on the new object (`COPY_META`: what Azure reports as
-    /// the blob's `x-ms-copy-*` properties).
+    /// `copy_object` with a [`CopyMode`] (Azure's Copy Blob: a copy record, its own tag rule).
     #[allow(clippy::too_many_arguments)]
-    pub async fn copy_object_recorded(
+    pub async fn copy_object_with_mode(
         &self,
         tenant: &Tenant,
         src: CopySource<'_>,
@@ -749,11 +764,11 @@ impl BlobService {
         key: &str,
         replace: Option<PutRequest>,
         if_none_match_any: bool,
-        record: String,
+        mode: CopyMode,
     ) -> CoreResult<CopyOutcome> {
         Self::check_visible_key(src.key)?;
         Self::check_client_key(key)?;
-        self.copy_with(tenant, src, bucket, key, replace, if_none_match_any, Some(record)).await
+        self.copy_with(tenant, src, bucket, key, replace, if_none_match_any, mode).await
     }
 
     /// `copy_object` for keys already checked (a staged Put Blob is copied from blobseal's own namespace).
@@ -767,7 +782,7 @@ impl BlobService {
         key: &str,
         replace: Option<PutRequest>,
         if_none_match_any: bool,
-        record: Option<String>,
+        mode: CopyMode,
     ) -> CoreResult<CopyOutcome> {
         if let Some(r) = &replace {
             Self::check_client_metadata(&r.metadata)?;
@@ -792,11 +807,12 @@ impl BlobService {
         if let Some(v) = new_md5.as_ref().or(head.metadata.get(CONTENT_MD5_META)) {
             stored.insert(CONTENT_MD5_META.to_owned(), v.clone());
         }
-        if let Some(r) = record {
+        if let Some(r) = mode.record {
             stored.insert(COPY_META.to_owned(), r);
         }
-        // A copy is a new write: its tags are the source's (S3's default) unless given, its deadline its own.
-        let mut tags = if new_tags.is_empty() {
+        // A copy is a new write: its tags are the source's (S3's default) unless given or the mode says
+        // otherwise, its deadline its own.
+        let mut tags = if new_tags.is_empty() && mode.source_tags {
             match sp.backend.get_tags(&sp.bucket, src.key, src.version_id).await {
                 Ok(t) => t,
                 Err(BackendError::NotSupported(_)) => BTreeMap::new(),

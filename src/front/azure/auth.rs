@@ -293,6 +293,11 @@ mod tests {
             ("se=2027-01-01T00%3A00%3A00Z&sp=r&sv=2026-10-06&sr=b&sig=1uKAxmWbu8iN5heVWPjIcWQfLGVfakBrgOMU1ZVanoE%3D", &blob, Op::GetBlob),
             ("st=2026-01-01T00%3A00%3A00Z&se=2027-01-01T00%3A00%3A00Z&sp=rl&sip=127.0.0.1&spr=https%2Chttp&sv=2026-10-06&sr=c&sig=0QxUcy38aZhM85d6rhEig8xyjpkgCuniZC257GnBJEU%3D", &cont, Op::ListBlobs),
             ("se=2027-01-01T00%3A00%3A00Z&sp=rwl&sv=2026-10-06&ss=b&srt=sco&sig=H9PVHJAirGv7i07tnTjEXGIOtBt9LlbRIQ%2B6F9mjsi4%3D", &blob, Op::PutBlob),
+            // sv=2016-05-31 (before 2018-11-09: no sr and no snapshot in the string to sign), from the JS SDK
+            // (@azure/storage-blob 12, generate{Blob,Account}SASQueryParameters with version set).
+            ("sv=2016-05-31&se=2027-01-01T00%3A00%3A00Z&sr=b&sp=r&sig=4l6NZC3pyiRE3WnikrMnYGqMQ2hPmGSyAqjA3a8DQRQ%3D", &blob, Op::GetBlob),
+            ("sv=2016-05-31&se=2027-01-01T00%3A00%3A00Z&sr=c&sp=rl&sig=jmogjn%2BIlgf%2Fpuc%2FPE%2BDjJ6upbaNBTEiw8uBIuo1ZAQ%3D", &cont, Op::ListBlobs),
+            ("sv=2016-05-31&ss=b&srt=sco&se=2027-01-01T00%3A00%3A00Z&sp=rwl&sig=oxxLoxvwRLRKQs7HjUtuWrgNi2%2Fz%2BtscerLioajJTDY%3D", &blob, Op::PutBlob),
         ];
         for (raw, target, op) in cases {
             let q = Query::parse(Some(raw)).unwrap();
@@ -302,6 +307,15 @@ mod tests {
             let forged = Query::parse(Some(&raw.replace("sp=r", "sp=w"))).unwrap();
             assert!(authenticate(&dev_accounts(), &present(&h, &forged, target, now)).is_err());
         }
+        // A parameter given twice is refused even when the first copy is the signed one.
+        for extra in ["&sp=rwd", "&sig=AAAA", "&se=2099-01-01", "&SP=r"] {
+            let q = Query::parse(Some(&format!("{}{extra}", cases[0].0))).unwrap();
+            let err = authenticate(&dev_accounts(), &present(&h, &q, &blob, now)).unwrap_err();
+            assert!(err.message.contains("more than once"), "{extra}: {}", err.message);
+        }
+        // Versions before 2015-04-05 are refused.
+        let q = Query::parse(Some(&cases[3].0.replace("2016-05-31", "2014-02-14"))).unwrap();
+        assert!(authenticate(&dev_accounts(), &present(&h, &q, &blob, now)).unwrap_err().message.contains("not supported"));
         // The blob SAS grants nothing on another blob, the container SAS nothing from another address.
         let other = Target { blob: Some("other".into()), ..blob.clone() };
         let q = Query::parse(Some(cases[0].0)).unwrap();

@@ -21,6 +21,8 @@ pub struct Checks {
     pub crc64: Option<u64>,
     /// Compute the MD5 even without an expected one (for the blob's stored MD5).
     pub compute_md5: bool,
+    /// Compute the CRC-64 even without an expected one (Put Block answers with it).
+    pub compute_crc64: bool,
 }
 
 /// Why a body was refused.
@@ -35,6 +37,7 @@ pub enum Mismatch {
 struct State {
     mismatch: Option<Mismatch>,
     md5: Option<[u8; 16]>,
+    crc64: Option<u64>,
 }
 
 /// The outcome of the checks, readable once the write returned.
@@ -49,6 +52,11 @@ impl Verdict {
     /// The MD5 of the whole body, once all of it went through (with `compute_md5` or an expected MD5).
     pub fn md5(&self) -> Option<[u8; 16]> {
         self.0.lock().map(|s| s.md5).unwrap_or(None)
+    }
+
+    /// The CRC-64/NVME of the whole body, once all of it went through (with `compute_crc64` or an expected one).
+    pub fn crc64(&self) -> Option<u64> {
+        self.0.lock().map(|s| s.crc64).unwrap_or(None)
     }
 
     fn set(&self, f: impl FnOnce(&mut State)) {
@@ -90,9 +98,11 @@ impl<S> Checked<S> {
             self.verdict.set(|s| s.md5 = Some(got));
         }
         if let Some(c) = self.crc64.take() {
-            if self.checks.crc64.is_some_and(|want| want != c.sum64()) {
+            let got = c.sum64();
+            if self.checks.crc64.is_some_and(|want| want != got) {
                 return Err(Mismatch::Crc64);
             }
+            self.verdict.set(|s| s.crc64 = Some(got));
         }
         Ok(())
     }
@@ -160,7 +170,7 @@ where
         inner: body,
         remaining: len,
         md5: (checks.md5.is_some() || checks.compute_md5).then(md5::Md5::new),
-        crc64: checks.crc64.map(|_| crc64fast_nvme::Digest::new()),
+        crc64: (checks.crc64.is_some() || checks.compute_crc64).then(crc64fast_nvme::Digest::new),
         checks,
         verdict: verdict.clone(),
         done: false,
@@ -200,10 +210,13 @@ mod tests {
         let want: [u8; 16] = md5::Md5::digest(b"hello world").into();
         let mut crc = crc64fast_nvme::Digest::new();
         crc.write(b"hello world");
-        let checks = Checks { md5: Some(want), crc64: Some(crc.sum64()), compute_md5: false };
+        let checks = Checks { md5: Some(want), crc64: Some(crc.sum64()), ..Checks::default() };
         let (s, v) = checked(chunks(&[b"hello ", b"world"]), 11, checks);
         assert_eq!(drain(s).await.unwrap(), b"hello world");
-        assert_eq!((v.mismatch(), v.md5()), (None, Some(want)));
+        assert_eq!((v.mismatch(), v.md5(), v.crc64()), (None, Some(want), Some(crc.sum64())));
+        let (s, v) = checked(chunks(&[b"hello ", b"world"]), 11, Checks { compute_crc64: true, ..Checks::default() });
+        assert_eq!(drain(s).await.unwrap(), b"hello world");
+        assert_eq!((v.md5(), v.crc64()), (None, Some(crc.sum64())));
     }
 
     #[tokio::test]

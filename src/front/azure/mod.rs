@@ -11,6 +11,7 @@ mod body;
 mod conditions;
 mod error;
 mod headers;
+mod if_tags;
 mod ops_blobs;
 mod ops_blocks;
 mod ops_containers;
@@ -88,6 +89,19 @@ impl Ctx<'_> {
     /// Maps a core error for this request.
     pub fn core_err(&self, e: crate::core::error::CoreError) -> AzureError {
         error::from_core(e, self.addressed())
+    }
+
+    /// Maps a core error of a write. A SAS with `c` but not `w` writes create-only: finding the blob there
+    /// is a permission refusal (as in Azure), not the 409 an explicit `If-None-Match: *` gets.
+    pub fn write_err(&self, e: crate::core::error::CoreError) -> AzureError {
+        let asked_create_only = headers::text(self.headers, "if-none-match").is_some_and(|v| v.trim() == "*");
+        let exists = matches!(e, crate::core::error::CoreError::Backend(crate::backend::BackendError::PreconditionFailed));
+        if exists && self.write == WriteMode::CreateOnly && !asked_create_only {
+            return AzureError::permission(
+                "This request is not authorized to perform this operation using this permission.",
+            );
+        }
+        self.core_err(e)
     }
 }
 

@@ -1,6 +1,8 @@
 //! Blob operations: Put Blob, Get Blob, Get Blob Properties, Delete Blob, Set Blob Metadata/Properties,
 //! blob tags and Copy Blob.
 
+use std::collections::BTreeMap;
+
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use http::{HeaderMap, StatusCode};
@@ -10,10 +12,13 @@ use super::auth::{Accounts, Caller, WriteMode};
 use super::body::{self, Checks, Mismatch};
 use super::conditions::{self, Current};
 use super::headers::{self, put as set};
+use super::if_tags::{self, TagCondition};
 use super::sas::Level;
 use super::{empty, read_small_body, stream_body, xml, xml_response, Account, AzureError, Ctx, Response};
+use crate::backend::BackendError;
+use crate::core::error::CoreError;
 use crate::core::object_properties::PropertiesChange;
-use crate::core::service::{CopySource, ObjectInfo, PutOutcome, PutRequest};
+use crate::core::service::{CopyMode, CopySource, ObjectInfo, PutOutcome, PutRequest};
 
 /// Azure's largest Put Blob (5000 MiB).
 pub const MAX_PUT_BLOB: u64 = 5000 * 1024 * 1024;
@@ -59,6 +64,46 @@ pub fn mismatch_error(m: Mismatch) -> AzureError {
     }
 }
 
+/// The request's `x-ms-if-tags`, parsed before any work (a malformed one is a 400).
+pub fn tag_condition(cx: &Ctx<'_>) -> Result<Option<TagCondition>, AzureError> {
+    tag_condition_in(cx, "x-ms-if-tags")
+}
+
+fn tag_condition_in(cx: &Ctx<'_>, header: &str) -> Result<Option<TagCondition>, AzureError> {
+    match cx.headers.get(header) {
+        None => Ok(None),
+        Some(v) => {
+            let text = v.to_str().map_err(|_| {
+                AzureError::bad_request(
+                    "InvalidHeaderValue",
+                    "The value for one of the HTTP headers is not in the correct format.",
+                )
+            })?;
+            if_tags::parse(text).map(Some)
+        }
+    }
+}
+
+/// 412 unless `tags` meet the condition.
+fn tags_meet(condition: Option<&TagCondition>, tags: &BTreeMap<String, String>) -> Result<(), AzureError> {
+    match condition {
+        Some(c) if !c.matches(tags) => Err(AzureError::condition_not_met()),
+        _ => Ok(()),
+    }
+}
+
+/// Checks `x-ms-if-tags` against the blob's tags as they are now (read only when there is a condition; a
+/// blob that does not exist has none, so it meets no condition).
+pub async fn check_tag_condition(cx: &Ctx<'_>, container: &str, blob: &str) -> Result<(), AzureError> {
+    let Some(condition) = tag_condition(cx)? else { return Ok(()) };
+    let tags = match cx.core.object_tags(&cx.tenant, container, blob).await {
+        Ok(t) => t,
+        Err(CoreError::Backend(BackendError::NoSuchKey)) => BTreeMap::new(),
+        Err(e) => return Err(cx.core_err(e)),
+    };
+    tags_meet(Some(&condition), &tags)
+}
+
 /// Write conditions other than `If-None-Match: *` are checked against the blob as it is now (a HEAD
 /// first: a concurrent writer between the check and the write is not excluded, see README).
 pub async fn check_write_conditions(cx: &Ctx<'_>, container: &str, blob: &str) -> Result<bool, AzureError> {
@@ -68,10 +113,11 @@ pub async fn check_write_conditions(cx: &Ctx<'_>, container: &str, blob: &str) -
         || cx.headers.contains_key("if-modified-since")
         || cx.headers.contains_key("if-unmodified-since")
         || headers::text(cx.headers, "if-none-match").is_some_and(|v| v.trim() != "*");
+    check_tag_condition(cx, container, blob).await?;
     if others {
         let current = match cx.core.head_object(&cx.tenant, container, blob, None).await {
             Ok(info) => Some(info),
-            Err(crate::core::error::CoreError::Backend(crate::backend::BackendError::NoSuchKey)) => None,
+            Err(CoreError::Backend(BackendError::NoSuchKey)) => None,
             Err(e) => return Err(cx.core_err(e)),
         };
         let etag = current.as_ref().map(headers::info_etag);
@@ -129,7 +175,7 @@ pub async fn put(cx: &Ctx<'_>, request_body: s3s::Body) -> Result<Response, Azur
     // The blob's declared MD5 takes precedence over the transactional one, as in Azure; either way the body is
     // checked against it, so a stored Content-MD5 always matches the bytes.
     let checks =
-        Checks { md5: declared.or(transactional), crc64: headers::crc64_header(cx.headers)?, compute_md5: false };
+        Checks { md5: declared.or(transactional), crc64: headers::crc64_header(cx.headers)?, ..Checks::default() };
     let mut req = put_request(cx, true)?;
     req.if_none_match_any = check_write_conditions(cx, container, blob).await?;
     if len == 0 {
@@ -164,7 +210,7 @@ pub async fn put(cx: &Ctx<'_>, request_body: s3s::Body) -> Result<Response, Azur
     if let Some(m) = verdict.mismatch() {
         return Err(mismatch_error(m));
     }
-    let out = result.map_err(|e| cx.core_err(e))?;
+    let out = result.map_err(|e| cx.write_err(e))?;
     let md5 = known.or(verdict.md5()).map(|m| STANDARD.encode(m));
     let mut h = written(&out, md5.as_deref());
     if let Some(crc) = headers::text(cx.headers, "x-ms-content-crc64") {
@@ -204,10 +250,18 @@ fn current(info: &ObjectInfo) -> Now {
 
 pub async fn get(cx: &Ctx<'_>) -> Result<Response, AzureError> {
     let (container, blob) = (cx.container()?, cx.blob()?);
+    let condition = tag_condition(cx)?;
     let range = headers::range(cx.headers);
-    let got = cx.core.get_object(&cx.tenant, container, blob, None, range, None).await.map_err(|e| cx.core_err(e))?;
+    // The tags are read beside the blob: Get Blob answers with their count (and the condition needs them).
+    let (got, tags) = tokio::join!(
+        cx.core.get_object(&cx.tenant, container, blob, None, range, None),
+        cx.core.object_tags(&cx.tenant, container, blob)
+    );
+    let got = got.map_err(|e| cx.core_err(e))?;
+    let tags = tags.map_err(|e| cx.core_err(e))?;
     read_conditions(cx, &got.info)?;
-    let mut h = headers::blob_headers(&got.info, None);
+    tags_meet(condition.as_ref(), &tags)?;
+    let mut h = headers::blob_headers(&got.info, Some(tags.len()));
     copy_headers(&got.info, &mut h);
     apply_overrides(cx, &mut h);
     let size = got.info.size;
@@ -249,9 +303,11 @@ pub async fn get(cx: &Ctx<'_>) -> Result<Response, AzureError> {
 
 pub async fn properties(cx: &Ctx<'_>) -> Result<Response, AzureError> {
     let (container, blob) = (cx.container()?, cx.blob()?);
+    let condition = tag_condition(cx)?;
     let info = cx.core.head_object(&cx.tenant, container, blob, None).await.map_err(|e| cx.core_err(e))?;
     read_conditions(cx, &info)?;
     let tags = cx.core.object_tags(&cx.tenant, container, blob).await.map_err(|e| cx.core_err(e))?;
+    tags_meet(condition.as_ref(), &tags)?;
     let mut h = headers::blob_headers(&info, Some(tags.len()));
     copy_headers(&info, &mut h);
     apply_overrides(cx, &mut h);
@@ -272,6 +328,7 @@ pub async fn delete(cx: &Ctx<'_>) -> Result<Response, AzureError> {
     let peek = cx.core.peek_object(&cx.tenant, container, blob).await.map_err(|e| cx.core_err(e))?;
     let etag = headers::azure_etag(&peek.etag, peek.envelope_tag.as_deref());
     conditions::check(cx.headers, Some(Current { etag: &etag, last_modified: peek.last_modified }), false)?;
+    check_tag_condition(cx, container, blob).await?;
     cx.core.delete_object(&cx.tenant, container, blob, None).await.map_err(|e| cx.core_err(e))?;
     cx.core.discard_blocks(&cx.tenant, container, blob).await.map_err(|e| cx.core_err(e))?;
     let mut h = HeaderMap::new();
@@ -281,6 +338,7 @@ pub async fn delete(cx: &Ctx<'_>) -> Result<Response, AzureError> {
 
 async fn change_properties(cx: &Ctx<'_>, change: PropertiesChange) -> Result<Response, AzureError> {
     let (container, blob) = (cx.container()?, cx.blob()?);
+    check_tag_condition(cx, container, blob).await?;
     if conditions::any(cx.headers) {
         let info = cx.core.head_object(&cx.tenant, container, blob, None).await.map_err(|e| cx.core_err(e))?;
         conditions::check(cx.headers, Some(current(&info).as_current()), false)?;
@@ -307,7 +365,9 @@ pub async fn set_properties(cx: &Ctx<'_>) -> Result<Response, AzureError> {
 
 pub async fn get_tags(cx: &Ctx<'_>) -> Result<Response, AzureError> {
     let (container, blob) = (cx.container()?, cx.blob()?);
+    let condition = tag_condition(cx)?;
     let tags = cx.core.object_tags(&cx.tenant, container, blob).await.map_err(|e| cx.core_err(e))?;
+    tags_meet(condition.as_ref(), &tags)?;
     Ok(xml_response(StatusCode::OK, HeaderMap::new(), xml::tags_body(&tags)))
 }
 
@@ -316,6 +376,7 @@ pub async fn set_tags(cx: &Ctx<'_>, request_body: s3s::Body) -> Result<Response,
     let bytes = read_small_body(request_body, xml::MAX_TAGS_BYTES).await?;
     let tags = xml::parse_tags(&bytes)?;
     headers::check_tags(&tags)?;
+    check_tag_condition(cx, container, blob).await?;
     cx.core.set_object_tags(&cx.tenant, container, blob, tags).await.map_err(|e| cx.core_err(e))?;
     Ok(empty(StatusCode::NO_CONTENT, HeaderMap::new()))
 }
@@ -330,8 +391,14 @@ fn copy_source(cx: &Ctx<'_>, accounts: &Accounts, own: &Account) -> Result<(Stri
             format!("Cannot verify the copy source: {why}"),
         )
     };
-    let raw = headers::text(cx.headers, "x-ms-copy-source").ok_or_else(|| cannot("missing"))?;
-    let url = url::Url::parse(raw).map_err(|_| cannot("not a URL"))?;
+    let not_a_url = || {
+        AzureError::bad_request(
+            "InvalidHeaderValue",
+            "The value for one of the HTTP headers is not in the correct format: x-ms-copy-source must be an absolute URL.",
+        )
+    };
+    let raw = headers::text(cx.headers, "x-ms-copy-source").ok_or_else(not_a_url)?;
+    let url = url::Url::parse(raw).map_err(|_| not_a_url())?;
     let our_host = headers::text(cx.headers, "host").unwrap_or("");
     let their_host = match url.port() {
         Some(p) => format!("{}:{p}", url.host_str().unwrap_or("")),
@@ -367,48 +434,134 @@ fn copy_source(cx: &Ctx<'_>, accounts: &Accounts, own: &Account) -> Result<(Stri
         }
     };
     if !readable {
-        return Err(cannot("the caller may not read the source"));
+        return Err(AzureError::new(
+            StatusCode::FORBIDDEN,
+            "CannotVerifyCopySource",
+            "This request is not authorized to perform this operation using this permission.",
+        ));
     }
     Ok((container, blob))
+}
+
+/// `x-ms-copy-source-tag-option`: whether the copy takes the source's tags (`COPY`) or only the request's
+/// (`REPLACE`, Azure's default).
+fn copy_source_tags(cx: &Ctx<'_>, request_has_tags: bool) -> Result<bool, AzureError> {
+    match headers::text(cx.headers, "x-ms-copy-source-tag-option") {
+        None => Ok(false),
+        Some(v) if v.eq_ignore_ascii_case("replace") => Ok(false),
+        Some(v) if v.eq_ignore_ascii_case("copy") && !request_has_tags => Ok(true),
+        Some(v) if v.eq_ignore_ascii_case("copy") => Err(AzureError::bad_request(
+            "InvalidHeaderValue",
+            "x-ms-tags cannot be given with x-ms-copy-source-tag-option: COPY.",
+        )),
+        Some(_) => Err(AzureError::bad_request(
+            "InvalidHeaderValue",
+            "x-ms-copy-source-tag-option must be REPLACE or COPY.",
+        )),
+    }
+}
+
+fn source_condition_not_met() -> AzureError {
+    AzureError::new(
+        StatusCode::PRECONDITION_FAILED,
+        "SourceConditionNotMet",
+        "The source condition specified using HTTP conditional header(s) is not met.",
+    )
+}
+
+/// The copy source's conditions (`x-ms-source-if-*`) under the names `conditions::check` reads.
+fn source_conditions(cx: &Ctx<'_>) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (from, to) in [
+        ("x-ms-source-if-match", http::header::IF_MATCH),
+        ("x-ms-source-if-none-match", http::header::IF_NONE_MATCH),
+        ("x-ms-source-if-modified-since", http::header::IF_MODIFIED_SINCE),
+        ("x-ms-source-if-unmodified-since", http::header::IF_UNMODIFIED_SINCE),
+    ] {
+        if let Some(v) = cx.headers.get(from) {
+            h.insert(to, v.clone());
+        }
+    }
+    h
 }
 
 pub async fn copy(cx: &Ctx<'_>, accounts: &Accounts, own: &Account) -> Result<Response, AzureError> {
     let (container, blob) = (cx.container()?, cx.blob()?);
     let (src_container, src_blob) = copy_source(cx, accounts, own)?;
-    let create_only = check_write_conditions(cx, container, blob).await?;
     let metadata = headers::metadata(cx.headers)?;
     let tags = headers::tags(cx.headers)?;
     let days = retention_days(cx)?;
-    let replace = if metadata.is_empty() && tags.is_empty() && days.is_none() {
-        None
+    let source_tags = copy_source_tags(cx, !tags.is_empty())?;
+    let source_md5 = headers::md5_header(cx.headers, "x-ms-source-content-md5")?;
+    let source_conditions = source_conditions(cx);
+    let source_tag_condition = tag_condition_in(cx, "x-ms-source-if-tags")?;
+    let create_only = check_write_conditions(cx, container, blob).await?;
+    let needs_source = !metadata.is_empty()
+        || !tags.is_empty()
+        || days.is_some()
+        || source_md5.is_some()
+        || !source_conditions.is_empty();
+    let source = if needs_source {
+        Some(cx.core.head_object(&cx.tenant, &src_container, &src_blob, None).await.map_err(|e| cx.core_err(e))?)
     } else {
-        // New metadata, tags or retention for the copy; the content headers and MD5 stay the source's.
-        let info =
-            cx.core.head_object(&cx.tenant, &src_container, &src_blob, None).await.map_err(|e| cx.core_err(e))?;
-        let metadata = if metadata.is_empty() { info.metadata.clone() } else { metadata };
-        Some(PutRequest {
-            metadata,
-            headers: info.headers.clone(),
-            tags,
-            retention_days: days,
-            content_md5: info.content_md5.clone(),
-            if_none_match_any: create_only,
-        })
+        None
     };
+    if let Some(info) = source.as_ref().filter(|_| !source_conditions.is_empty()) {
+        conditions::check(&source_conditions, Some(current(info).as_current()), false).map_err(|e| {
+            if e.status == StatusCode::PRECONDITION_FAILED { source_condition_not_met() } else { e }
+        })?;
+    }
+    if let Some(condition) = &source_tag_condition {
+        let have =
+            cx.core.object_tags(&cx.tenant, &src_container, &src_blob).await.map_err(|e| cx.core_err(e))?;
+        if !condition.matches(&have) {
+            return Err(source_condition_not_met());
+        }
+    }
+    // `x-ms-source-content-md5` is checked against the source's plaintext MD5 (kept, authenticated, in its
+    // metadata): the bytes are copied as they are stored, so they cannot change on the way.
+    if let (Some(want), Some(info)) = (source_md5, &source) {
+        let have = info.content_md5.as_deref().and_then(|m| STANDARD.decode(m).ok());
+        match have {
+            Some(have) if have.as_slice() == want.as_slice() => {}
+            Some(_) => return Err(mismatch_error(Mismatch::Md5)),
+            None => {
+                return Err(AzureError::bad_request(
+                    "Md5Mismatch",
+                    "The source blob has no stored MD5 (it was written in parts without one), so \
+                     x-ms-source-content-md5 cannot be verified.",
+                ))
+            }
+        }
+    }
+    // New metadata, tags or retention for the copy; the content headers and MD5 stay the source's.
+    let restated = !metadata.is_empty() || !tags.is_empty() || days.is_some();
+    let replace = source.as_ref().filter(|_| restated).map(|info| PutRequest {
+        metadata: if metadata.is_empty() { info.metadata.clone() } else { metadata },
+        headers: info.headers.clone(),
+        tags,
+        retention_days: days,
+        content_md5: info.content_md5.clone(),
+        if_none_match_any: create_only,
+    });
     let src = CopySource { bucket: &src_container, key: &src_blob, version_id: None };
     let mut id = [0u8; 16];
     let _ = aws_lc_rs::rand::fill(&mut id);
     let copy_id = uuid_text(&id);
     let now = headers::http_date(time::OffsetDateTime::now_utc());
     let record = format!("{copy_id}|{now}|{}", source_without_query(cx));
+    let mode = CopyMode { record: Some(record), source_tags };
     let out = cx
         .core
-        .copy_object_recorded(&cx.tenant, src, container, blob, replace, create_only, record)
+        .copy_object_with_mode(&cx.tenant, src, container, blob, replace, create_only, mode)
         .await
-        .map_err(|e| cx.core_err(e))?;
+        .map_err(|e| cx.write_err(e))?;
     let mut h = written(&out.put, None);
     set(&mut h, "x-ms-copy-id", &copy_id);
     set(&mut h, "x-ms-copy-status", "success");
+    if let Some(m) = source_md5 {
+        set(&mut h, "content-md5", &STANDARD.encode(m));
+    }
     Ok(empty(StatusCode::ACCEPTED, h))
 }
 

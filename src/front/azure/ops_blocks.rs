@@ -6,7 +6,7 @@ use http::{HeaderMap, StatusCode};
 
 use super::body::{self, Checks};
 use super::headers::{self, put};
-use super::ops_blobs::{check_write_conditions, content_length, mismatch_error, put_request, written};
+use super::ops_blobs::{check_tag_condition, check_write_conditions, content_length, mismatch_error, put_request, written};
 use super::xml::{self, Writer};
 use super::{empty, read_small_body, xml_response, AzureError, Ctx, Response};
 
@@ -27,11 +27,9 @@ pub async fn put_block(cx: &Ctx<'_>, request_body: s3s::Body) -> Result<Response
     let (container, blob) = (cx.container()?, cx.blob()?);
     let id = block_id(cx)?;
     let len = content_length(cx, MAX_BLOCK)?;
-    let checks = Checks {
-        md5: headers::md5_header(cx.headers, "content-md5")?,
-        crc64: headers::crc64_header(cx.headers)?,
-        compute_md5: false,
-    };
+    let md5 = headers::md5_header(cx.headers, "content-md5")?;
+    // Without a Content-MD5 Azure answers with the CRC-64 it computed (the client's, if it sent one).
+    let checks = Checks { md5, crc64: headers::crc64_header(cx.headers)?, compute_md5: false, compute_crc64: md5.is_none() };
     if len == 0 {
         body::check_empty(&checks).map_err(mismatch_error)?;
     }
@@ -43,10 +41,12 @@ pub async fn put_block(cx: &Ctx<'_>, request_body: s3s::Body) -> Result<Response
     result.map_err(|e| cx.core_err(e))?;
     let mut h = HeaderMap::new();
     put(&mut h, "x-ms-request-server-encrypted", "true");
-    for name in ["content-md5", "x-ms-content-crc64"] {
-        if let Some(v) = headers::text(cx.headers, name) {
-            put(&mut h, name, v);
-        }
+    if let Some(v) = headers::text(cx.headers, "content-md5") {
+        put(&mut h, "content-md5", v);
+    }
+    // An empty body is never polled: its CRC-64 is 0.
+    if let Some(crc) = verdict.crc64().or((len == 0 && md5.is_none()).then_some(0)) {
+        put(&mut h, "x-ms-content-crc64", &STANDARD.encode(crc.to_le_bytes()));
     }
     Ok(empty(StatusCode::CREATED, h))
 }
@@ -64,7 +64,7 @@ pub async fn put_block_list(cx: &Ctx<'_>, request_body: s3s::Body) -> Result<Res
     req.if_none_match_any = check_write_conditions(cx, container, blob).await?;
     // The blob's MD5 is what the client declares (Azure does not compute one for a block list).
     req.content_md5 = headers::md5_header(cx.headers, "x-ms-blob-content-md5")?.map(|m| STANDARD.encode(m));
-    let out = cx.core.commit_blocks(&cx.tenant, container, blob, refs, req).await.map_err(|e| cx.core_err(e))?;
+    let out = cx.core.commit_blocks(&cx.tenant, container, blob, refs, req).await.map_err(|e| cx.write_err(e))?;
     Ok(empty(StatusCode::CREATED, written(&out, Some(&STANDARD.encode(list_md5)))))
 }
 
@@ -82,6 +82,7 @@ pub async fn get_block_list(cx: &Ctx<'_>) -> Result<Response, AzureError> {
             ))
         }
     };
+    check_tag_condition(cx, container, blob).await?;
     let list = cx.core.list_blocks(&cx.tenant, container, blob).await.map_err(|e| cx.core_err(e))?;
     if list.blob.is_none() && list.uncommitted.is_empty() {
         return Err(AzureError::new(StatusCode::NOT_FOUND, "BlobNotFound", "The specified blob does not exist."));

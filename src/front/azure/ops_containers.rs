@@ -2,6 +2,7 @@
 
 use http::{HeaderMap, StatusCode};
 
+use super::conditions::{self, Current};
 use super::headers::{self, put};
 use super::{empty, AzureError, Ctx, Response};
 
@@ -16,22 +17,44 @@ pub fn account_info() -> Response {
 
 /// A container's ETag and Last-Modified: derived from its name and creation time (containers carry no
 /// version of their own here).
-async fn stamp(cx: &Ctx<'_>, container: &str) -> Result<HeaderMap, AzureError> {
+struct Stamp {
+    etag: String,
+    created: time::OffsetDateTime,
+}
+
+async fn current(cx: &Ctx<'_>, container: &str) -> Result<Stamp, AzureError> {
     let buckets = cx.core.list_buckets(&cx.tenant).await.map_err(|e| cx.core_err(e))?;
     let created = buckets.iter().find(|b| b.name == container).map(|b| b.created);
     let created = created.unwrap_or_else(time::OffsetDateTime::now_utc);
-    let mut h = HeaderMap::new();
     let tag = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, format!("{container}\n{created}").as_bytes());
-    put(&mut h, "etag", &format!("\"0x{}\"", hex::encode_upper(tag.as_ref().get(..8).unwrap_or_default())));
-    put(&mut h, "last-modified", &headers::http_date(created));
+    Ok(Stamp { etag: format!("0x{}", hex::encode_upper(tag.as_ref().get(..8).unwrap_or_default())), created })
+}
+
+async fn stamp(cx: &Ctx<'_>, container: &str) -> Result<HeaderMap, AzureError> {
+    let now = current(cx, container).await?;
+    let mut h = HeaderMap::new();
+    put(&mut h, "etag", &headers::quoted(&now.etag));
+    put(&mut h, "last-modified", &headers::http_date(now.created));
     Ok(h)
+}
+
+/// `If-Modified-Since` / `If-Unmodified-Since` (and ETag conditions) on a container write.
+async fn check_conditions(cx: &Ctx<'_>, container: &str) -> Result<(), AzureError> {
+    if !conditions::any(cx.headers) {
+        return Ok(());
+    }
+    let now = current(cx, container).await?;
+    conditions::check(cx.headers, Some(Current { etag: &now.etag, last_modified: now.created }), false)
 }
 
 /// Azure's container names: 3-63 of `a-z`, `0-9` and single `-` inside (stricter than S3's bucket names,
 /// which may hold dots: such buckets stay reachable, but the Azure front end does not create them).
 fn check_container_name(name: &str) -> Result<(), AzureError> {
     if !(3..=63).contains(&name.len()) {
-        return Err(AzureError::bad_request("OutOfRangeInput", "The container name must be 3 to 63 characters long."));
+        return Err(AzureError::bad_request(
+            "OutOfRangeInput",
+            "The specified resource name length is not within the permissible limits.",
+        ));
     }
     let chars_ok = name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     if !chars_ok || name.starts_with('-') || name.ends_with('-') || name.contains("--") {
@@ -63,6 +86,7 @@ pub async fn create(cx: &Ctx<'_>) -> Result<Response, AzureError> {
 
 pub async fn delete(cx: &Ctx<'_>) -> Result<Response, AzureError> {
     let container = cx.container()?;
+    check_conditions(cx, container).await?;
     cx.core.delete_bucket_and_objects(&cx.tenant, container, MAX_DELETED_BLOBS).await.map_err(|e| cx.core_err(e))?;
     Ok(empty(StatusCode::ACCEPTED, HeaderMap::new()))
 }
@@ -89,6 +113,7 @@ pub async fn properties(cx: &Ctx<'_>) -> Result<Response, AzureError> {
 pub async fn set_metadata(cx: &Ctx<'_>) -> Result<Response, AzureError> {
     let container = cx.container()?;
     let metadata = headers::metadata(cx.headers)?;
+    check_conditions(cx, container).await?;
     cx.core.set_container_metadata(&cx.tenant, container, metadata).await.map_err(|e| cx.core_err(e))?;
     Ok(empty(StatusCode::OK, stamp(cx, container).await?))
 }

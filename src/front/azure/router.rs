@@ -44,6 +44,11 @@ impl Query {
         self.pairs.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
+    /// How often `name` appears.
+    pub fn count(&self, name: &str) -> usize {
+        self.pairs.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).count()
+    }
+
     pub fn pairs(&self) -> &[(String, String)] {
         &self.pairs
     }
@@ -86,7 +91,8 @@ pub fn target(host: Option<&str>, path: &str, domain: Option<&str>) -> Result<Ta
             .map_err(|_| AzureError::bad_request("InvalidUri", "The blob name is not valid UTF-8."))
     };
     let container = (!container.is_empty()).then(|| decode(container)).transpose()?;
-    let blob = (!blob.is_empty()).then(|| decode(blob)).transpose()?;
+    // Azure stores `\` in a blob name as `/` (so `a\b` and `a/b` are one blob).
+    let blob = (!blob.is_empty()).then(|| decode(blob).map(|b| b.replace('\\', "/"))).transpose()?;
     if container.is_none() && blob.is_some() {
         return Err(bad());
     }

@@ -1,9 +1,11 @@
 //! Shared access signatures: service SAS (blob and container) and account SAS, parsed from the query and
 //! checked as pure functions (signature, start, expiry, IP, protocol), then matched against each operation.
 //!
-//! Hand-written for the same reason as `shared_key.rs`. Supported versions: `sv` 2018-11-09 and later
-//! (from 2020-12-06 the string to sign carries the encryption scope). User-delegation SAS (`skoid`) and
-//! SAS bound to a stored access policy (`si`) are refused.
+//! Hand-written for the same reason as `shared_key.rs`. Supported versions: `sv` 2015-04-05 and later.
+//! The string to sign of a service SAS gained `sr` and the snapshot time in 2018-11-09 and, like the
+//! account SAS's, the encryption scope in 2020-12-06. User-delegation SAS (`skoid`) and SAS bound to a
+//! stored access policy (`si`) are refused, and so is a SAS whose parameters appear more than once
+//! (Azure refuses them too; taking the first would let the signed and the enforced value differ).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 use std::net::IpAddr;
@@ -15,8 +17,10 @@ use super::error::AzureError;
 use super::router::Query;
 use super::shared_key;
 
-/// Oldest SAS version accepted.
-const MIN_VERSION: &str = "2018-11-09";
+/// Oldest SAS version accepted: the first whose string to sign carries `sip` and `spr`.
+const MIN_VERSION: &str = "2015-04-05";
+/// From this version a service SAS's string to sign carries `sr` and the snapshot time.
+const RESOURCE_VERSION: &str = "2018-11-09";
 /// From this version the string to sign carries the encryption scope.
 const SCOPE_VERSION: &str = "2020-12-06";
 
@@ -101,6 +105,12 @@ fn ip_allowed(range: &str, peer: IpAddr) -> bool {
     }
 }
 
+/// The query parameters a SAS is made of.
+const SAS_PARAMETERS: [&str; 19] = [
+    "sv", "ss", "srt", "sp", "st", "se", "sip", "spr", "sr", "sig", "si", "ses", "snapshot", "skoid", "rscc", "rscd",
+    "rsce", "rscl", "rsct",
+];
+
 /// Whether the query carries a SAS at all.
 pub fn present(q: &Query) -> bool {
     q.get("sig").is_some()
@@ -122,6 +132,9 @@ pub struct SasRequest<'a> {
 /// Verifies the SAS in `q` for `req.account` and returns what it grants.
 pub fn verify(q: &Query, req: &SasRequest<'_>) -> Result<SasGrant, AzureError> {
     let get = |name: &str| q.get(name).unwrap_or("");
+    if let Some(twice) = SAS_PARAMETERS.iter().find(|p| q.count(p) > 1) {
+        return Err(AzureError::auth(format!("SAS parameter {twice} appears more than once.")));
+    }
     if q.get("skoid").is_some() {
         return Err(AzureError::auth(
             "User delegation SAS is not supported by blobseal; use a service or account SAS.",
@@ -152,9 +165,10 @@ pub fn verify(q: &Query, req: &SasRequest<'_>) -> Result<SasGrant, AzureError> {
         let sr = get("sr");
         let path = resource_path(req, sr)?;
         let resource = format!("/blob/{}/{path}", req.account);
-        let mut fields =
-            vec![get("sp"), get("st"), get("se"), &resource, get("si"), get("sip"), get("spr"), version, sr];
-        fields.push(get("snapshot"));
+        let mut fields = vec![get("sp"), get("st"), get("se"), &resource, get("si"), get("sip"), get("spr"), version];
+        if version >= RESOURCE_VERSION {
+            fields.extend([sr, get("snapshot")]);
+        }
         if with_scope {
             fields.push(get("ses"));
         }
