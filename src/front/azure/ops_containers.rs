@@ -69,14 +69,15 @@ fn check_container_name(name: &str) -> Result<(), AzureError> {
 pub async fn create(cx: &Ctx<'_>) -> Result<Response, AzureError> {
     let container = cx.container()?;
     check_container_name(container)?;
+    // A malformed request is a 400 whatever else it asks for.
+    let metadata = headers::metadata(cx.headers)?;
+    crate::core::service::BlobService::check_metadata_for(&metadata).map_err(|e| cx.core_err(e))?;
     if headers::text(cx.headers, "x-ms-blob-public-access").is_some_and(|v| !v.is_empty()) {
         return Err(AzureError::unsupported("Public (anonymous) access to containers"));
     }
     if headers::text(cx.headers, "x-ms-default-encryption-scope").is_some() {
         return Err(AzureError::unsupported("Encryption scopes"));
     }
-    let metadata = headers::metadata(cx.headers)?;
-    crate::core::service::BlobService::check_metadata_for(&metadata).map_err(|e| cx.core_err(e))?;
     cx.core.create_bucket(&cx.tenant, container, None).await.map_err(|e| cx.core_err(e))?;
     if !metadata.is_empty() {
         cx.core.set_container_metadata(&cx.tenant, container, metadata).await.map_err(|e| cx.core_err(e))?;
