@@ -394,7 +394,7 @@ fn serve(config_file: Option<PathBuf>) -> ExitCode {
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
-    match runtime.block_on(blobseal::app::serve(settings)) {
+    match runtime.block_on(blobseal::app::serve(settings, config_file)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!(error = %err, "blobseal stopped");

@@ -236,6 +236,11 @@ impl Metrics {
     }
 
     /// Records which config is in use (the previous one's series goes away).
+    /// Counts one config reload by its outcome (`applied`, `unchanged`, `invalid`, `refused`, `failed`).
+    pub fn config_reloaded(&self, outcome: &'static str) {
+        self.config_reloads.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
     pub fn set_config(&self, sha256_hex: &str) {
         self.config_info.clear();
         self.config_info.get_or_create(&ConfigLabels { sha256: sha256_hex.to_owned() }).set(1);

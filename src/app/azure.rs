@@ -97,7 +97,9 @@ pub fn door(
     if settings.azure_listen.is_none() {
         return Ok(None);
     }
-    let front = AzureFront::new(Arc::clone(core), accounts(settings)?, settings.azure_domain.clone(), false);
+    // Over TLS, a SAS limited to `spr=https` is honoured.
+    let https = settings.operations.tls.is_some();
+    let front = AzureFront::new(Arc::clone(core), accounts(settings)?, settings.azure_domain.clone(), https);
     let body_rule = ProgressRule {
         window: settings.limits.body_timeout,
         min_bytes_per_second: settings.limits.body_min_bytes_per_second,

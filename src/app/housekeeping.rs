@@ -8,7 +8,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::core::service::BlobService;
 
 pub const INTERVAL_ENV: &str = "BLOBSEAL_HOUSEKEEPING_INTERVAL_SECS";
 pub const AGE_ENV: &str = "BLOBSEAL_HOUSEKEEPING_AGE_SECS";
@@ -58,13 +57,13 @@ impl HousekeepingSettings {
 }
 
 /// Spawns the task: one run now (leftovers of a crash are collected at start), then one per interval.
-pub fn spawn(core: Arc<BlobService>, settings: HousekeepingSettings) {
+pub fn spawn(live: Arc<super::reload::Live>, settings: HousekeepingSettings) {
     let Some(every) = settings.interval else {
         return;
     };
     tokio::spawn(async move {
         loop {
-            match core.housekeep(settings.age).await {
+            match live.get().core.housekeep(settings.age).await {
                 Ok(r) => tracing::info!(
                     backend_leftovers = r.backend_leftovers,
                     hidden_objects = r.hidden_objects,

@@ -58,18 +58,26 @@ fn subject_rules(rules: &[DataSubjectRule]) -> Result<SubjectRules, KeyError> {
     Ok(SubjectRules(out))
 }
 
-/// Builds the keychain for every tenant and reserves each key store's bucket in `directory` (no
-/// client can reach it). Provider connections are opened here; the key stores are touched lazily.
-pub fn keychain(settings: &Settings, directory: &mut TenantDirectory) -> Result<Keychain, KeyError> {
-    let mut providers: HashMap<&str, Arc<dyn KeyProvider>> = HashMap::new();
+/// Opened key providers by name.
+pub type Providers = HashMap<String, Arc<dyn KeyProvider>>;
+
+/// Opens every configured provider (once per process: a config reload keeps them).
+pub fn open_providers(settings: &Settings) -> Result<Providers, KeyError> {
+    let mut providers: Providers = HashMap::new();
     for p in &settings.key_providers {
         let opened = open_provider(&p.settings).map_err(|e| match e {
             KeyError::Keyring(m) => KeyError::Keyring(format!("key provider {}: {m}", p.name)),
             KeyError::Unavailable(m) => KeyError::Unavailable(format!("key provider {}: {m}", p.name)),
             other => other,
         })?;
-        providers.insert(p.name.as_str(), Arc::new(super::metered_keys::MeteredProvider::new(&p.name, opened)));
+        providers.insert(p.name.clone(), Arc::new(super::metered_keys::MeteredProvider::new(&p.name, opened)));
     }
+    Ok(providers)
+}
+
+/// Builds the keychain for every tenant over the opened `providers` and reserves each key store's
+/// bucket in `directory` (no client can reach it). The key stores are touched lazily.
+pub fn keychain(settings: &Settings, providers: &Providers, directory: &mut TenantDirectory) -> Result<Keychain, KeyError> {
     let cache = CacheSettings { ttl: settings.key_cache.ttl, max_entries: settings.key_cache.max_entries };
     let mut chain = Keychain::new(cache);
     for t in &settings.tenants {

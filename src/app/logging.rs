@@ -12,8 +12,11 @@
 use tracing::{Level, Metadata};
 
 use crate::config::LogFormat;
+use std::sync::OnceLock;
+
 use tracing_subscriber::filter::{filter_fn, EnvFilter};
 use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::{reload, Registry};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
 
@@ -43,6 +46,9 @@ pub fn target_may_log(target: &str, level: Level) -> bool {
 /// writing text or JSON lines (see `log_json.rs`) on stderr.
 pub fn init(default: &str, format: LogFormat) {
     let wanted = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // The filter can be replaced later (`log_level:` at start and on every config reload).
+    let (wanted, handle) = reload::Layer::new(wanted);
+    let _ = FILTER.set(handle);
     match format {
         LogFormat::Text => {
             // Colour only on a terminal: escape codes in a log file or journal are noise.
@@ -56,6 +62,20 @@ pub fn init(default: &str, format: LogFormat) {
             tracing_subscriber::registry().with(wanted).with(lines.with_filter(filter_fn(may_log))).init();
         }
     }
+}
+
+/// The installed filter, replaceable.
+static FILTER: OnceLock<reload::Handle<EnvFilter, Registry>> = OnceLock::new();
+
+/// Applies the config's `log_level` (`tracing` filter directives). `RUST_LOG`, when set, wins: the
+/// operator chose it by hand for this process. The cap of [`may_log`] holds whatever the level.
+pub fn set_level(directives: &str) -> Result<(), String> {
+    if std::env::var_os("RUST_LOG").is_some() {
+        return Ok(());
+    }
+    let filter = EnvFilter::builder().parse(directives).map_err(|e| format!("log_level {directives:?}: {e}"))?;
+    let handle = FILTER.get().ok_or("logging is not set up")?;
+    handle.reload(filter).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ pub mod logging;
 pub mod metered_backend;
 pub mod metered_keys;
 pub mod observe;
+pub mod reload;
 pub mod requests;
 pub mod tls;
 use crate::core::keys::subject::KeyPattern;
@@ -62,11 +63,29 @@ pub struct Runtime {
     pub front: Arc<requests::FrontDoor>,
     /// The Azure front end's request path, if `azure_listen` is set.
     pub azure: Option<Arc<azure::AzureDoor>>,
+    /// The in-process sweeper's settings (read at each round: a reload changes them).
+    pub sweeper: crate::config::SweeperSettings,
+}
+
+/// What is opened once per process and kept across config reloads: the backends (metered) and the key
+/// providers, with the backends' declared regions.
+pub struct Opened {
+    backends: Vec<(String, Arc<dyn Backend>)>,
+    providers: keys::Providers,
+    regions: BTreeMap<String, String>,
+    copies: BTreeMap<String, String>,
 }
 
 /// Builds the backends, key provider and services from settings.
 pub async fn build(settings: &Settings) -> Result<Runtime, AppError> {
-    let (core, secrets) = build_core(settings)?;
+    let opened = open(settings)?;
+    build_with(settings, &opened, None)
+}
+
+/// Builds the services from settings over backends and key providers already opened (a config reload
+/// keeps them: changing them needs a restart), sharing `previous`'s fences when given.
+pub fn build_with(settings: &Settings, opened: &Opened, previous: Option<&BlobService>) -> Result<Runtime, AppError> {
+    let (core, secrets) = assemble(settings, opened, previous)?;
     let service = build_service(Arc::clone(&core), secrets, settings.virtual_host_domain.as_deref())?;
     let front = requests::FrontDoor {
         service,
@@ -85,7 +104,7 @@ pub async fn build(settings: &Settings) -> Result<Runtime, AppError> {
             .collect(),
     };
     let azure = azure::door(settings, &core, subject_patterns(settings))?.map(Arc::new);
-    Ok(Runtime { core, front: Arc::new(front), azure })
+    Ok(Runtime { core, front: Arc::new(front), azure, sweeper: settings.sweeper })
 }
 
 /// Each access key's presigned-URL rules (its tenant's).
@@ -117,7 +136,12 @@ pub type TenantSecrets = HashMap<String, s3s::auth::SecretKey>;
 /// Builds backends, key providers and the object service (what the CLI's key commands use too),
 /// and collects the tenants' S3 secrets.
 pub fn build_core(settings: &Settings) -> Result<(Arc<BlobService>, TenantSecrets), AppError> {
-    let mut directory = TenantDirectory::new();
+    assemble(settings, &open(settings)?, None)
+}
+
+/// Opens the backends and key providers of `settings`.
+pub fn open(settings: &Settings) -> Result<Opened, AppError> {
+    let mut backends = Vec::new();
     let mut regions = BTreeMap::new();
     let mut copies = BTreeMap::new();
     for b in &settings.backends {
@@ -156,7 +180,22 @@ pub fn build_core(settings: &Settings) -> Result<(Arc<BlobService>, TenantSecret
         if let Some(copy) = b.secondary_region() {
             copies.insert(b.name.clone(), copy.to_owned());
         }
-        directory.add_backend(&b.name, Arc::new(metered_backend::MeteredBackend::new(&b.name, backend)));
+        backends.push((b.name.clone(), Arc::new(metered_backend::MeteredBackend::new(&b.name, backend)) as Arc<dyn Backend>));
+    }
+    let providers = keys::open_providers(settings)?;
+    Ok(Opened { backends, providers, regions, copies })
+}
+
+/// The tenant directory, keychain and object service of `settings` over `opened`, and the tenants' S3
+/// secrets.
+fn assemble(
+    settings: &Settings,
+    opened: &Opened,
+    previous: Option<&BlobService>,
+) -> Result<(Arc<BlobService>, TenantSecrets), AppError> {
+    let mut directory = TenantDirectory::new();
+    for (name, backend) in &opened.backends {
+        directory.add_backend(name, Arc::clone(backend));
     }
     let mut secrets = HashMap::new();
     for t in &settings.tenants {
@@ -191,18 +230,22 @@ pub fn build_core(settings: &Settings) -> Result<(Arc<BlobService>, TenantSecret
             directory.reserve(&b.backend, &b.bucket);
         }
     }
-    let keychain = keys::keychain(settings, &mut directory)?;
-    let core = Arc::new(
-        BlobService::new(directory, Arc::new(keychain), regions)
-            .with_copy_regions(copies)
-            .with_region_table(settings.residency.table.clone()),
-    );
+    let keychain = keys::keychain(settings, &opened.providers, &mut directory)?;
+    let mut core = BlobService::new(directory, Arc::new(keychain), opened.regions.clone())
+        .with_copy_regions(opened.copies.clone())
+        .with_region_table(settings.residency.table.clone());
+    if let Some(previous) = previous {
+        core = core.with_fences_of(previous);
+    }
+    let core = Arc::new(core);
     Ok((core, secrets))
 }
 
 /// Runs blobseal until SIGINT/SIGTERM, then drains: readiness off at once, requests still served for
 /// the drain delay, then the listeners close and open requests get the shutdown timeout to finish.
-pub async fn serve(settings: Settings) -> Result<(), AppError> {
+///
+/// With `config_file`, the file is watched and reloaded (see `reload.rs`).
+pub async fn serve(settings: Settings, config_file: Option<std::path::PathBuf>) -> Result<(), AppError> {
     let health = Arc::new(admin::Health::default());
     let ops = &settings.operations;
     let policy = listener::ConnectionPolicy {
@@ -213,7 +256,14 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
     };
     let (hangup_tx, hangup_rx) = tokio::sync::watch::channel(0u64);
     spawn_hangups(hangup_tx);
-    let runtime = build(&settings).await?;
+    if let Some(level) = &settings.operations.log_level {
+        if let Err(e) = logging::set_level(level) {
+            tracing::warn!(error = %e, "log_level not applied");
+        }
+    }
+    let opened = Arc::new(open(&settings)?);
+    let live = Arc::new(reload::Live::new(build_with(&settings, &opened, None)?));
+    let runtime = live.get();
     crate::metrics::get().set_config(&settings.sha256);
 
     // The admin listener comes up first, so probes see "starting" rather than a refused connection.
@@ -236,15 +286,12 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
 
     check_regions_at_start(&runtime.core).await?;
     if let Some(every) = settings.residency.drift_check {
-        spawn_drift_checks(Arc::clone(&runtime.core), every);
+        spawn_drift_checks(Arc::clone(&live), every);
     }
     let housekeeping = housekeeping::HousekeepingSettings::from_env(|k| std::env::var(k).ok())?;
-    housekeeping::spawn(Arc::clone(&runtime.core), housekeeping);
+    housekeeping::spawn(Arc::clone(&live), housekeeping);
     let sweep_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let sweeper = settings
-        .sweeper
-        .interval
-        .map(|every| spawn_sweeps(Arc::clone(&runtime.core), settings.sweeper, every, Arc::clone(&sweep_stop)));
+    let sweeper = settings.sweeper.interval.map(|_| spawn_sweeps(Arc::clone(&live), Arc::clone(&sweep_stop)));
     let tls = match &ops.tls {
         Some(t) => {
             let source = tls::TlsSource::load(t)?;
@@ -261,26 +308,33 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
     let local = listener.local_addr().map_err(|source| AppError::Bind { addr: settings.listen, source })?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(config = %settings.source, tenants = settings.tenants.len(), "blobseal listening on {local} ({scheme})");
+    // Each request takes the runtime current when it starts: a reload applies to the next request, also
+    // on a kept-alive connection (a removed access key stops working at once).
     let azure = match (&runtime.azure, settings.azure_listen) {
-        (Some(door), Some(addr)) => {
+        (Some(first), Some(addr)) => {
             let azure_listener = TcpListener::bind(addr).await.map_err(|source| AppError::Bind { addr, source })?;
             let local = azure_listener.local_addr().map_err(|source| AppError::Bind { addr, source })?;
             tracing::info!("blobseal azure front end listening on {local} ({scheme})");
-            let door = Arc::clone(door);
+            let (live, first) = (Arc::clone(&live), Arc::clone(first));
             let handler = move |req, peer| {
-                let door = Arc::clone(&door);
+                // `azure_listen` cannot change on a reload, so every runtime has a door; the first is a fallback.
+                let door = live.get().azure.clone().unwrap_or_else(|| Arc::clone(&first));
                 async move { door.handle(req, peer).await }
             };
             Some(tokio::spawn(listener::serve(azure_listener, policy, tls.clone(), handler, stopped(stop_rx.clone()))))
         }
         _ => None,
     };
-    let front = Arc::clone(&runtime.front);
+    let live_s3 = Arc::clone(&live);
     let handler = move |req, peer| {
-        let front = Arc::clone(&front);
+        let front = Arc::clone(&live_s3.get().front);
         async move { front.handle(req, peer).await }
     };
     let s3 = tokio::spawn(listener::serve(listener, policy, tls, handler, stopped(stop_rx)));
+    drop(runtime);
+    if let Some(path) = config_file {
+        reload::spawn(path, settings.clone(), Arc::clone(&live), Arc::clone(&opened), hangup_rx.clone());
+    }
     health.set_ready();
     tracing::info!("blobseal ready");
 
@@ -357,11 +411,11 @@ async fn check_regions_at_start(core: &BlobService) -> Result<(), AppError> {
 }
 
 /// Re-checks the regions every `every`, fencing drifted backends off and letting recovered ones back.
-fn spawn_drift_checks(core: Arc<BlobService>, every: std::time::Duration) {
+fn spawn_drift_checks(live: Arc<reload::Live>, every: std::time::Duration) {
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(every).await;
-            let report = core.enforce_regions().await;
+            let report = live.get().core.enforce_regions().await;
             for d in &report.drifts {
                 tracing::error!(drift = %d, "region drift: backend fenced off");
             }
@@ -371,24 +425,28 @@ fn spawn_drift_checks(core: Arc<BlobService>, every: std::time::Duration) {
 
 /// Sweeps every `every` (all tenants; a lease in each tenant's key store keeps replicas from sweeping
 /// the same tenant at once). Each report line goes to the log.
-fn spawn_sweeps(
-    core: Arc<BlobService>,
-    settings: crate::config::SweeperSettings,
-    every: std::time::Duration,
-    stop: Arc<std::sync::atomic::AtomicBool>,
-) -> tokio::task::JoinHandle<()> {
+fn spawn_sweeps(live: Arc<reload::Live>, stop: Arc<std::sync::atomic::AtomicBool>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let ops = crate::ops::Ops::new(core).with_sweeper(settings);
         let holder = format!("{}/pid-{}", crate::ops::operator(None), std::process::id());
         loop {
-            // Sleep in short steps so a shutdown does not wait for the interval.
-            let wake = tokio::time::Instant::now() + every;
-            while tokio::time::Instant::now() < wake {
+            // The interval is read again each round (a reload may change it); sleep in short steps so a
+            // shutdown does not wait for it.
+            let started_waiting = tokio::time::Instant::now();
+            loop {
                 if stop.load(std::sync::atomic::Ordering::Relaxed) {
                     return;
                 }
-                tokio::time::sleep(SWEEP_STOP_CHECK.min(wake - tokio::time::Instant::now())).await;
+                let every = live.get().sweeper.interval.unwrap_or(SWEEP_STOP_CHECK);
+                let wake = started_waiting + every;
+                let now = tokio::time::Instant::now();
+                if now >= wake {
+                    break;
+                }
+                tokio::time::sleep(SWEEP_STOP_CHECK.min(wake - now)).await;
             }
+            let runtime = live.get();
+            let settings = runtime.sweeper;
+            let ops = crate::ops::Ops::new(Arc::clone(&runtime.core)).with_sweeper(settings);
             let request = crate::ops::sweep::SweepRequest {
                 tenant: None,
                 dry_run: false,

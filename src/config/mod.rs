@@ -179,14 +179,14 @@ impl Default for KeyCacheSettings {
 }
 
 /// A named key provider.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyProviderEntry {
     pub name: String,
     pub settings: KeyProviderSettings,
 }
 
 /// Where a local keyring's master key comes from.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MasterKeySource {
     /// Base64 of 32 bytes, read from an environment variable.
     Value(Secret),
@@ -195,7 +195,7 @@ pub enum MasterKeySource {
 }
 
 /// An S3 access key a client signs with.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AccessKey {
     /// The access key id (not secret; unique across all tenants).
     pub id: String,
@@ -204,7 +204,7 @@ pub struct AccessKey {
 }
 
 /// A named storage backend.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BackendSettings {
     /// Unique name, `[A-Za-z0-9_-]{1,63}`.
     pub name: String,
@@ -213,7 +213,7 @@ pub struct BackendSettings {
 }
 
 /// The kinds of backend blobseal can store to.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BackendKind {
     /// A local directory (relative paths are relative to the working directory); `region` declares
     /// where the disk is, for residency.
@@ -294,7 +294,7 @@ impl fmt::Display for AzureRedundancy {
 
 /// How an Azure backend authenticates. Config-side: `app` turns it into the backend's own type.
 /// Both values are secrets (`Debug` prints `<redacted>`).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AzureAuth {
     /// A storage account key (base64 of the key bytes, as the portal shows it): SharedKey signing.
     AccountKey(Secret),
@@ -362,7 +362,7 @@ pub struct BucketRoute {
 }
 
 /// What holds a tenant's root keys.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KeyProviderSettings {
     /// A keyring file on local disk (mode 0600), encrypted under a master key; see `core::keys::local`.
     Local { keyring: PathBuf, master_key: MasterKeySource, region: Option<String> },

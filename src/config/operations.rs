@@ -74,6 +74,9 @@ pub struct OperationsSettings {
     /// The admin listener (`/livez`, `/readyz`, `/metrics`); `None`: none.
     pub admin_listen: Option<SocketAddr>,
     pub log_format: LogFormat,
+    /// Which log lines are written (`tracing` filter directives, e.g. `info` or `info,blobseal=debug`);
+    /// `None`: `RUST_LOG`, else `info`. Applied again on a config reload.
+    pub log_level: Option<String>,
     pub tls: Option<TlsSettings>,
     pub shutdown: ShutdownSettings,
 }
@@ -122,6 +125,7 @@ const MAX_SHUTDOWN_TIMEOUT_SECONDS: u64 = 3600;
 pub(super) struct RawOperations<'a> {
     pub admin_listen: Option<&'a Str>,
     pub log_format: Option<&'a Str>,
+    pub log_level: Option<&'a Str>,
     pub tls: Option<&'a Spanned<RawTls>>,
     pub shutdown: Option<&'a Spanned<RawShutdown>>,
     pub metrics_on_s3_port: Option<&'a Str>,
@@ -148,6 +152,14 @@ pub(super) fn operations(cx: &mut Ctx<'_>, raw: RawOperations<'_>) -> Operations
         if let Some(v) = cx.text(s) {
             match LogFormat::parse(&v) {
                 Ok(f) => out.log_format = f,
+                Err(m) => cx.error(s.referenced, m),
+            }
+        }
+    }
+    if let Some(s) = raw.log_level {
+        if let Some(v) = cx.text(s) {
+            match check_log_level(&v) {
+                Ok(()) => out.log_level = Some(v),
                 Err(m) => cx.error(s.referenced, m),
             }
         }
@@ -193,6 +205,17 @@ pub(super) fn operations(cx: &mut Ctx<'_>, raw: RawOperations<'_>) -> Operations
     out
 }
 
+/// Whether `v` is a valid `tracing` filter (`info`, `warn,blobseal=debug`, ...).
+pub fn check_log_level(v: &str) -> Result<(), String> {
+    if v.trim().is_empty() {
+        return Err("log_level must not be empty (e.g. info, or info,blobseal=debug)".to_owned());
+    }
+    tracing_subscriber::EnvFilter::builder()
+        .parse(v)
+        .map(|_| ())
+        .map_err(|e| format!("invalid log_level {v:?}: {e} (e.g. info, or info,blobseal=debug)"))
+}
+
 const REMOVED_METRICS_ON_S3_PORT: &str =
     "metrics_on_s3_port was removed: metrics are served only on the admin listener (`admin_listen: IP:PORT`, GET /metrics)";
 
@@ -211,6 +234,10 @@ pub(super) fn from_env(var: &dyn Fn(&str) -> Option<String>) -> Result<Operation
         out.admin_listen = Some(
             v.trim().parse().map_err(|_| env_err(format!("BLOBSEAL_ADMIN_LISTEN={v:?} is not an IP:PORT address")))?,
         );
+    }
+    if let Some(v) = var("BLOBSEAL_LOG_LEVEL") {
+        check_log_level(v.trim()).map_err(|m| env_err(format!("BLOBSEAL_LOG_LEVEL: {m}")))?;
+        out.log_level = Some(v.trim().to_owned());
     }
     if let Some(v) = var("BLOBSEAL_LOG_FORMAT") {
         out.log_format = LogFormat::parse(v.trim()).map_err(|m| env_err(format!("BLOBSEAL_LOG_FORMAT: {m}")))?;

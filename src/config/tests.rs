@@ -381,6 +381,7 @@ fn connection_limits_operations_and_presign_rules() {
          body_min_bytes_per_second: 0, write_timeout_seconds: 9 }\n\
          admin_listen: 127.0.0.1:9901\n\
          log_format: json\n\
+         log_level: \"warn,blobseal=debug\"\n\
          tls: { cert_file: /tls/tls.crt, key_file: /tls/tls.key, client_ca_file: /tls/ca.crt }\n\
          shutdown: { drain_delay_seconds: 5, timeout_seconds: 20 }",
     );
@@ -397,6 +398,7 @@ fn connection_limits_operations_and_presign_rules() {
     assert_eq!(s.limits.write_timeout, std::time::Duration::from_secs(9));
     assert_eq!(s.operations.admin_listen, Some("127.0.0.1:9901".parse().unwrap()));
     assert_eq!(s.operations.log_format, crate::config::LogFormat::Json);
+    assert_eq!(s.operations.log_level.as_deref(), Some("warn,blobseal=debug"));
     let tls = s.operations.tls.clone().unwrap();
     assert_eq!(tls.client_ca_file.as_deref(), Some(std::path::Path::new("/tls/ca.crt")));
     assert_eq!(s.operations.shutdown.drain_delay, std::time::Duration::from_secs(5));
@@ -413,6 +415,7 @@ fn connection_limits_operations_and_presign_rules() {
     one_error(&edit(2, "metrics_on_s3_port: loopback"), "2:21", "admin_listen");
     one_error(&edit(2, "admin_listen: 9901"), "2:15", "admin_listen");
     one_error(&edit(2, "log_format: yaml"), "2:13", "json or text");
+    one_error(&edit(2, "log_level: \"blobseal=loud\""), "2:12", "invalid log_level");
     one_error(&edit(2, "shutdown: { drain_delay_seconds: 900 }"), "2:34", "between 0 and 300");
     one_error(&edit(2, "tls: { cert_file: a.crt }"), "2:8", "key_file");
     one_error(

@@ -156,6 +156,7 @@ pub(super) fn validate(
         super::operations::RawOperations {
             admin_listen: raw.admin_listen.as_ref(),
             log_format: raw.log_format.as_ref(),
+            log_level: raw.log_level.as_ref(),
             tls: raw.tls.as_ref(),
             shutdown: raw.shutdown.as_ref(),
             metrics_on_s3_port: raw.metrics_on_s3_port.as_ref(),

@@ -38,6 +38,8 @@ pub(super) struct RawConfig {
     /// The admin listener (IP:PORT): `/livez`, `/readyz`, `/metrics`.
     pub admin_listen: Option<Str>,
     pub log_format: Option<Str>,
+    /// `tracing` filter directives; applied again on a reload.
+    pub log_level: Option<Str>,
     pub tls: Option<Spanned<super::operations::RawTls>>,
     pub shutdown: Option<Spanned<super::operations::RawShutdown>>,
     pub backends: Spanned<Vec<Spanned<RawBackend>>>,

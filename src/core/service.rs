@@ -226,7 +226,8 @@ pub struct BlobService {
     /// The residency region table.
     table: RegionTable,
     /// Backends fenced off (their real region drifted from config), with the reason.
-    fences: std::sync::RwLock<BTreeMap<String, String>>,
+    /// Shared with the services built by config reloads (the backends are the same ones).
+    fences: Arc<std::sync::RwLock<BTreeMap<String, String>>>,
 }
 
 pub(crate) fn key_error(e: KeyError) -> CoreError {
@@ -296,6 +297,13 @@ impl BlobService {
     /// in. Every placement on such a backend must be allowed in both regions.
     pub fn with_copy_regions(mut self, copies: BTreeMap<String, String>) -> Self {
         self.copies = copies;
+        self
+    }
+
+    /// Shares `other`'s fences: a service built by a config reload over the same backends keeps a drifted
+    /// backend fenced off.
+    pub fn with_fences_of(mut self, other: &BlobService) -> Self {
+        self.fences = Arc::clone(&other.fences);
         self
     }
 

@@ -12,6 +12,7 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import secrets
 import signal
 import ssl
@@ -253,3 +254,107 @@ def test_check_config_offline_needs_no_secrets(workdir):
     res = subprocess.run([procs.blobseal_bin(), "check-config", "--offline", str(bad)], env=env,
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 2 and "admin_listen" in res.stderr, res.stderr
+
+
+RELOAD_BASE = """\
+listen: 127.0.0.1:{port}
+admin_listen: 127.0.0.1:{admin_port}
+key_provider: { kind: local, keyring: ./reload-data/keyring.json, master_key_file: ./reload-data/master.key }
+backends:
+  - name: disk
+    kind: fs
+    path: ./reload-data/objects
+tenants:
+  - name: alice
+    default_backend: disk
+    bucket_prefix: alice-
+    access_keys:
+      - id: ALICEKEY
+        secret_env: RELOAD_ALICE_SECRET
+"""
+
+RELOAD_BOB = """\
+  - name: bob
+    default_backend: disk
+    bucket_prefix: bob-
+    access_keys:
+      - id: BOBKEY
+        secret_env: RELOAD_BOB_SECRET
+"""
+
+
+def reload_outcomes(server: procs.Server) -> dict[str, float]:
+    _, text = admin_get(server, "/metrics")
+    out = {}
+    for line in metric_lines(text, "blobseal_config_reloads_total{"):
+        outcome = line.split('outcome="', 1)[1].split('"', 1)[0]
+        out[outcome] = float(line.split()[-1])
+    return out
+
+
+def wait_until(what: str, check, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_config_reload_adds_a_tenant_and_refuses_bad_files(workdir):
+    """The config file changes under a running server: a new tenant works without a restart (file change,
+    then SIGHUP), a broken file keeps the last good config serving and is logged as FILE:LINE:COL, a change
+    that needs a restart or would move a bucket is refused, and each outcome is counted."""
+    alice_sk, bob_sk = secrets.token_hex(20), secrets.token_hex(20)
+    env = {"RELOAD_ALICE_SECRET": alice_sk, "RELOAD_BOB_SECRET": bob_sk}
+    server = procs.blobseal(workdir, "ops-reload", env, config=RELOAD_BASE)
+    cfg = workdir / "ops-reload.yaml"
+    base = cfg.read_text()
+    try:
+        alice = s3_client(server.endpoint, "ALICEKEY", alice_sk)
+        alice.create_bucket(Bucket="kept")
+        alice.put_object(Bucket="kept", Key="k", Body=b"alice's object")
+        bob = s3_client(server.endpoint, "BOBKEY", bob_sk)
+        with pytest.raises(Exception) as refused:
+            bob.list_buckets()
+        assert "InvalidAccessKeyId" in str(refused.value), refused.value
+
+        # 1. A new tenant, picked up from the file change alone (the poll), on the same client connection pool.
+        cfg.write_text(base + RELOAD_BOB)
+        wait_until("the reload", lambda: reload_outcomes(server).get("applied", 0) >= 1)
+        bob.create_bucket(Bucket="new")
+        bob.put_object(Bucket="new", Key="b", Body=b"bob's object")
+        assert bob.get_object(Bucket="new", Key="b")["Body"].read() == b"bob's object"
+        assert alice.get_object(Bucket="kept", Key="k")["Body"].read() == b"alice's object"
+        _, text = admin_get(server, "/metrics")
+        sha = hashlib.sha256(cfg.read_bytes()).hexdigest()
+        assert metric_lines(text, f'blobseal_config_info{{sha256="{sha}"}}'), text
+
+        # 2. A broken file: the last good config keeps serving; the log says where the problem is.
+        good = cfg.read_text()
+        cfg.write_text(good.replace("bucket_prefix: bob-", "bucket_prefix: [bob"))
+        wait_until("the refusal", lambda: reload_outcomes(server).get("invalid", 0) >= 1)
+        assert bob.get_object(Bucket="new", Key="b")["Body"].read() == b"bob's object"
+        log = server.log_path.read_text()
+        assert f"{cfg}:" in log and "config reload" in log, log[-3000:]
+        assert re.search(re.escape(str(cfg)) + r":\d+:\d+: ", log), log[-3000:]
+
+        # 3. A change that needs a restart, and one that would move an existing bucket: refused, nothing applied.
+        cfg.write_text(good.replace("tenants:", "limits: { max_connections: 77 }\ntenants:", 1))
+        server.proc.send_signal(signal.SIGHUP)
+        wait_until("the restart-only refusal", lambda: reload_outcomes(server).get("refused", 0) >= 1)
+        assert "limits" in server.log_path.read_text().split("need a restart")[-1][:400]
+        cfg.write_text(good.replace("bucket_prefix: alice-", "bucket_prefix: alice2-"))
+        wait_until("the move refusal", lambda: reload_outcomes(server).get("refused", 0) >= 2)
+        assert "would move" in server.log_path.read_text()
+        assert alice.get_object(Bucket="kept", Key="k")["Body"].read() == b"alice's object"
+
+        # 4. Removing a tenant's access key takes effect for the next request.
+        cfg.write_text(base)
+        wait_until("the removal", lambda: reload_outcomes(server).get("applied", 0) >= 2)
+        with pytest.raises(Exception) as gone:
+            bob.get_object(Bucket="new", Key="b")
+        assert "InvalidAccessKeyId" in str(gone.value), gone.value
+        assert alice.get_object(Bucket="kept", Key="k")["Body"].read() == b"alice's object"
+    finally:
+        server.stop()
