@@ -4,6 +4,7 @@
 //! `FILE:LINE:COL: message` on its own stderr line).
 #![forbid(unsafe_code)]
 
+use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -65,6 +66,11 @@ enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Check or export the tamper-evident audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Crypto-shred a tenant, or data subjects of a tenant: destroy their keys so that every copy of
     /// their objects, wherever it is, becomes unreadable. Irreversible; writes a receipt.
     Shred {
@@ -79,6 +85,40 @@ enum Command {
         /// Confirm: shredding cannot be undone.
         #[arg(long)]
         yes: bool,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Verify the trail (seals, hash chains, heads) of every tenant or one; exit 0 if intact, 1 naming the
+    /// first broken document otherwise.
+    Verify {
+        #[arg(long, value_name = "TENANT")]
+        tenant: Option<String>,
+        /// Verify an exported bundle instead, offline (no config, no server, no secret).
+        #[arg(long, value_name = "DIR")]
+        bundle: Option<PathBuf>,
+        /// With --bundle: the public key you trust (`ed25519:<base64>`) instead of the bundle's own.
+        #[arg(long, value_name = "KEY")]
+        public_key: Option<String>,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Write a tenant's records as JSON lines (verified on the way), or with --bundle an offline bundle.
+    Export {
+        #[arg(long, value_name = "TENANT")]
+        tenant: String,
+        /// Records at or after this time (RFC 3339, UTC).
+        #[arg(long, value_name = "TIME")]
+        from: Option<String>,
+        /// Records before this time (RFC 3339, UTC).
+        #[arg(long, value_name = "TIME")]
+        to: Option<String>,
+        /// Write the trail as stored, with its public key, into this (new or empty) directory.
+        #[arg(long, value_name = "DIR")]
+        bundle: Option<PathBuf>,
         #[command(flatten)]
         config: ConfigArg,
     },
@@ -170,13 +210,17 @@ fn main() -> ExitCode {
         Command::CheckConfig { file, offline } => check_config(&file, offline),
         Command::Serve { config } => serve(config),
         Command::Keys { command } => keys(command),
+        Command::Audit { command } => audit_command(command),
         Command::Sweep(args) => sweep_command(args),
         Command::Backup { tenant, config } => run_ops(config.config, |ops| async move {
             let s = blobseal::ops::backup::backup(&ops, tenant.as_deref()).await?;
-            println!(
+            let line = format!(
                 "backup: {} object(s) examined, {} copied, {} already up to date, {} failed",
                 s.examined, s.copied, s.up_to_date, s.failed
             );
+            println!("{line}");
+            let by = blobseal::ops::operator(None);
+            ops.audit_admin(tenant.as_deref(), "backup", &by, s.failed == 0, Some(line.as_bytes())).await?;
             if s.failed > 0 {
                 return Err(OpsError::Refused(format!("{} backup copies failed (see the log)", s.failed)));
             }
@@ -190,8 +234,15 @@ fn main() -> ExitCode {
             let by = blobseal::ops::operator(by.as_deref());
             let request = ShredRequest { tenant, subjects: subject, by, quiet: false };
             run_ops(config.config, |ops| async move {
-                let receipt = shred(&ops, &request).await?;
+                let receipt = match shred(&ops, &request).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = ops.audit_admin(Some(&request.tenant), "shred", &request.by, false, None).await;
+                        return Err(e);
+                    }
+                };
                 let json = serde_json::to_string_pretty(&receipt).unwrap_or_default();
+                ops.audit_admin(Some(&receipt.tenant), "shred", &request.by, true, Some(json.as_bytes())).await?;
                 // The receipt is also in the key store: a closed stdout (`| head`) must not fail the shred.
                 let _ = writeln!(std::io::stdout(), "{json}");
                 eprintln!(
@@ -244,12 +295,105 @@ fn sweep_command(args: SweepArgs) -> ExitCode {
             None => Box::new(std::io::stdout()),
         };
         let summary = sweep(&ops, &request, out.as_mut()).await?;
-        eprintln!("{}", summary.line(started.elapsed().as_secs_f64()));
+        let line = summary.line(started.elapsed().as_secs_f64());
+        eprintln!("{line}");
+        if !args.dry_run {
+            let ok = summary.errors == 0;
+            ops.audit_admin(args.tenant.as_deref(), "sweep", &request.holder, ok, Some(line.as_bytes())).await?;
+        }
         if summary.errors > 0 {
             return Err(OpsError::Refused(format!("{} error(s) during the sweep (see the report)", summary.errors)));
         }
         Ok(())
     })
+}
+
+fn audit_command(command: AuditCommand) -> ExitCode {
+    use blobseal::ops::audit as trail;
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("cannot start the async runtime: {err}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    let outcome: Result<bool, OpsError> = match command {
+        AuditCommand::Verify { bundle: Some(dir), public_key, .. } => runtime.block_on(async {
+            let (tenant, public) = trail::open_bundle(&dir, public_key.as_deref())?;
+            let store = blobseal::core::audit::TrailStore::Dir(dir.clone());
+            trail::verify_trail(&store, &tenant, &public, &mut std::io::stdout()).await
+        }),
+        AuditCommand::Verify { tenant, bundle: None, config, .. } => {
+            init_tracing_at("warn", config.config.as_deref());
+            let settings = match load_settings(config.config.as_deref()) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            runtime.block_on(async {
+                let (stores, public) = audit_trails(&settings)?;
+                let mut intact = true;
+                let mut names: Vec<&String> = stores.keys().filter(|t| tenant.as_ref().is_none_or(|x| x == *t)).collect();
+                names.sort();
+                if names.is_empty() {
+                    return Err(OpsError::UnknownTenant(tenant.clone().unwrap_or_default()));
+                }
+                for t in names {
+                    intact &= trail::verify_trail(&stores[t], t, &public, &mut std::io::stdout()).await?;
+                }
+                Ok(intact)
+            })
+        }
+        AuditCommand::Export { tenant, from, to, bundle, config } => {
+            init_tracing_at("warn", config.config.as_deref());
+            let settings = match load_settings(config.config.as_deref()) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            runtime.block_on(async {
+                let (stores, public) = audit_trails(&settings)?;
+                let store = stores.get(&tenant).ok_or_else(|| OpsError::UnknownTenant(tenant.clone()))?;
+                match bundle {
+                    Some(dir) => {
+                        let m = trail::export_bundle(store, &tenant, &public, &dir).await?;
+                        eprintln!(
+                            "bundle of tenant {tenant} in {}: {} segment(s), {} head(s), key {} ({})",
+                            dir.display(),
+                            m.segments,
+                            m.heads,
+                            m.key_id,
+                            m.public_key
+                        );
+                    }
+                    None => {
+                        let mut out = std::io::BufWriter::new(std::io::stdout());
+                        let n =
+                            trail::export_records(store, &tenant, &public, from.as_deref(), to.as_deref(), &mut out)
+                                .await?;
+                        let _ = std::io::Write::flush(&mut out);
+                        eprintln!("{n} record(s) of tenant {tenant}");
+                    }
+                }
+                Ok(true)
+            })
+        }
+    };
+    match outcome {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(EXIT_RUNTIME),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+/// Each tenant's trail and its public key, from settings; an error if the config has no trail.
+fn audit_trails(
+    settings: &Settings,
+) -> Result<(HashMap<String, blobseal::core::audit::TrailStore>, blobseal::core::audit::key::PublicKey), OpsError> {
+    blobseal::app::audit_trails(settings)
+        .map_err(|e| OpsError::Refused(e.to_string()))?
+        .ok_or_else(|| OpsError::Refused("the config has no audit trail (`audit:`)".into()))
 }
 
 fn keys(command: KeysCommand) -> ExitCode {
@@ -260,7 +404,7 @@ fn keys(command: KeysCommand) -> ExitCode {
         }),
         KeysCommand::Rotate { tenant, config } => run_ops(config.config, |ops| async move {
             let r = rotate(&ops, &tenant).await?;
-            println!(
+            let line = format!(
                 "rotated tenant {tenant}: root generation {} ({}), new writes use {} (running servers within {} s); \
                  {} lifetime key(s) re-wrapped under the new root. Next: `blobseal keys rewrap --tenant {tenant}`, then \
                  `blobseal keys retire --tenant {tenant}`",
@@ -270,12 +414,16 @@ fn keys(command: KeysCommand) -> ExitCode {
                 ops.keys().ttl().as_secs(),
                 r.rewrapped_lifetime_keys
             );
-            Ok(())
+            println!("{line}");
+            ops.audit_admin(Some(&tenant), "rotate", &blobseal::ops::operator(None), true, Some(line.as_bytes())).await
         }),
         KeysCommand::Rewrap { tenant, bucket, limit, config } => run_ops(config.config, |ops| async move {
             let started = std::time::Instant::now();
             let sum = rewrap(&ops, &tenant, bucket.as_deref(), limit).await?;
-            println!("{}", sum.line(&tenant, started.elapsed().as_secs_f64()));
+            let line = sum.line(&tenant, started.elapsed().as_secs_f64());
+            println!("{line}");
+            let by = blobseal::ops::operator(None);
+            ops.audit_admin(Some(&tenant), "rewrap", &by, sum.failed == 0, Some(line.as_bytes())).await?;
             if sum.failed > 0 {
                 return Err(OpsError::Refused(format!(
                     "{} object(s) could not be rewrapped (see the log)",
@@ -286,6 +434,9 @@ fn keys(command: KeysCommand) -> ExitCode {
         }),
         KeysCommand::Retire { tenant, config } => run_ops(config.config, |ops| async move {
             let r = retire(&ops, &tenant, false).await?;
+            let detail = format!("removed {:?}; destroyed {:?}", r.removed_keys, r.destroyed_roots);
+            let by = blobseal::ops::operator(None);
+            ops.audit_admin(Some(&tenant), "retire", &by, true, Some(detail.as_bytes())).await?;
             if r.removed_keys.is_empty() && r.destroyed_roots.is_empty() {
                 println!("tenant {tenant}: nothing to retire");
             } else {
@@ -322,8 +473,13 @@ where
         }
     };
     let result = runtime.block_on(async move {
-        let (core, _) = blobseal::app::build_core(&settings).map_err(|e| OpsError::Refused(e.to_string()))?;
-        f(Ops::new(core).with_sweeper(settings.sweeper)).await
+        let (core, auditor) =
+            blobseal::app::build_core_audited(&settings).map_err(|e| OpsError::Refused(e.to_string()))?;
+        let result = f(Ops::new(core).with_sweeper(settings.sweeper).with_auditor(auditor.clone())).await;
+        if let Some(a) = auditor {
+            a.flush().await;
+        }
+        result
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

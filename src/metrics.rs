@@ -115,6 +115,10 @@ pub struct Metrics {
     pub build_info: Family<BuildLabels, Gauge>,
     pub config_info: Family<ConfigLabels, Gauge>,
     pub config_reloads: Family<OutcomeLabels, Counter>,
+    /// Audit records by outcome: `written`, `dropped` (best-effort, buffer full or undeliverable).
+    pub audit_records: Family<OutcomeLabels, Counter>,
+    /// Failed writes of an audit segment (retried; `required` requests answered 503).
+    pub audit_write_failures: Counter,
     /// Seconds since the epoch at which the serving certificate expires.
     pub tls_cert_expiry: Gauge<i64>,
 }
@@ -159,6 +163,8 @@ impl Metrics {
             build_info: Family::default(),
             config_info: Family::default(),
             config_reloads: Family::default(),
+            audit_records: Family::default(),
+            audit_write_failures: Counter::default(),
             tls_cert_expiry: Gauge::default(),
             registry: Registry::default(),
         };
@@ -226,6 +232,12 @@ impl Metrics {
         r.register("build_info", "the running build (value 1)", m.build_info.clone());
         r.register("config_info", "SHA-256 of the config in use (value 1)", m.config_info.clone());
         r.register("config_reloads", "config reloads, by outcome", m.config_reloads.clone());
+        r.register("audit_records", "audit records, by outcome (written, dropped)", m.audit_records.clone());
+        r.register(
+            "audit_write_failures",
+            "audit segments that could not be written (retried)",
+            m.audit_write_failures.clone(),
+        );
         r.register(
             "tls_cert_expiry_timestamp_seconds",
             "when the serving TLS certificate expires (Unix time)",

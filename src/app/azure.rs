@@ -14,6 +14,7 @@ use super::requests::{empty_body_expecting_continue, has_request_body, loggable_
 use super::AppError;
 use crate::config::Settings;
 use crate::core::keys::subject::KeyPattern;
+use crate::core::audit::Auditor;
 use crate::core::service::BlobService;
 use crate::front::azure::{Account, Accounts, AzureFront};
 use crate::front::body_guard::{ProgressGuard, ProgressRule};
@@ -25,6 +26,7 @@ pub struct AzureDoor {
     pub subject_patterns: Vec<KeyPattern>,
     /// Each account's tenant (for the log line).
     pub tenants_by_account: std::collections::HashMap<String, String>,
+    pub auditor: Option<Arc<Auditor>>,
 }
 
 impl AzureDoor {
@@ -32,7 +34,8 @@ impl AzureDoor {
     pub async fn handle(&self, req: hyper::Request<Incoming>, peer: SocketAddr) -> hyper::Response<s3s::Body> {
         let id = new_request_id();
         let method = req.method().clone();
-        let host = req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok());
+        let host_owned = req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned);
+        let host = host_owned.as_deref();
         let (account, container, path) = match self.front.split_account(host, req.uri().path()) {
             Some((account, rest)) => {
                 let container = rest.trim_start_matches('/').split('/').next().filter(|c| !c.is_empty());
@@ -56,6 +59,15 @@ impl AzureDoor {
         });
         let has_body = has_request_body(req.headers());
         let close_after = empty_body_expecting_continue(req.headers());
+        let bytes_in = super::audit::header_number(req.headers(), "content-length");
+        let caller = if req.headers().contains_key(http::header::AUTHORIZATION) { "key" } else { "sas" };
+        let header_subject = req
+            .headers()
+            .get("x-ms-meta-data_subject")
+            .or_else(|| req.headers().get("x-ms-meta-data-subject"))
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let blob = host_blob(&self.front, host_owned.as_deref(), req.uri().path());
         let (parts, body) = req.into_parts();
         let guard = ProgressGuard::new(flight.request_body(body), self.body_rule);
         let too_slow = guard.tripped();
@@ -66,9 +78,36 @@ impl AzureDoor {
             response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
         }
         let authenticated = !matches!(response.status().as_u16(), 401 | 403);
-        let tenant = account.and_then(|a| self.tenants_by_account.get(&a).cloned()).filter(|_| authenticated);
+        let tenant = account.as_ref().and_then(|a| self.tenants_by_account.get(a).cloned()).filter(|_| authenticated);
+        if let (Some(auditor), Some(t), Some(a)) = (&self.auditor, &tenant, &account) {
+            let facts = super::audit::RequestFacts {
+                tenant: t,
+                actor: format!("{a}/{caller}"),
+                op,
+                bucket: container.as_deref(),
+                key: blob.as_deref(),
+                version: None,
+                header_subject: header_subject.as_deref(),
+                status: response.status().as_u16(),
+                bytes_in,
+                bytes_out: super::audit::header_number(response.headers(), "content-length"),
+                request_id: &id.0,
+            };
+            let record = super::audit::request_record(auditor, &self.subject_patterns, facts);
+            if let Err(e) = auditor.record(record).await {
+                tracing::error!(request_id = %id, error = %e, "answering 503: the audit record is not durable");
+                response = crate::front::azure::audit_unavailable(&id.0);
+            }
+        }
         flight.respond(op, tenant, container, response)
     }
+}
+
+/// The blob a request path names (decoded), for its audit record.
+fn host_blob(front: &AzureFront, host: Option<&str>, path: &str) -> Option<String> {
+    let (_, rest) = front.split_account(host, path)?;
+    let (_, blob) = rest.trim_start_matches('/').split_once('/')?;
+    (!blob.is_empty()).then(|| percent_encoding::percent_decode_str(blob).decode_utf8_lossy().replace('\\', "/"))
 }
 
 /// The tenants' Azure accounts by name, keys decoded (validated with the config, so a failure here is a bug).
@@ -93,6 +132,7 @@ pub fn door(
     settings: &Settings,
     core: &Arc<BlobService>,
     subject_patterns: Vec<KeyPattern>,
+    auditor: Option<Arc<Auditor>>,
 ) -> Result<Option<AzureDoor>, AppError> {
     if settings.azure_listen.is_none() {
         return Ok(None);
@@ -109,5 +149,5 @@ pub fn door(
         .iter()
         .filter_map(|t| t.azure_account.as_ref().map(|a| (a.name.clone(), t.name.clone())))
         .collect();
-    Ok(Some(AzureDoor { front, body_rule, subject_patterns, tenants_by_account }))
+    Ok(Some(AzureDoor { front, body_rule, subject_patterns, tenants_by_account, auditor }))
 }

@@ -94,7 +94,17 @@ pub fn keychain(settings: &Settings, providers: &Providers, directory: &mut Tena
                 t.name, t.key_store.backend, t.key_store.bucket
             )));
         }
+        let audit = &t.key_store.audit_bucket;
+        let routed = settings.buckets.iter().any(|r| r.backend == t.key_store.backend && r.backend_bucket == *audit);
+        if routed || *audit == t.key_store.bucket {
+            return Err(KeyError::Keyring(format!(
+                "tenant {}: audit bucket {}/{audit} is also its key store or the target of a bucket route",
+                t.name, t.key_store.backend
+            )));
+        }
         directory.reserve(&t.key_store.backend, &t.key_store.bucket);
+        // The audit trail beside it is nobody's bucket either.
+        directory.reserve(&t.key_store.backend, &t.key_store.audit_bucket);
         let keys = TenantKeys {
             provider,
             store: KeyStore::new(backend, t.key_store.bucket.clone()),

@@ -15,6 +15,7 @@ use crate::config::{AzureAuth, BackendKind, Settings};
 use crate::core::keys::KeyError;
 
 pub mod admin;
+pub mod audit;
 pub mod azure;
 pub mod housekeeping;
 pub mod keys;
@@ -55,6 +56,8 @@ pub enum AppError {
     AzureAccount(String),
     #[error("tls: {0}")]
     Tls(#[from] tls::TlsError),
+    #[error("audit trail: {0}")]
+    Audit(String),
 }
 
 /// Everything a running server holds.
@@ -74,6 +77,8 @@ pub struct Opened {
     providers: keys::Providers,
     regions: BTreeMap<String, String>,
     copies: BTreeMap<String, String>,
+    /// The process's audit writer (started by `serve` and the commands, inside their async runtime).
+    pub auditor: Option<Arc<crate::core::audit::Auditor>>,
 }
 
 /// Builds the backends, key provider and services from settings.
@@ -102,8 +107,9 @@ pub fn build_with(settings: &Settings, opened: &Opened, previous: Option<&BlobSe
             .iter()
             .flat_map(|t| t.access_keys.iter().map(|k| (k.id.clone(), t.name.clone())))
             .collect(),
+        auditor: opened.auditor.clone(),
     };
-    let azure = azure::door(settings, &core, subject_patterns(settings))?.map(Arc::new);
+    let azure = azure::door(settings, &core, subject_patterns(settings), opened.auditor.clone())?.map(Arc::new);
     Ok(Runtime { core, front: Arc::new(front), azure, sweeper: settings.sweeper })
 }
 
@@ -137,6 +143,28 @@ pub type TenantSecrets = HashMap<String, s3s::auth::SecretKey>;
 /// and collects the tenants' S3 secrets.
 pub fn build_core(settings: &Settings) -> Result<(Arc<BlobService>, TenantSecrets), AppError> {
     assemble(settings, &open(settings)?, None)
+}
+
+/// Each tenant's audit trail, and the public key that verifies them.
+pub type Trails = (HashMap<String, crate::core::audit::TrailStore>, crate::core::audit::key::PublicKey);
+
+/// `build_core` for a command: also starts the process's audit writer (inside the async runtime), so
+/// the command can record what it did.
+pub fn build_core_audited(
+    settings: &Settings,
+) -> Result<(Arc<BlobService>, Option<Arc<crate::core::audit::Auditor>>), AppError> {
+    let opened = open(settings)?;
+    let auditor = audit::start(settings, &opened)?;
+    let (core, _) = assemble(settings, &opened, None)?;
+    Ok((core, auditor))
+}
+
+/// Each tenant's audit trail and the public key that verifies them (`blobseal audit`), if the config
+/// has a trail.
+pub fn audit_trails(settings: &Settings) -> Result<Option<Trails>, AppError> {
+    let Some(key) = audit::signing_key(settings)? else { return Ok(None) };
+    let opened = open(settings)?;
+    Ok(Some((audit::stores(settings, &opened), key.public())))
 }
 
 /// Opens the backends and key providers of `settings`.
@@ -183,7 +211,7 @@ pub fn open(settings: &Settings) -> Result<Opened, AppError> {
         backends.push((b.name.clone(), Arc::new(metered_backend::MeteredBackend::new(&b.name, backend)) as Arc<dyn Backend>));
     }
     let providers = keys::open_providers(settings)?;
-    Ok(Opened { backends, providers, regions, copies })
+    Ok(Opened { backends, providers, regions, copies, auditor: None })
 }
 
 /// The tenant directory, keychain and object service of `settings` over `opened`, and the tenants' S3
@@ -261,7 +289,9 @@ pub async fn serve(settings: Settings, config_file: Option<std::path::PathBuf>) 
             tracing::warn!(error = %e, "log_level not applied");
         }
     }
-    let opened = Arc::new(open(&settings)?);
+    let mut opened = open(&settings)?;
+    opened.auditor = audit::start(&settings, &opened)?;
+    let opened = Arc::new(opened);
     let live = Arc::new(reload::Live::new(build_with(&settings, &opened, None)?));
     let runtime = live.get();
     crate::metrics::get().set_config(&settings.sha256);

@@ -81,7 +81,7 @@ impl ReloadError {
 /// The settings that differ between `old` and `new` and need a restart to change.
 pub fn restart_only_changes(old: &Settings, new: &Settings) -> Vec<&'static str> {
     let (a, b) = (&old.operations, &new.operations);
-    let checks: [(&'static str, bool); 14] = [
+    let checks: [(&'static str, bool); 15] = [
         ("listen", old.listen == new.listen),
         ("virtual_host_domain", old.virtual_host_domain == new.virtual_host_domain),
         ("azure_listen", old.azure_listen == new.azure_listen),
@@ -95,6 +95,7 @@ pub fn restart_only_changes(old: &Settings, new: &Settings) -> Vec<&'static str>
         ("log_format", a.log_format == b.log_format),
         ("tls", a.tls == b.tls),
         ("shutdown", a.shutdown == b.shutdown),
+        ("audit", old.audit == new.audit),
         // The sweeper's schedule is read at every round; whether there is one at all is decided at start.
         ("sweeper.interval (on/off)", old.sweeper.interval.is_some() == new.sweeper.interval.is_some()),
     ];
@@ -114,7 +115,7 @@ pub fn moves(old: &Settings, new: &Settings) -> Vec<String> {
         }
         if t.key_provider != n.key_provider || t.key_store != n.key_store {
             out.push(format!(
-                "tenant {}: key_provider/key_store would leave its stored keys (and so its objects) behind",
+                "tenant {}: key_provider/key_store would leave its stored keys (and so its objects) or its audit trail behind",
                 t.name
             ));
         }
@@ -201,6 +202,9 @@ async fn reload_once(
         if let Err(e) = super::logging::set_level(level) {
             tracing::warn!(error = %e, "log_level not applied");
         }
+    }
+    if let Some(auditor) = &opened.auditor {
+        auditor.set_stores(super::audit::stores(&next, opened));
     }
     live.set(runtime);
     crate::metrics::get().set_config(&next.sha256);

@@ -31,6 +31,7 @@ pub struct FrontDoor {
     pub body_rule: ProgressRule,
     /// Every tenant's key patterns naming data subjects (for the log line).
     pub subject_patterns: Vec<KeyPattern>,
+    pub auditor: Option<Arc<crate::core::audit::Auditor>>,
 }
 
 impl FrontDoor {
@@ -55,7 +56,20 @@ impl FrontDoor {
             host_bucket.is_some(),
             req.headers().contains_key("x-amz-copy-source"),
         );
-        let tenant = claimed_access_key(req.uri(), req.headers()).and_then(|k| self.tenants_by_key.get(&k).cloned());
+        let access_key = claimed_access_key(req.uri(), req.headers());
+        let tenant = access_key.as_ref().and_then(|k| self.tenants_by_key.get(k).cloned());
+        let object_key = object_key_of(raw_path, host_bucket.is_some());
+        let bytes_in = match super::audit::header_number(req.headers(), "x-amz-decoded-content-length") {
+            0 => super::audit::header_number(req.headers(), "content-length"),
+            n => n,
+        };
+        let header_subject =
+            req.headers().get("x-amz-meta-data-subject").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let query_version = req
+            .uri()
+            .query()
+            .and_then(|q| q.split('&').find_map(|p| p.strip_prefix("versionId=")))
+            .map(|v| percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned());
         let path = loggable_path(&self.subject_patterns, raw_path);
         let flight = InFlight::start(RequestRecord {
             id: id.0.clone(),
@@ -93,7 +107,34 @@ impl FrontDoor {
         tag_response(&mut response, &id);
         // A refused signature proves nothing about whose key it claimed: no tenant then.
         let authenticated = !matches!(response.status().as_u16(), 401 | 403);
-        flight.respond(operation, tenant.filter(|_| authenticated), bucket, response)
+        let tenant = tenant.filter(|_| authenticated);
+        if let (Some(auditor), Some(t), Some(actor)) = (&self.auditor, &tenant, access_key) {
+            let version = response
+                .headers()
+                .get("x-amz-version-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+                .or(query_version);
+            let facts = super::audit::RequestFacts {
+                tenant: t,
+                actor,
+                op: operation,
+                bucket: bucket.as_deref(),
+                key: object_key.as_deref(),
+                version: version.as_deref(),
+                header_subject: header_subject.as_deref(),
+                status: response.status().as_u16(),
+                bytes_in,
+                bytes_out: super::audit::header_number(response.headers(), "content-length"),
+                request_id: &id.0,
+            };
+            let record = super::audit::request_record(auditor, &self.subject_patterns, facts);
+            if let Err(e) = auditor.record(record).await {
+                tracing::error!(request_id = %id, error = %e, "answering 503: the audit record is not durable");
+                response = audit_unavailable_response(&id);
+            }
+        }
+        flight.respond(operation, tenant, bucket, response)
     }
 
     /// The S3 service, with the body under the progress rule.
@@ -123,6 +164,28 @@ impl FrontDoor {
             }
         }
     }
+}
+
+/// The object key a request path names (decoded), under path-style or virtual-host-style addressing.
+fn object_key_of(raw_path: &str, host_style: bool) -> Option<String> {
+    let rest = raw_path.strip_prefix('/')?;
+    let key = if host_style { rest } else { rest.split_once('/')?.1 };
+    (!key.is_empty()).then(|| percent_encoding::percent_decode_str(key).decode_utf8_lossy().into_owned())
+}
+
+/// 503 ServiceUnavailable for a request whose audit record could not be made durable (`audit.mode:
+/// required`): the operation may have happened, but it is not acknowledged, and clients retry a 503.
+fn audit_unavailable_response(id: &RequestId) -> hyper::Response<s3s::Body> {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>ServiceUnavailable</Code><Message>The audit trail \
+         is unavailable, so the request is not acknowledged. Retry later.</Message><RequestId>{}</RequestId></Error>",
+        id.0
+    );
+    let mut r = hyper::Response::new(s3s::Body::from(body));
+    *r.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/xml"));
+    tag_response(&mut r, id);
+    r
 }
 
 /// `path` with the data-subject segment of its key replaced, under path-style (`/bucket/key`) and

@@ -122,6 +122,7 @@ pub fn embedded(env: &dyn Fn(&str) -> Option<String>) -> Result<(Settings, Optio
 
     let (limits, presign) = super::limits::from_env(&var)?;
     let operations = super::operations::from_env(&var)?;
+    let audit = super::audit::from_env(&var, &data)?;
 
     let (key, generated_s3) = match given_key {
         Some(key) => (key, None),
@@ -146,6 +147,7 @@ pub fn embedded(env: &dyn Fn(&str) -> Option<String>) -> Result<(Settings, Optio
             key_store: KeyStoreSettings {
                 backend: DEFAULT_BACKEND.to_owned(),
                 bucket: DEFAULT_KEY_STORE_BUCKET.to_owned(),
+                audit_bucket: super::DEFAULT_AUDIT_BUCKET.to_owned(),
             },
             data_subjects: vec![DataSubjectRule::Metadata("data-subject".to_owned())],
             residency: ResidencyPolicy { tenant: DEFAULT_TENANT.to_owned(), allow: Vec::new() },
@@ -172,6 +174,7 @@ pub fn embedded(env: &dyn Fn(&str) -> Option<String>) -> Result<(Settings, Optio
         sweeper: SweeperSettings::default(),
         limits,
         operations,
+        audit,
         source: format!("embedded default (data dir {})", data.display()),
         sha256: String::new(),
     };

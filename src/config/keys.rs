@@ -11,7 +11,7 @@ use super::validate::{credentials, env_value, secret, Ctx, VBackend, VTenant};
 use super::yaml::{RawKeyCache, RawKeyProvider, RawKeyStore, RawSubjectRule, Str};
 use super::{
     DataSubjectRule, KeyCacheSettings, KeyProviderEntry, KeyProviderSettings, KeyStoreSettings, MasterKeySource,
-    Secret, DEFAULT_KEY_STORE_BUCKET,
+    Secret, DEFAULT_AUDIT_BUCKET, DEFAULT_KEY_STORE_BUCKET,
 };
 use crate::core::keys::subject::KeyPattern;
 
@@ -229,6 +229,8 @@ pub(super) struct VTenantKeys {
     pub store_backend: Option<Spanned<String>>,
     /// `None`: the default, `<bucket_prefix>blobseal-keys`.
     pub store_bucket: Option<String>,
+    /// `None`: the default, `<bucket_prefix>blobseal-audit`.
+    pub audit_bucket: Option<String>,
     pub data_subjects: Vec<DataSubjectRule>,
 }
 
@@ -244,6 +246,9 @@ pub(super) fn tenant_keys(
     let store_bucket = store
         .and_then(|s| s.value.bucket.as_ref())
         .and_then(|b| cx.checked(b, "key store bucket", is_bucket, BUCKET_RULE));
+    let audit_bucket = store
+        .and_then(|s| s.value.audit_bucket.as_ref())
+        .and_then(|b| cx.checked(b, "audit bucket", is_bucket, BUCKET_RULE));
     let mut data_subjects = Vec::new();
     for rule in subjects.map(|s| s.value.as_slice()).unwrap_or_default() {
         match (&rule.value.header, &rule.value.key_pattern) {
@@ -267,7 +272,7 @@ pub(super) fn tenant_keys(
             _ => cx.error(rule.referenced, "a data_subjects entry needs exactly one of `header:` or `key_pattern:`"),
         }
     }
-    VTenantKeys { provider, store_backend, store_bucket, data_subjects }
+    VTenantKeys { provider, store_backend, store_bucket, audit_bucket, data_subjects }
 }
 
 /// Resolves each tenant's provider (the only one when there is one) and key-store backend (its
@@ -325,5 +330,10 @@ pub(super) fn key_store(t: &VTenant) -> KeyStoreSettings {
         .store_bucket
         .clone()
         .unwrap_or_else(|| format!("{}{DEFAULT_KEY_STORE_BUCKET}", t.prefix.as_deref().unwrap_or_default()));
-    KeyStoreSettings { backend, bucket }
+    let audit_bucket = t
+        .keys_cfg
+        .audit_bucket
+        .clone()
+        .unwrap_or_else(|| format!("{}{DEFAULT_AUDIT_BUCKET}", t.prefix.as_deref().unwrap_or_default()));
+    KeyStoreSettings { backend, bucket, audit_bucket }
 }

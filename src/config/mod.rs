@@ -7,6 +7,7 @@
 //! Environment lookups go through an `env` function parameter instead of `std::env` so tests
 //! can pass a map and never mutate the process environment.
 
+pub mod audit;
 mod azure;
 mod azure_front;
 mod cross;
@@ -69,6 +70,8 @@ pub struct Settings {
     pub limits: ConnectionLimits,
     /// The admin listener, log format, TLS and shutdown drain.
     pub operations: OperationsSettings,
+    /// The tamper-evident audit trail; `None`: off.
+    pub audit: Option<audit::AuditSettings>,
     /// Where the config came from (a path, or "embedded default") for log lines.
     pub source: String,
     /// SHA-256 (hex) of the config file's text; for the embedded default, of its summary. Exported as
@@ -150,10 +153,14 @@ impl Default for SweeperSettings {
 pub struct KeyStoreSettings {
     pub backend: String,
     pub bucket: String,
+    /// The bucket of the tenant's audit trail, on the same backend (never visible to clients).
+    pub audit_bucket: String,
 }
 
 /// Default key store bucket on the tenant's default backend, after the tenant's bucket prefix.
 pub const DEFAULT_KEY_STORE_BUCKET: &str = "blobseal-keys";
+/// Default audit bucket, beside the key store, after the tenant's bucket prefix.
+pub const DEFAULT_AUDIT_BUCKET: &str = "blobseal-audit";
 
 /// One way an object names its data subject.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -151,6 +151,7 @@ pub(super) fn validate(
     let residency = policy_cfg::residency(&mut cx, raw.residency.as_ref());
     let sweeper = policy_cfg::sweeper(&mut cx, raw.sweeper.as_ref());
     let limits = super::limits::limits(&mut cx, raw.limits.as_ref());
+    let audit = super::audit::audit(&mut cx, raw.audit.as_ref());
     let operations = super::operations::operations(
         &mut cx,
         super::operations::RawOperations {
@@ -205,6 +206,7 @@ pub(super) fn validate(
                 sweeper,
                 limits,
                 operations,
+                audit,
                 source: file.to_owned(),
                 sha256: String::new(),
             })

@@ -42,6 +42,8 @@ pub(super) struct RawConfig {
     pub log_level: Option<Str>,
     pub tls: Option<Spanned<super::operations::RawTls>>,
     pub shutdown: Option<Spanned<super::operations::RawShutdown>>,
+    /// The tamper-evident audit trail (absent: none).
+    pub audit: Option<Spanned<super::audit::RawAudit>>,
     pub backends: Spanned<Vec<Spanned<RawBackend>>>,
     pub tenants: Spanned<Vec<Spanned<RawTenant>>>,
     #[serde(default)]
@@ -86,6 +88,8 @@ pub(super) struct RawKeyCache {
 pub(super) struct RawKeyStore {
     pub backend: Option<Str>,
     pub bucket: Option<Str>,
+    /// The tenant's audit trail, on the same backend; default `<bucket_prefix>blobseal-audit`.
+    pub audit_bucket: Option<Str>,
 }
 
 /// One entry of a tenant's `data_subjects:`: exactly one of the two fields.

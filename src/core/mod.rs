@@ -1,6 +1,7 @@
 //! The protocol-neutral core: tenants, encryption, keys and the object service the front ends call.
 //! Nothing here knows about HTTP, XML or s3s.
 
+pub mod audit;
 pub mod blocks;
 pub mod buckets;
 pub mod completion_intent;

@@ -4,6 +4,7 @@
 //!
 //! One file per command; `roll.rs` is the root roll they share, `receipt.rs` the shred receipts.
 
+pub mod audit;
 pub mod backup;
 pub mod receipt;
 pub mod retire;
@@ -48,11 +49,52 @@ pub struct Ops {
     pub core: Arc<BlobService>,
     /// The config's sweeper settings (rate), for `blobseal sweep`.
     pub sweeper: crate::config::SweeperSettings,
+    /// Where commands record what they did (the audit trail), if the config has one.
+    pub auditor: Option<Arc<crate::core::audit::Auditor>>,
 }
 
 impl Ops {
     pub fn new(core: Arc<BlobService>) -> Self {
-        Self { core, sweeper: crate::config::SweeperSettings::default() }
+        Self { core, sweeper: crate::config::SweeperSettings::default(), auditor: None }
+    }
+
+    pub fn with_auditor(mut self, auditor: Option<Arc<crate::core::audit::Auditor>>) -> Self {
+        self.auditor = auditor;
+        self
+    }
+
+    /// Records an admin action in the audit trail of `tenant` (or of every tenant) and waits until it is
+    /// durable; `receipt` is what the action produced (a shred receipt, a sweep summary), kept as its
+    /// SHA-256. A trail that cannot take the record fails the command: the action is not acknowledged.
+    pub async fn audit_admin(
+        &self,
+        tenant: Option<&str>,
+        op: &str,
+        by: &str,
+        ok: bool,
+        receipt: Option<&[u8]>,
+    ) -> Result<(), OpsError> {
+        let Some(auditor) = &self.auditor else { return Ok(()) };
+        let tenants: Vec<String> = match tenant {
+            Some(t) => vec![t.to_owned()],
+            None => self.core.directory().tenants().map(|t| t.name.clone()).collect(),
+        };
+        let mut id = [0u8; 8];
+        let _ = aws_lc_rs::rand::fill(&mut id);
+        for t in tenants {
+            let record = crate::core::audit::AuditRecord {
+                time: crate::core::audit::record::now_text(),
+                tenant: t,
+                actor: by.to_owned(),
+                op: format!("admin:{op}"),
+                status: u16::from(!ok),
+                request_id: format!("admin-{}", hex::encode(id)),
+                receipt_sha256: receipt.map(crate::core::audit::sealed::sha256_hex),
+                ..Default::default()
+            };
+            auditor.record_durably(record).await.map_err(|e| OpsError::Refused(e.to_string()))?;
+        }
+        Ok(())
     }
 
     pub fn with_sweeper(mut self, sweeper: crate::config::SweeperSettings) -> Self {

@@ -287,6 +287,19 @@ fn version_ok(v: &str) -> bool {
     shape && v >= MIN_VERSION
 }
 
+/// The answer to a request whose audit record could not be made durable (`audit.mode: required`):
+/// 503 `ServerBusy`, so clients retry; the operation may have happened, but it is not acknowledged.
+pub fn audit_unavailable(request_id: &str) -> Response {
+    let e = AzureError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "ServerBusy",
+        "The audit trail is unavailable, so the request is not acknowledged. Retry later.",
+    );
+    let mut r = error_response(&e, false, request_id);
+    headers::put(r.headers_mut(), "x-ms-request-id", request_id);
+    r
+}
+
 /// An error as Azure sends it: status, `x-ms-error-code`, and (except on HEAD) the XML body.
 fn error_response(e: &AzureError, is_head: bool, request_id: &str) -> Response {
     let mut h = HeaderMap::new();

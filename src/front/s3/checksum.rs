@@ -274,6 +274,15 @@ pub fn decode_content_md5(value: &str) -> Option<[u8; 16]> {
     <[u8; 16]>::try_from(bytes.as_slice()).ok()
 }
 
+/// `x-amz-decoded-content-length` of an `aws-chunked` body sent without `Content-Length` (boto3 and
+/// the AWS CLI over https send `Transfer-Encoding: chunked` with it): the object's length. `None`
+/// when absent; a value that is not a length is refused.
+pub fn decoded_content_length(headers: &http::HeaderMap) -> S3Result<Option<i64>> {
+    let Some(v) = headers.get("x-amz-decoded-content-length") else { return Ok(None) };
+    let n = v.to_str().ok().and_then(|t| t.trim().parse::<i64>().ok()).filter(|n| *n >= 0);
+    n.map(Some).ok_or_else(|| s3_error!(InvalidArgument, "x-amz-decoded-content-length is not a length"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,13 +344,4 @@ mod tests {
         assert!(decode_content_md5("AAAA").is_none());
         assert!(decode_content_md5("not base64!").is_none());
     }
-}
-
-/// `x-amz-decoded-content-length` of an `aws-chunked` body sent without `Content-Length` (boto3 and
-/// the AWS CLI over https send `Transfer-Encoding: chunked` with it): the object's length. `None`
-/// when absent; a value that is not a length is refused.
-pub fn decoded_content_length(headers: &http::HeaderMap) -> S3Result<Option<i64>> {
-    let Some(v) = headers.get("x-amz-decoded-content-length") else { return Ok(None) };
-    let n = v.to_str().ok().and_then(|t| t.trim().parse::<i64>().ok()).filter(|n| *n >= 0);
-    n.map(Some).ok_or_else(|| s3_error!(InvalidArgument, "x-amz-decoded-content-length is not a length"))
 }
