@@ -63,6 +63,9 @@ enum Command {
         /// Only this tenant (default: all).
         #[arg(long, value_name = "TENANT")]
         tenant: Option<String>,
+        /// Only shard I of N (the sweep's stable split of the keys; each shard has its own checkpoint).
+        #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+        shard: Option<SweepShard>,
         #[command(flatten)]
         config: ConfigArg,
     },
@@ -189,6 +192,9 @@ enum KeysCommand {
         /// Stop after this many objects (run again to continue from the checkpoint).
         #[arg(long, value_name = "N")]
         limit: Option<u64>,
+        /// Only shard I of N (the sweep's stable split of the keys; each shard has its own checkpoint).
+        #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+        shard: Option<SweepShard>,
         #[command(flatten)]
         config: ConfigArg,
     },
@@ -212,8 +218,8 @@ fn main() -> ExitCode {
         Command::Keys { command } => keys(command),
         Command::Audit { command } => audit_command(command),
         Command::Sweep(args) => sweep_command(args),
-        Command::Backup { tenant, config } => run_ops(config.config, |ops| async move {
-            let s = blobseal::ops::backup::backup(&ops, tenant.as_deref()).await?;
+        Command::Backup { tenant, shard, config } => run_ops(config.config, |ops| async move {
+            let s = blobseal::ops::backup::backup(&ops, tenant.as_deref(), shard).await?;
             let line = format!(
                 "backup: {} object(s) examined, {} copied, {} already up to date, {} failed",
                 s.examined, s.copied, s.up_to_date, s.failed
@@ -417,9 +423,9 @@ fn keys(command: KeysCommand) -> ExitCode {
             println!("{line}");
             ops.audit_admin(Some(&tenant), "rotate", &blobseal::ops::operator(None), true, Some(line.as_bytes())).await
         }),
-        KeysCommand::Rewrap { tenant, bucket, limit, config } => run_ops(config.config, |ops| async move {
+        KeysCommand::Rewrap { tenant, bucket, limit, shard, config } => run_ops(config.config, |ops| async move {
             let started = std::time::Instant::now();
-            let sum = rewrap(&ops, &tenant, bucket.as_deref(), limit).await?;
+            let sum = rewrap(&ops, &tenant, bucket.as_deref(), limit, shard).await?;
             let line = sum.line(&tenant, started.elapsed().as_secs_f64());
             println!("{line}");
             let by = blobseal::ops::operator(None);

@@ -55,8 +55,17 @@ pub struct Knobs {
     budget: Duration,
     /// Part 3's upload kinds, in order.
     uploads: Vec<Upload>,
-    /// `BLOBSEAL_BENCH_ONLY=memory`: skip the throughput and latency part.
-    memory_only: bool,
+    /// `BLOBSEAL_BENCH_ONLY=memory`: skip the throughput and latency part; `=audit`: only the audit
+    /// trail's cost (4 KiB on the fs backend, trail off / best-effort / required).
+    only: Only,
+}
+
+/// Which parts run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Only {
+    All,
+    Memory,
+    Audit,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -111,10 +120,11 @@ fn knobs() -> Result<Knobs, String> {
         range_n: num("BLOBSEAL_BENCH_RANGE_N", 50)?,
         mpu_concurrency,
         budget: Duration::from_secs(num("BLOBSEAL_BENCH_BUDGET_S", 120)? as u64),
-        memory_only: match env("BLOBSEAL_BENCH_ONLY").as_deref() {
-            None => false,
-            Some("memory") => true,
-            Some(other) => return Err(format!("BLOBSEAL_BENCH_ONLY={other:?}: only \"memory\" is known")),
+        only: match env("BLOBSEAL_BENCH_ONLY").as_deref() {
+            None => Only::All,
+            Some("memory") => Only::Memory,
+            Some("audit") => Only::Audit,
+            Some(other) => return Err(format!("BLOBSEAL_BENCH_ONLY={other:?}: \"memory\" or \"audit\"")),
         },
         uploads: uploads(env("BLOBSEAL_BENCH_UPLOADS").as_deref().unwrap_or("single,multipart"), mpu_concurrency)?,
     })
@@ -158,7 +168,11 @@ async fn run(k: &Knobs) -> Result<Report, String> {
 
     let s3fs = procs::start_s3s_fs(&k.s3s_fs, &root.join("s3s-fs"))?;
     let mut report = Report::new(k.blobseal.display().to_string());
-    if !k.memory_only {
+    if k.only == Only::Audit {
+        audit_overhead(k, root, &mut report).await?;
+        return Ok(report);
+    }
+    if k.only == Only::All {
         speed(k, root, &s3fs, &mut report).await?;
     }
 
@@ -272,6 +286,59 @@ async fn speed(k: &Knobs, root: &std::path::Path, s3fs: &Server, report: &mut Re
     }
     drop(targets);
     drop((via_s3, via_fs));
+    Ok(())
+}
+
+/// What the audit trail costs: 4 KiB PUT and GET through blobseal on the fs backend with the trail off,
+/// best-effort (the default) and required, interleaved round by round.
+async fn audit_overhead(k: &Knobs, root: &std::path::Path, report: &mut Report) -> Result<(), String> {
+    let modes: [(&'static str, &str); 3] =
+        [("fs audit off", "off"), ("fs audit best-effort", "best-effort"), ("fs audit required", "required")];
+    let mut servers = Vec::new();
+    let mut targets = Vec::new();
+    for (label, mode) in modes {
+        let dir = root.join(format!("audit-{mode}"));
+        let server = procs::start_blobseal_fs_with(&k.blobseal, &dir, label, &[("BLOBSEAL_AUDIT_MODE", mode)])?;
+        targets.push(Target { label, client: client::client(&server.endpoint, TENANT_KEY, TENANT_SECRET), bucket: "bench" });
+        servers.push(server);
+    }
+    for t in &targets {
+        ensure_bucket(&t.client, t.bucket).await?;
+    }
+    eprintln!("audit: 4 KiB, {SMALL_WARMUP} warm-up + {} rounds of PUT, then of GET", k.small_n);
+    let small = client::data(SMALL as usize, 3);
+    let small_crc = crc32fast::hash(&small);
+    let small_put = |n: usize| {
+        let (targets, small) = (&targets, &small);
+        interleaved(targets.len(), n, k.budget, move |t, round| {
+            let (tg, body) = (&targets[t], small.clone());
+            async move { put(&tg.client, tg.bucket, &format!("small/{round}"), ByteStream::from(body), SMALL).await }
+        })
+    };
+    small_put(SMALL_WARMUP).await?;
+    let puts = small_put(k.small_n).await?;
+    let gets = interleaved(targets.len(), puts.first().map_or(0, Samples::len), k.budget, |t, round| {
+        let tg = &targets[t];
+        async move {
+            let (n, crc) = get(&tg.client, tg.bucket, &format!("small/{round}"), true).await?;
+            check(tg.label, n, SMALL, crc, small_crc)
+        }
+    })
+    .await?;
+    for (i, t) in targets.iter().enumerate() {
+        report.rows.push(Row::new(t.label, "PUT", SMALL, &puts[i]));
+        report.rows.push(Row::new(t.label, "GET", SMALL, &gets[i]));
+    }
+    if let [off, best, required] = puts.as_slice() {
+        let p50 = |s: &Samples| s.quantile(0.5);
+        report.notes.push(format!(
+            "audit overhead, 4 KiB PUT p50: best-effort {:.3}x, required {:.3}x the same server with the trail off",
+            p50(best) / p50(off),
+            p50(required) / p50(off)
+        ));
+    }
+    drop(targets);
+    drop(servers);
     Ok(())
 }
 

@@ -69,6 +69,11 @@ pub fn start_s3s_fs(bin: &Path, dir: &Path) -> Result<Server, String> {
 
 /// Starts blobseal with the embedded default (filesystem backend under `dir`).
 pub fn start_blobseal_fs(bin: &Path, dir: &Path, name: &str) -> Result<Server, String> {
+    start_blobseal_fs_with(bin, dir, name, &[])
+}
+
+/// [`start_blobseal_fs`] with more environment (e.g. `BLOBSEAL_AUDIT_MODE`).
+pub fn start_blobseal_fs_with(bin: &Path, dir: &Path, name: &str, env: &[(&str, &str)]) -> Result<Server, String> {
     let port = free_port().map_err(|e| format!("free port: {e}"))?;
     let mut cmd = Command::new(bin);
     cmd.arg("serve")
@@ -76,6 +81,9 @@ pub fn start_blobseal_fs(bin: &Path, dir: &Path, name: &str) -> Result<Server, S
         .env("BLOBSEAL_DATA_DIR", dir)
         .env("BLOBSEAL_ACCESS_KEY_ID", TENANT_KEY)
         .env("BLOBSEAL_SECRET_ACCESS_KEY", TENANT_SECRET);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     start_blobseal(cmd, dir, port, name)
 }
 

@@ -116,7 +116,7 @@ mod tests {
             rollup: std::time::Duration::from_secs(3600),
         };
         let auditor = Auditor::start(key, settings, HashMap::new());
-        let patterns = vec![KeyPattern::parse("users/{subject}/").unwrap()];
+        let patterns = vec![KeyPattern::parse("users/{subject}/**").unwrap()];
         let facts = |key: &'static str, header: Option<&'static str>| RequestFacts {
             tenant: "t",
             actor: "AKEY".into(),

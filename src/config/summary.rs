@@ -103,6 +103,20 @@ impl Settings {
             ops.shutdown.drain_delay.as_secs(),
             ops.shutdown.timeout.as_secs()
         ));
+        match &self.audit {
+            Some(a) => out.push_str(&format!(
+                "audit trail: {}, signing key {}, records grouped every {} ms, heads every {} s \
+                 (each tenant's <bucket_prefix>blobseal-audit or key_store.audit_bucket)\n",
+                match a.mode {
+                    super::audit::AuditMode::BestEffort => "best-effort",
+                    super::audit::AuditMode::Required => "required (a request waits for its record)",
+                },
+                a.signing_key_file.display(),
+                a.flush.as_millis(),
+                a.rollup.as_secs()
+            )),
+            None => out.push_str("audit trail: off (add `audit:` to keep one)\n"),
+        }
         out.push_str(&format!("key providers ({}):\n", self.key_providers.len()));
         for p in &self.key_providers {
             out.push_str(&format!("  {}: {}\n", p.name, p.settings.describe()));

@@ -1,7 +1,11 @@
-//! `blobseal backup [--tenant T]`: brings every backup target up to date with the current objects:
-//! a copy is written where it is missing or differs (another envelope: the object was rewritten).
+//! `blobseal backup [--tenant T] [--shard I/N]`: brings every backup target up to date with the current
+//! objects: a copy is written where it is missing or differs (another envelope: the object was rewritten).
 //! The same copies the write path makes; this catches up after a failed copy or a new target.
+//! With `--shard`, only the keys of that shard (the sweep's split), so N processes share the work. A
+//! checkpoint per bucket and shard in the tenant's key store (`backup/<tenant>/<bucket>/checkpoint…`, the
+//! last key done, every 100 keys) lets an interrupted run resume; a finished bucket removes it.
 
+use super::sweep::Shard;
 use super::{object_page, Ops, OpsError};
 use crate::backend::BackendError;
 use crate::core::governance::backup_key;
@@ -17,7 +21,23 @@ pub struct BackupSummary {
     pub failed: u64,
 }
 
-pub async fn backup(ops: &Ops, tenant: Option<&str>) -> Result<BackupSummary, OpsError> {
+/// Keys between two checkpoints.
+const CHECKPOINT_EVERY: u64 = 100;
+
+fn checkpoint_key(tenant: &str, bucket: &str, shard: Option<Shard>) -> String {
+    match shard {
+        None => format!("backup/{tenant}/{bucket}/checkpoint"),
+        Some(s) => format!("backup/{tenant}/{bucket}/checkpoint-{}-of-{}", s.index, s.count),
+    }
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Checkpoint {
+    /// Every key up to and including this one is done.
+    after: String,
+}
+
+pub async fn backup(ops: &Ops, tenant: Option<&str>, shard: Option<Shard>) -> Result<BackupSummary, OpsError> {
     let mut sum = BackupSummary::default();
     let names: Vec<String> = match tenant {
         Some(t) => vec![ops.tenant(t)?.name.clone()],
@@ -30,10 +50,16 @@ pub async fn backup(ops: &Ops, tenant: Option<&str>) -> Result<BackupSummary, Op
             if targets.is_empty() {
                 continue;
             }
-            let mut after: Option<String> = None;
+            let store = &ops.keys().tenant(&name)?.store;
+            let checkpoint = checkpoint_key(&name, &bucket, shard);
+            let mut after: Option<String> = store.get::<Checkpoint>(&checkpoint).await?.map(|c| c.after);
+            let mut since_saved = 0u64;
             loop {
                 let (keys, more) = object_page(&p, after.as_deref()).await?;
                 for key in &keys {
+                    if shard.is_some_and(|s| !s.owns(key)) {
+                        continue;
+                    }
                     sum.examined += 1;
                     for target in &targets {
                         match backup_one(ops, &bucket, key, &p, &target.backend, &target.bucket).await {
@@ -47,10 +73,18 @@ pub async fn backup(ops: &Ops, tenant: Option<&str>) -> Result<BackupSummary, Op
                     }
                 }
                 after = keys.last().cloned();
+                since_saved += keys.len() as u64;
+                if since_saved >= CHECKPOINT_EVERY {
+                    if let Some(a) = &after {
+                        store.put(&checkpoint, &Checkpoint { after: a.clone() }, false).await?;
+                    }
+                    since_saved = 0;
+                }
                 if !more || after.is_none() {
                     break;
                 }
             }
+            store.delete(&checkpoint).await?;
         }
     }
     Ok(sum)

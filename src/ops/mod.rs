@@ -148,6 +148,11 @@ impl<'a> VersionPages<'a> {
         Self { p, key_marker: None, version_marker: None, done: false }
     }
 
+    /// Pages of the keys after `key` (every version of each), as S3's `key-marker` lists them.
+    pub fn after(p: &'a Placement, key: Option<String>) -> Self {
+        Self { p, key_marker: key, version_marker: None, done: false }
+    }
+
     /// The next page, or `None` after the last.
     pub async fn next(&mut self) -> Result<Option<Vec<crate::backend::VersionEntry>>, BackendError> {
         if self.done {

@@ -1,4 +1,4 @@
-//! `blobseal keys rewrap --tenant T [--bucket B] [--limit N]`: moves every object's data key to the
+//! `blobseal keys rewrap --tenant T [--bucket B] [--limit N] [--shard I/N]`: moves every object's data key to the
 //! tenant's current key by rewriting only its envelope (see `core::rekey`), bucket by bucket in key
 //! order. A checkpoint in the key store (`keys/<t>/rewrap/<bucket>`: the target key and the last key
 //! done) makes a crashed or limited run resume where it stopped; objects already current are
@@ -63,11 +63,13 @@ fn progress_bar() -> ProgressBar {
     bar
 }
 
+/// With `shard`, only the keys of that shard (the sweep's split), each shard with its own checkpoint.
 pub async fn rewrap(
     ops: &Ops,
     tenant: &str,
     bucket: Option<&str>,
     limit: Option<u64>,
+    shard: Option<super::sweep::Shard>,
 ) -> Result<RewrapSummary, OpsError> {
     let t = ops.tenant(tenant)?;
     let keys = ops.keys();
@@ -82,7 +84,10 @@ pub async fn rewrap(
     let bar = progress_bar();
     let mut done: u64 = 0;
     'buckets: for (name, p) in &buckets {
-        let checkpoint_key = names::rewrap_checkpoint(tenant, name);
+        let checkpoint_key = match shard {
+            None => names::rewrap_checkpoint(tenant, name),
+            Some(s) => format!("{}-{}-of-{}", names::rewrap_checkpoint(tenant, name), s.index, s.count),
+        };
         let mut after = match store.get::<Checkpoint>(&checkpoint_key).await? {
             Some(c) if c.target == target => Some(c.after),
             _ => None,
@@ -90,6 +95,10 @@ pub async fn rewrap(
         loop {
             let (page, more) = object_page(p, after.as_deref()).await?;
             for key in &page {
+                if shard.is_some_and(|s| !s.owns(key)) {
+                    after = Some(key.clone());
+                    continue;
+                }
                 if limit.is_some_and(|l| done >= l) {
                     save(store, &checkpoint_key, &target, after.as_deref()).await?;
                     sum.stopped_at_limit = true;

@@ -9,8 +9,10 @@
 //!
 //! Safe to run from several replicas at once: a lease object in the tenant's key store
 //! (`sweep/<tenant>/lease`, taken with a conditional create) lets one sweeper work on a tenant at a time, and
-//! every step is idempotent anyway (deleting what is gone is a no-op), which also makes an interrupted
-//! run resumable: the next run skips what the last one deleted.
+//! every step is idempotent anyway (deleting what is gone is a no-op). A checkpoint beside the lease
+//! (`sweep/<tenant>/checkpoint`, per shard with `--shard`: the location and the last key done, saved every
+//! 100 keys and when the sweep is stopped) makes an interrupted run resume after that key; a run that gets
+//! to the end removes it, so the next run starts from the beginning again.
 
 use std::io::Write;
 use std::time::Duration;
@@ -131,6 +133,8 @@ pub struct SweepSummary {
     /// The sweep was stopped by a shutdown before it finished.
     pub stopped: bool,
     pub dry_run: bool,
+    /// The run resumed an interrupted one from its checkpoint (keys before it were not looked at).
+    pub resumed: bool,
     /// Deadline-day keys destroyed (or, in a dry run, due), `tenant/period:<day>`.
     pub period_keys: Vec<String>,
     /// Deadline days with a version that had to stay (locked, or an error): their keys are kept.
@@ -140,9 +144,10 @@ pub struct SweepSummary {
 impl SweepSummary {
     pub fn line(&self, secs: f64) -> String {
         format!(
-            "sweep{}{}: {} tenant(s), {} version(s) examined, {} deleted, {} delete marker(s) deleted, {} kept (locked), {} not yet due, {} without a deadline, {} error(s){} ({secs:.1} s)",
+            "sweep{}{}{}: {} tenant(s), {} version(s) examined, {} deleted, {} delete marker(s) deleted, {} kept (locked), {} not yet due, {} without a deadline, {} error(s){} ({secs:.1} s)",
             if self.dry_run { " (dry run: nothing deleted)" } else { "" },
-            if self.stopped { " (stopped by shutdown before the end)" } else { "" },
+            if self.stopped { " (stopped by shutdown before the end; resumes from its checkpoint)" } else { "" },
+            if self.resumed { " (resumed from a checkpoint)" } else { "" },
             self.tenants,
             self.versions_examined,
             self.versions_deleted,
@@ -172,6 +177,25 @@ impl SweepSummary {
 struct Lease {
     holder: String,
     expires: String,
+}
+
+/// How many keys a sweep does between two checkpoints.
+const CHECKPOINT_EVERY: u64 = 100;
+
+/// Where an interrupted sweep of a tenant (or of one shard of it) got to.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+struct Checkpoint {
+    /// The location being swept (a client bucket or `backup:<backend>/<bucket>`).
+    location: String,
+    /// Every stored key up to and including this one was swept.
+    after: String,
+}
+
+fn checkpoint_key(tenant: &str, shard: Option<Shard>) -> String {
+    match shard {
+        None => format!("sweep/{tenant}/checkpoint"),
+        Some(s) => format!("sweep/{tenant}/checkpoint-{}-of-{}", s.index, s.count),
+    }
 }
 
 /// The lease object in the tenant's key store.
@@ -234,18 +258,47 @@ async fn sweep_tenant(
         locations.push((format!("backup:{}/{}", target.backend, target.bucket), p, true));
     }
     sum.held_days.clear();
+    let store = &ops.keys().tenant(&tenant.name)?.store;
+    let checkpoint_name = checkpoint_key(&tenant.name, req.shard);
+    // A dry run neither resumes nor leaves a checkpoint: it reports the whole tenant.
+    let mut resume = if req.dry_run { None } else { store.get::<Checkpoint>(&checkpoint_name).await? };
+    if let Some(c) = &resume {
+        if locations.iter().any(|(name, _, _)| *name == c.location) {
+            tracing::info!(tenant = %tenant.name, location = %c.location, "resuming an interrupted sweep");
+            sum.resumed = true;
+        } else {
+            resume = None;
+        }
+    }
+    // A resumed run did not see the keys before its checkpoint, nor their locked versions.
+    let resumed = resume.is_some();
     for (name, p, is_backup) in &locations {
         if sum.stopped {
             return Ok(());
         }
-        sweep_location(ops, tenant, name, p, *is_backup, req, report, sum).await?;
+        let after = match &resume {
+            Some(c) if c.location != *name => continue,
+            Some(c) => Some(c.after.clone()),
+            None => None,
+        };
+        resume = None;
+        let mut cursor = Cursor { store, name: &checkpoint_name, location: name, since_saved: 0, last: None };
+        let outcome = sweep_location(ops, tenant, name, p, *is_backup, after, req, report, sum, &mut cursor).await;
+        if !req.dry_run {
+            cursor.save().await?;
+        }
+        outcome?;
         if !req.dry_run {
             renew_lease(ops, &tenant.name, &req.holder, req.shard).await?;
         }
     }
-    // A shard does not see the other shards' locked versions, whose deadline days must keep their
-    // keys: deadline-day keys are destroyed only by an unsharded sweep.
-    if tenant.retention.period_keys && !sum.stopped && req.shard.is_none() {
+    if !req.dry_run && !sum.stopped {
+        store.delete(&checkpoint_name).await?;
+    }
+    // A shard does not see the other shards' locked versions, nor a resumed run those before its
+    // checkpoint, whose deadline days must keep their keys: deadline-day keys are destroyed only by a
+    // complete, unsharded sweep.
+    if tenant.retention.period_keys && !sum.stopped && req.shard.is_none() && !resumed {
         destroy_past_days(ops, tenant, req, report, sum).await?;
     }
     Ok(())
@@ -293,6 +346,35 @@ async fn destroy_past_days(
     Ok(())
 }
 
+/// The checkpoint of the location being swept: the last key done, saved every [`CHECKPOINT_EVERY`].
+struct Cursor<'a> {
+    store: &'a crate::core::keys::store::KeyStore,
+    name: &'a str,
+    location: &'a str,
+    since_saved: u64,
+    last: Option<String>,
+}
+
+impl Cursor<'_> {
+    async fn done(&mut self, key: &str, dry_run: bool) -> Result<(), OpsError> {
+        self.last = Some(key.to_owned());
+        self.since_saved += 1;
+        if !dry_run && self.since_saved >= CHECKPOINT_EVERY {
+            self.save().await?;
+        }
+        Ok(())
+    }
+
+    async fn save(&mut self) -> Result<(), OpsError> {
+        if let Some(after) = self.last.clone().filter(|_| self.since_saved > 0) {
+            let c = Checkpoint { location: self.location.to_owned(), after };
+            self.store.put(self.name, &c, false).await?;
+            self.since_saved = 0;
+        }
+        Ok(())
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn sweep_location(
     ops: &Ops,
@@ -300,12 +382,14 @@ async fn sweep_location(
     location: &str,
     p: &Placement,
     is_backup: bool,
+    after: Option<String>,
     req: &SweepRequest,
     report: &mut (dyn Write + Send),
     sum: &mut SweepSummary,
+    cursor: &mut Cursor<'_>,
 ) -> Result<(), OpsError> {
     let mut group: Vec<VersionEntry> = Vec::new();
-    let mut pages = super::VersionPages::new(p);
+    let mut pages = super::VersionPages::after(p, after);
     loop {
         let versions = match pages.next().await {
             Ok(Some(v)) => v,
@@ -325,13 +409,17 @@ async fn sweep_location(
             }
             if group.first().is_some_and(|g| g.meta.key != v.meta.key) {
                 let done = std::mem::take(&mut group);
+                let key = done.first().map(|g| g.meta.key.clone()).unwrap_or_default();
                 sweep_key(ops, tenant, location, p, is_backup, done, req, report, sum).await?;
+                cursor.done(&key, req.dry_run).await?;
             }
             group.push(v);
         }
     }
     if !group.is_empty() {
+        let key = group.first().map(|g| g.meta.key.clone()).unwrap_or_default();
         sweep_key(ops, tenant, location, p, is_backup, group, req, report, sum).await?;
+        cursor.done(&key, req.dry_run).await?;
     }
     Ok(())
 }

@@ -192,3 +192,53 @@ fn shards_split_the_key_space_exactly() {
     }
     assert!(sizes.iter().all(|&s| s > 800), "uneven split {sizes:?}");
 }
+
+#[tokio::test]
+async fn an_interrupted_sweep_resumes_after_its_checkpoint_and_then_starts_over() {
+    let (f, ops) = world();
+    f.svc.create_bucket(&f.alpha, "x", None).await.unwrap();
+    for i in 0..10 {
+        put(&f, &format!("calls/{i:02}.json"), b"c").await;
+    }
+    // As if a previous run had stopped after calls/04.json.
+    let store = &ops.keys().tenant("alpha").unwrap().store;
+    let c = Checkpoint { location: "x".into(), after: "calls/04.json".into() };
+    store.put(&checkpoint_key("alpha", None), &c, false).await.unwrap();
+    let later = OffsetDateTime::now_utc() + Duration::days(30);
+    let mut report = Vec::new();
+    let s = sweep(&ops, &request(later, false), &mut report).await.unwrap();
+    assert!(s.resumed && s.line(0.0).contains("resumed"), "{}", s.line(0.0));
+    let left: Vec<String> = versions(&f, "alpha-x").await.into_iter().map(|(k, _)| k).collect();
+    assert_eq!(left, (0..5).map(|i| format!("calls/{i:02}.json")).collect::<Vec<_>>(), "only keys after it");
+    assert!(store.get::<Checkpoint>(&checkpoint_key("alpha", None)).await.unwrap().is_none(), "done: removed");
+    // The next run starts from the beginning.
+    let s = sweep(&ops, &request(later, false), &mut report).await.unwrap();
+    assert!(!s.resumed);
+    assert!(versions(&f, "alpha-x").await.is_empty());
+    // A checkpoint is saved every CHECKPOINT_EVERY keys and when a run is stopped.
+    for i in 0..(CHECKPOINT_EVERY + 5) {
+        put(&f, &format!("calls/{i:04}.json"), b"c").await;
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut req = request(later, false);
+    req.stop = Some(std::sync::Arc::clone(&stop));
+    struct StopAfter(std::sync::Arc<std::sync::atomic::AtomicBool>, usize);
+    impl std::io::Write for StopAfter {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.1 += b.iter().filter(|c| **c == b'\n').count();
+            if self.1 >= 60 {
+                self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut out = StopAfter(std::sync::Arc::clone(&stop), 0);
+    let s = sweep(&ops, &req, &mut out).await.unwrap();
+    assert!(s.stopped);
+    let saved = store.get::<Checkpoint>(&checkpoint_key("alpha", None)).await.unwrap().expect("saved at the stop");
+    assert_eq!(saved.location, "x");
+    assert!(versions(&f, "alpha-x").await.iter().all(|(k, _)| k.as_str() > saved.after.as_str()), "{saved:?}");
+}

@@ -63,10 +63,10 @@ async fn rotate_rewrap_resume_retire() {
     assert!(refused.is_err(), "retire must refuse while o0..o4 use tenant:1");
 
     // Key order: ann (subject key), new (current), o0, o1 | o2, o3, o4.
-    let first = rewrap(&ops, "alpha", None, Some(4)).await.unwrap();
+    let first = rewrap(&ops, "alpha", None, Some(4), None).await.unwrap();
     assert!(first.stopped_at_limit);
     assert_eq!((first.rewrapped, first.already_current, first.subject_keys), (2, 1, 1), "{first:?}");
-    let rest = rewrap(&ops, "alpha", None, None).await.unwrap();
+    let rest = rewrap(&ops, "alpha", None, None, None).await.unwrap();
     // The checkpoint resumes after o1.
     assert_eq!((rest.rewrapped, rest.already_current, rest.subject_keys), (3, 0, 0), "{rest:?}");
     assert!(!rest.stopped_at_limit);

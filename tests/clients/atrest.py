@@ -76,8 +76,10 @@ def fs_locate_new(data_dir: Path, action: Callable[[], object]) -> Path:
     before = fs_snapshot(data_dir)
     action()
     after = fs_snapshot(data_dir)
+    # The tenant's audit trail (a reserved bucket, `<prefix>blobseal-audit`) records the upload too: not an object.
     found = [p for p, meta in after.items() if before.get(p) != meta and len(p.name) == 64
-             and not p.name.startswith(".") and "objects" in p.parts]
+             and not p.name.startswith(".") and "objects" in p.parts
+             and not any(part.endswith("blobseal-audit") for part in p.parts)]
     if len(found) != 1:
         pytest.fail(f"expected one new object file under {data_dir}, found: {found}")
     return found[0]

@@ -438,7 +438,8 @@ def test_audit_trail_verifies_exports_each_request_and_detects_one_flipped_byte(
         assert forged.returncode != 0
 
         # One flipped byte in a segment: verify fails and names it.
-        segment = next(f for f in audit_files(data) if b'"blobseal_audit_segment"' in f.read_bytes())
+        segment = next(f for f in audit_files(data)
+                       if b'"blobseal_audit_segment"' in f.read_bytes() and b'"doc-0"' in f.read_bytes())
         raw = bytearray(segment.read_bytes())
         at = raw.index(b"doc-0") + 2
         raw[at] ^= 0x01
@@ -478,5 +479,81 @@ def test_required_audit_answers_503_when_the_trail_cannot_be_written(workdir):
         trail.unlink()
         moved.rename(trail)
         assert s3.get_object(Bucket="strict", Key="ok")["Body"].read() == b"durable"
+    finally:
+        server.stop()
+
+
+SHARD_CONFIG = """\
+listen: 127.0.0.1:{port}
+admin_listen: 127.0.0.1:{admin_port}
+key_provider: { kind: local, keyring: ./shard-data/keyring.json, master_key_file: ./shard-data/master.key }
+backends:
+  - name: disk
+    kind: fs
+    path: ./shard-data/objects
+tenants:
+  - name: acme
+    default_backend: disk
+    access_keys:
+      - id: SHARDKEY
+        secret_env: SHARD_SECRET
+    retention:
+      default: 1d
+"""
+
+
+def test_two_sweep_shards_in_two_processes_beat_one_and_delete_the_same_set(workdir):
+    """`blobseal sweep --shard I/N` on loopback: the same expired objects swept once by one process and once by
+    two shard processes side by side (each held to the same deletion rate, as the config's sweeper limit holds
+    every sweeper): the two shards together delete exactly what the one process deletes, and finish sooner."""
+    sk = secrets.token_hex(20)
+    n, rate = 240, 120  # one process: >= 2 s at 120 deletions/s; two shards: about half
+    env = {"SHARD_SECRET": sk}
+    server = procs.blobseal(workdir, "ops-shards", env, config=SHARD_CONFIG)
+    cfg = workdir / "ops-shards.yaml"
+    full_env = procs.clean_env()
+    full_env.update(env)
+    later = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def fill(bucket: str) -> None:
+        s3 = s3_client(server.endpoint, "SHARDKEY", sk)
+        s3.create_bucket(Bucket=bucket)
+        for i in range(n):
+            s3.put_object(Bucket=bucket, Key=f"obj/{i:05d}", Body=b"s")
+
+    def sweep_args(*extra: str) -> list[str]:
+        return [procs.blobseal_bin(), "sweep", "--config", str(cfg), "--tenant", "acme", "--now", later,
+                "--max-deletes-per-second", str(rate), *extra]
+
+    def deleted(report: str) -> set[str]:
+        lines = [json.loads(line) for line in report.splitlines() if line.strip()]
+        return {(r["bucket"], r["key"]) for r in lines if r.get("result") == "deleted"}
+
+    try:
+        fill("one")
+        started = time.monotonic()
+        single = subprocess.run(sweep_args(), env=full_env, capture_output=True, text=True, timeout=120, cwd=workdir)
+        one_process = time.monotonic() - started
+        assert single.returncode == 0, single.stderr
+        by_one = {k for b, k in deleted(single.stdout)}
+        assert len(by_one) == n, (len(by_one), single.stderr)
+
+        fill("two")
+        started = time.monotonic()
+        shards = [subprocess.Popen(sweep_args("--shard", f"{i}/2"), env=full_env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True, cwd=workdir) for i in range(2)]
+        outs = [p.communicate(timeout=120) for p in shards]
+        two_processes = time.monotonic() - started
+        assert all(p.returncode == 0 for p in shards), [e for _, e in outs]
+        per_shard = [{k for b, k in deleted(out)} for out, _ in outs]
+        assert per_shard[0].isdisjoint(per_shard[1]) and all(per_shard), [len(s) for s in per_shard]
+        # The same set: every key of bucket "two" is deleted exactly once, as in bucket "one".
+        assert per_shard[0] | per_shard[1] == by_one
+        s3 = s3_client(server.endpoint, "SHARDKEY", sk)
+        assert s3.list_objects_v2(Bucket="one").get("KeyCount") == 0
+        assert s3.list_objects_v2(Bucket="two").get("KeyCount") == 0
+        assert two_processes < one_process * 0.8, (one_process, two_processes)
+        print(f"sweep of {n} objects at {rate}/s per sweeper: 1 process {one_process:.2f} s, "
+              f"2 shards {two_processes:.2f} s ({two_processes / one_process:.2f}x)")
     finally:
         server.stop()

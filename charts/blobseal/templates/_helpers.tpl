@@ -116,6 +116,8 @@ tenants:
     access_keys:
       - id: BLOBSEALDEFAULT
         secret_file: /run/secrets/blobseal/default-secret-access-key
+audit:
+  signing_key_file: /var/lib/blobseal/master/audit-signing.key
 {{- end -}}
 
 {{/* The config as the user gave it (.Values.config, or the default when empty), as YAML. */}}
