@@ -87,7 +87,13 @@ impl AzureDoor {
                 bucket: container.as_deref(),
                 key: blob.as_deref(),
                 version: None,
-                header_subject: header_subject.as_deref(),
+                // A read names the subject in the metadata it returns.
+                header_subject: header_subject.as_deref().or_else(|| {
+                    let h = response.headers();
+                    h.get("x-ms-meta-data_subject")
+                        .or_else(|| h.get("x-ms-meta-data-subject"))
+                        .and_then(|v| v.to_str().ok())
+                }),
                 status: response.status().as_u16(),
                 bytes_in,
                 bytes_out: super::audit::header_number(response.headers(), "content-length"),

@@ -122,7 +122,10 @@ impl FrontDoor {
                 bucket: bucket.as_deref(),
                 key: object_key.as_deref(),
                 version: version.as_deref(),
-                header_subject: header_subject.as_deref(),
+                // A read names the subject in the metadata it returns.
+                header_subject: header_subject
+                    .as_deref()
+                    .or_else(|| response.headers().get("x-amz-meta-data-subject").and_then(|v| v.to_str().ok())),
                 status: response.status().as_u16(),
                 bytes_in,
                 bytes_out: super::audit::header_number(response.headers(), "content-length"),

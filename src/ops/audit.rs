@@ -151,3 +151,114 @@ pub fn open_bundle(dir: &Path, trusted: Option<&str>) -> Result<(String, PublicK
         PublicKey::from_text(&text).ok_or_else(|| OpsError::Refused("the public key is not ed25519:<base64>".into()))?;
     Ok((manifest.tenant, public))
 }
+
+/// Which records `audit query` selects.
+#[derive(Debug, Default, Clone)]
+pub struct QueryFilter {
+    pub actor: Option<String>,
+    pub op: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+impl QueryFilter {
+    fn selects(&self, r: &AuditRecord) -> bool {
+        self.actor.as_ref().is_none_or(|a| r.actor == *a)
+            && self.op.as_ref().is_none_or(|o| r.op.eq_ignore_ascii_case(o))
+            && in_window(r, self.from.as_deref(), self.to.as_deref())
+    }
+}
+
+/// What an actor touched in a window (Art. 33(3)(a)): the counts a breach notification needs.
+#[derive(Debug, Default, Serialize)]
+pub struct QuerySummary {
+    pub tenant: String,
+    pub actor: Option<String>,
+    pub op: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub records: u64,
+    /// Distinct `(bucket, key)` pairs touched.
+    pub objects: u64,
+    pub buckets: Vec<String>,
+    /// Distinct data subjects (by their keyed hashes) the touched objects named.
+    pub data_subjects: u64,
+    /// Requests that failed (status 400 and above) among `records`.
+    pub failed_requests: u64,
+    pub by_op: std::collections::BTreeMap<String, u64>,
+    pub first: Option<String>,
+    pub last: Option<String>,
+}
+
+/// `audit query`: the records of `tenant` that `filter` selects, as JSON lines, or with `summary` one
+/// JSON object of counts. The trail is verified on the way; a broken one fails the query.
+pub async fn query(
+    store: &TrailStore,
+    tenant: &str,
+    public: &PublicKey,
+    filter: &QueryFilter,
+    summary: bool,
+    out: &mut dyn Write,
+) -> Result<QuerySummary, OpsError> {
+    use std::collections::BTreeSet;
+    let mut objects: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut buckets: BTreeSet<String> = BTreeSet::new();
+    let mut subjects: BTreeSet<String> = BTreeSet::new();
+    let mut sum = QuerySummary {
+        tenant: tenant.to_owned(),
+        actor: filter.actor.clone(),
+        op: filter.op.clone(),
+        from: filter.from.clone(),
+        to: filter.to.clone(),
+        ..QuerySummary::default()
+    };
+    let mut failed = None;
+    let report = verify(store, tenant, public, |r| {
+        if !filter.selects(&r) {
+            return;
+        }
+        sum.records += 1;
+        *sum.by_op.entry(r.op.clone()).or_default() += 1;
+        if r.status >= 400 {
+            sum.failed_requests += 1;
+        }
+        if sum.first.as_ref().is_none_or(|f| r.time < *f) {
+            sum.first = Some(r.time.clone());
+        }
+        if sum.last.as_ref().is_none_or(|l| r.time > *l) {
+            sum.last = Some(r.time.clone());
+        }
+        if let Some(b) = &r.bucket {
+            buckets.insert(b.clone());
+            if let Some(k) = &r.key {
+                objects.insert((b.clone(), k.clone()));
+            }
+        }
+        if let Some(s) = &r.subject {
+            subjects.insert(s.clone());
+        }
+        if !summary && failed.is_none() {
+            if let Err(e) = serde_json::to_string(&r).map_err(|e| e.to_string()).and_then(|line| {
+                writeln!(out, "{line}").map_err(|e| e.to_string())
+            }) {
+                failed = Some(e);
+            }
+        }
+    })
+    .await
+    .map_err(trail_err)?;
+    if let Some(e) = failed {
+        return Err(OpsError::Refused(format!("cannot write the query result: {e}")));
+    }
+    if let Some(first) = report.problems.first() {
+        return Err(OpsError::Refused(format!("the trail of tenant {tenant} is broken: {first}")));
+    }
+    sum.objects = objects.len() as u64;
+    sum.buckets = buckets.into_iter().collect();
+    sum.data_subjects = subjects.len() as u64;
+    if summary {
+        let json = serde_json::to_string_pretty(&sum).map_err(trail_err)?;
+        writeln!(out, "{json}").map_err(trail_err)?;
+    }
+    Ok(sum)
+}

@@ -424,6 +424,21 @@ def test_audit_trail_verifies_exports_each_request_and_detects_one_flipped_byte(
         for f in audit_files(data):
             assert subject.encode() not in f.read_bytes(), f
 
+        # Breach counts (Art. 33(3)(a)): what this access key touched in the window.
+        since = min(r["time"] for r in records)
+        q = blobseal_cli(env, "audit", "query", "--tenant", "default", "--actor", ak, "--from", since, "--summary")
+        assert q.returncode == 0, q.stderr
+        counts = json.loads(q.stdout)
+        assert counts["objects"] == 3 and counts["buckets"] == ["audited"], counts
+        assert counts["data_subjects"] == 1 and counts["records"] >= len(ids), counts
+        assert counts["by_op"]["PutObject"] == 3 and counts["failed_requests"] >= 1, counts
+        gets = blobseal_cli(env, "audit", "query", "--tenant", "default", "--actor", ak, "--op", "GetObject")
+        got_records = [json.loads(line) for line in gets.stdout.splitlines()]
+        assert [r["key"] for r in got_records] == ["doc-1", "doc-2"], got_records  # the read, then the 404
+        assert got_records[0]["subject"] == put["subject"], got_records  # named by the metadata it returned
+        nobody = blobseal_cli(env, "audit", "query", "--tenant", "default", "--actor", "NOBODY", "--summary")
+        assert json.loads(nobody.stdout)["records"] == 0
+
         # An offline bundle verifies with nothing but its files (and the key the auditor trusts).
         bundle = workdir / "audit-bundle"
         made = blobseal_cli(env, "audit", "export", "--tenant", "default", "--bundle", str(bundle))
