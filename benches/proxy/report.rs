@@ -58,6 +58,8 @@ pub struct Report {
     pub mem: Vec<MemRow>,
     /// What was not measured, and why.
     pub notes: Vec<String>,
+    /// Measured ratios with their own goal line (the audit trail's cost).
+    pub ratios: Vec<String>,
 }
 
 fn size_text(size: u64) -> String {
@@ -79,7 +81,7 @@ fn verdict(ok: bool) -> &'static str {
 
 impl Report {
     pub fn new(binary: String) -> Self {
-        Self { binary, rows: Vec::new(), mem: Vec::new(), notes: Vec::new() }
+        Self { binary, rows: Vec::new(), mem: Vec::new(), notes: Vec::new(), ratios: Vec::new() }
     }
 
     fn find(&self, target: &str, op: &str, size: u64) -> Option<&Row> {
@@ -190,6 +192,9 @@ impl Report {
             );
         }
         self.print_context();
+        for ratio in &self.ratios {
+            println!("  {ratio}");
+        }
         for note in &self.notes {
             println!("  NOT MEASURED: {note}");
         }

@@ -40,7 +40,7 @@ pub struct AuditSettings {
     /// deployment uses the same one (a Kubernetes Secret): it signs segments and heads, and keys the
     /// hashes that stand for data subjects.
     pub signing_key_file: PathBuf,
-    /// How long records wait to be written together (best-effort); a required record waits at most 2 ms.
+    /// How long records wait to be written together (best-effort); a required record is written at once.
     pub flush: Duration,
     /// How often a replica tries to roll every writer's latest segment up into the tenant's signed head.
     pub rollup: Duration,

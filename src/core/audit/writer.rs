@@ -1,6 +1,6 @@
 //! The writer: records go into one background task per process, which writes each tenant's pending
 //! records as one segment (group commit) every `flush` (200 ms by default), at once when a `required`
-//! request waits (after a 2 ms linger that lets concurrent requests share the write), and when
+//! request waits (the records that arrive while a write is under way share the next one), and when
 //! 1000 records are pending. Each process is one writer with its own random id and one chain per
 //! tenant, so replicas never write the same names and never coordinate.
 //!
@@ -25,8 +25,6 @@ use super::{names, AuditMode};
 pub const MAX_SEGMENT_RECORDS: usize = 1000;
 /// Pending records per tenant at most (best-effort).
 const MAX_PENDING: usize = 100_000;
-/// How long a `required` record waits for others to share its write.
-const REQUIRED_LINGER: Duration = Duration::from_millis(2);
 /// How long after a failed write it is tried again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// Records queued between the request path and the writer task.
@@ -194,7 +192,9 @@ impl Task {
                     Some(Msg::Record(record, done)) => {
                         let urgent = done.is_some();
                         self.push(*record, done);
-                        let wait = if urgent { REQUIRED_LINGER } else { self.flush };
+                        // A waiting record is written at once; records that arrive during that write go into
+                        // the next one together (group commit without an added delay).
+                        let wait = if urgent { Duration::ZERO } else { self.flush };
                         let full = self.pending.values().any(|v| v.len() >= MAX_SEGMENT_RECORDS);
                         let at = if full { Instant::now() } else { Instant::now() + wait };
                         deadline = Some(deadline.map_or(at, |d| d.min(at)));
