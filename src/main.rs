@@ -69,6 +69,16 @@ enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Print the processor's record of processing activities (GDPR Art. 30(2)) generated from the config:
+    /// processor and controllers, processing, where data, keys and backups are, transfers, retention,
+    /// security measures, sub-processors. Contacts nothing.
+    Records {
+        /// `md` (default) or `json`.
+        #[arg(long, value_name = "FORMAT", default_value = "md", value_parser = ["md", "json"])]
+        format: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
     /// Check or export the tamper-evident audit trail.
     Audit {
         #[command(subcommand)]
@@ -240,6 +250,7 @@ fn main() -> ExitCode {
         Command::Serve { config } => serve(config),
         Command::Keys { command } => keys(command),
         Command::Audit { command } => audit_command(command),
+        Command::Records { format, config } => records_command(&format, config.config.as_deref()),
         Command::Sweep(args) => sweep_command(args),
         Command::Backup { tenant, shard, config } => run_ops(config.config, |ops| async move {
             let s = blobseal::ops::backup::backup(&ops, tenant.as_deref(), shard).await?;
@@ -335,6 +346,33 @@ fn sweep_command(args: SweepArgs) -> ExitCode {
         }
         Ok(())
     })
+}
+
+fn records_command(format: &str, config_file: Option<&std::path::Path>) -> ExitCode {
+    init_tracing_at("warn", config_file);
+    let settings = match load_settings(config_file) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let now = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default();
+    let record = settings.records(&now);
+    let text = if format == "json" {
+        match serde_json::to_string_pretty(&record) {
+            Ok(j) => j + "\n",
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_RUNTIME);
+            }
+        }
+    } else {
+        record.markdown()
+    };
+    let _ = std::io::stdout().write_all(text.as_bytes());
+    ExitCode::SUCCESS
 }
 
 fn audit_command(command: AuditCommand) -> ExitCode {

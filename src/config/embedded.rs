@@ -155,6 +155,7 @@ pub fn embedded(env: &dyn Fn(&str) -> Option<String>) -> Result<(Settings, Optio
             retention: RetentionPolicy::default(),
             presign,
             azure_account,
+            controller: None,
         }],
         backends: vec![BackendSettings {
             name: DEFAULT_BACKEND.to_owned(),
@@ -175,6 +176,7 @@ pub fn embedded(env: &dyn Fn(&str) -> Option<String>) -> Result<(Settings, Optio
         limits,
         operations,
         audit,
+        processor: None,
         source: format!("embedded default (data dir {})", data.display()),
         sha256: String::new(),
     };

@@ -18,6 +18,8 @@ mod keys;
 mod limits;
 mod names;
 pub mod operations;
+pub mod parties;
+pub mod records;
 mod policy;
 pub mod private_file;
 mod secret;
@@ -72,6 +74,8 @@ pub struct Settings {
     pub operations: OperationsSettings,
     /// The tamper-evident audit trail; `None`: off.
     pub audit: Option<audit::AuditSettings>,
+    /// Who runs blobseal (the processor), for the Art. 30(2) record; `None`: not given.
+    pub processor: Option<parties::Party>,
     /// Where the config came from (a path, or "embedded default") for log lines.
     pub source: String,
     /// SHA-256 (hex) of the config file's text; for the embedded default, of its summary. Exported as
@@ -113,6 +117,8 @@ pub struct TenantSettings {
     pub presign: PresignSettings,
     /// The tenant's Azure storage account for the Azure front end (clients sign with its keys).
     pub azure_account: Option<AzureAccount>,
+    /// The controller on whose behalf the tenant's data is processed (for the Art. 30(2) record).
+    pub controller: Option<parties::Controller>,
 }
 
 /// An Azure storage account a tenant's Azure clients sign with: a name and one or two keys (Azure's

@@ -106,6 +106,8 @@ pub(super) struct VTenant {
     pub presign: super::PresignSettings,
     /// The Azure front end's account, if written.
     pub azure_account: Option<VAzureAccount>,
+    /// The tenant's controller, for the Art. 30(2) record.
+    pub controller: Option<super::parties::Controller>,
 }
 
 /// A route as far as it validated; `backend_bucket` is resolved later (it may need the prefix).
@@ -152,6 +154,7 @@ pub(super) fn validate(
     let sweeper = policy_cfg::sweeper(&mut cx, raw.sweeper.as_ref());
     let limits = super::limits::limits(&mut cx, raw.limits.as_ref());
     let audit = super::audit::audit(&mut cx, raw.audit.as_ref());
+    let processor = super::parties::processor(&mut cx, raw.processor.as_ref());
     let operations = super::operations::operations(
         &mut cx,
         super::operations::RawOperations {
@@ -207,6 +210,7 @@ pub(super) fn validate(
                 limits,
                 operations,
                 audit,
+                processor,
                 source: file.to_owned(),
                 sha256: String::new(),
             })
@@ -235,6 +239,7 @@ fn into_tenant(t: VTenant) -> TenantSettings {
         retention: t.policy.retention,
         presign: t.presign,
         azure_account: t.azure_account.and_then(|a| a.account),
+        controller: t.controller,
     }
 }
 
@@ -451,6 +456,7 @@ fn tenant(cx: &mut Ctx<'_>, raw: &Spanned<RawTenant>) -> Option<VTenant> {
     let policy = policy_cfg::tenant_policy(cx, t.residency.as_ref(), t.backups.as_ref(), t.retention.as_ref());
     let presign = super::limits::presign(cx, t.max_presign_seconds.as_ref(), t.sigv2_presigned_urls.as_ref());
     let azure_account = azure_front::account(cx, t.azure_account.as_ref());
+    let controller = super::parties::controller(cx, t.controller.as_ref());
     Some(VTenant {
         name: name?,
         name_at: t.name.referenced,
@@ -463,6 +469,7 @@ fn tenant(cx: &mut Ctx<'_>, raw: &Spanned<RawTenant>) -> Option<VTenant> {
         policy,
         presign,
         azure_account,
+        controller,
     })
 }
 

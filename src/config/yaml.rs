@@ -44,6 +44,8 @@ pub(super) struct RawConfig {
     pub shutdown: Option<Spanned<super::operations::RawShutdown>>,
     /// The tamper-evident audit trail (absent: none).
     pub audit: Option<Spanned<super::audit::RawAudit>>,
+    /// Who runs blobseal, for the Art. 30(2) record (`blobseal records`).
+    pub processor: Option<Spanned<super::parties::RawParty>>,
     pub backends: Spanned<Vec<Spanned<RawBackend>>>,
     pub tenants: Spanned<Vec<Spanned<RawTenant>>>,
     #[serde(default)]
@@ -221,6 +223,8 @@ pub(super) struct RawTenant {
     pub max_presign_seconds: Option<Spanned<u64>>,
     pub sigv2_presigned_urls: Option<Spanned<bool>>,
     pub azure_account: Option<Spanned<RawAzureAccount>>,
+    /// On whose behalf the tenant's data is processed, for the Art. 30(2) record.
+    pub controller: Option<Spanned<super::parties::RawParty>>,
 }
 
 /// A tenant's `azure_account: { name: ACCOUNT, keys: [{ key_env: VAR }, { key_file: PATH }] }`.
