@@ -348,9 +348,14 @@ fn sweep_command(args: SweepArgs) -> ExitCode {
     })
 }
 
-fn records_command(format: &str, config_file: Option<&std::path::Path>) -> ExitCode {
+/// Logging at `warn` and the settings of a command that reads the config only.
+fn command_settings(config_file: Option<&std::path::Path>) -> Result<Settings, ExitCode> {
     init_tracing_at("warn", config_file);
-    let settings = match load_settings(config_file) {
+    load_settings(config_file)
+}
+
+fn records_command(format: &str, config_file: Option<&std::path::Path>) -> ExitCode {
+    let settings = match command_settings(config_file) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -391,8 +396,7 @@ fn audit_command(command: AuditCommand) -> ExitCode {
             trail::verify_trail(&store, &tenant, &public, &mut std::io::stdout()).await
         }),
         AuditCommand::Verify { tenant, bundle: None, config, .. } => {
-            init_tracing_at("warn", config.config.as_deref());
-            let settings = match load_settings(config.config.as_deref()) {
+            let settings = match command_settings(config.config.as_deref()) {
                 Ok(s) => s,
                 Err(code) => return code,
             };
@@ -411,14 +415,13 @@ fn audit_command(command: AuditCommand) -> ExitCode {
             })
         }
         AuditCommand::Query { tenant, actor, op, from, to, summary, config } => {
-            init_tracing_at("warn", config.config.as_deref());
-            let settings = match load_settings(config.config.as_deref()) {
+            let settings = match command_settings(config.config.as_deref()) {
                 Ok(s) => s,
                 Err(code) => return code,
             };
             runtime.block_on(async {
-                let (stores, public) = audit_trails(&settings)?;
-                let store = stores.get(&tenant).ok_or_else(|| OpsError::UnknownTenant(tenant.clone()))?;
+                let (store, public) = tenant_trail(&settings, &tenant)?;
+                let store = &store;
                 let filter = trail::QueryFilter { actor, op, from, to };
                 let mut out = std::io::BufWriter::new(std::io::stdout());
                 let s = trail::query(store, &tenant, &public, &filter, summary, &mut out).await?;
@@ -434,14 +437,13 @@ fn audit_command(command: AuditCommand) -> ExitCode {
             })
         }
         AuditCommand::Export { tenant, from, to, bundle, config } => {
-            init_tracing_at("warn", config.config.as_deref());
-            let settings = match load_settings(config.config.as_deref()) {
+            let settings = match command_settings(config.config.as_deref()) {
                 Ok(s) => s,
                 Err(code) => return code,
             };
             runtime.block_on(async {
-                let (stores, public) = audit_trails(&settings)?;
-                let store = stores.get(&tenant).ok_or_else(|| OpsError::UnknownTenant(tenant.clone()))?;
+                let (store, public) = tenant_trail(&settings, &tenant)?;
+                let store = &store;
                 match bundle {
                     Some(dir) => {
                         let m = trail::export_bundle(store, &tenant, &public, &dir).await?;
@@ -475,6 +477,16 @@ fn audit_command(command: AuditCommand) -> ExitCode {
             ExitCode::from(EXIT_RUNTIME)
         }
     }
+}
+
+/// One tenant's trail and the public key that verifies it.
+fn tenant_trail(
+    settings: &Settings,
+    tenant: &str,
+) -> Result<(blobseal::core::audit::TrailStore, blobseal::core::audit::key::PublicKey), OpsError> {
+    let (mut stores, public) = audit_trails(settings)?;
+    let store = stores.remove(tenant).ok_or_else(|| OpsError::UnknownTenant(tenant.to_owned()))?;
+    Ok((store, public))
 }
 
 /// Each tenant's trail and its public key, from settings; an error if the config has no trail.

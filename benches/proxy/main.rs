@@ -261,10 +261,19 @@ async fn speed(k: &Knobs, root: &std::path::Path, s3fs: &Server, report: &mut Re
 
     // 4 KiB: direct and through blobseal to the same s3s-fs (the fs target for reference).
     eprintln!("4 KiB: {SMALL_WARMUP} warm-up + {} rounds of PUT, then of GET", k.small_n);
-    let small = client::data(SMALL as usize, 2);
+    small_rounds(k, &targets, 2, report).await?;
+    drop(targets);
+    drop((via_s3, via_fs));
+    Ok(())
+}
+
+/// 4 KiB objects on every target, interleaved: warm-up PUTs, then `small_n` rounds of PUT and as many of
+/// GET (each checked against what was PUT). Adds the rows; returns the PUT samples per target.
+async fn small_rounds(k: &Knobs, targets: &[Target], seed: u64, report: &mut Report) -> Result<Vec<Samples>, String> {
+    let small = client::data(SMALL as usize, seed);
     let small_crc = crc32fast::hash(&small);
     let small_put = |n: usize| {
-        let (targets, small) = (&targets, &small);
+        let small = &small;
         interleaved(targets.len(), n, k.budget, move |t, round| {
             let (tg, body) = (&targets[t], small.clone());
             async move { put(&tg.client, tg.bucket, &format!("small/{round}"), ByteStream::from(body), SMALL).await }
@@ -284,9 +293,7 @@ async fn speed(k: &Knobs, root: &std::path::Path, s3fs: &Server, report: &mut Re
         report.rows.push(Row::new(t.label, "PUT", SMALL, &puts[i]));
         report.rows.push(Row::new(t.label, "GET", SMALL, &gets[i]));
     }
-    drop(targets);
-    drop((via_s3, via_fs));
-    Ok(())
+    Ok(puts)
 }
 
 /// What the audit trail costs: 4 KiB PUT and GET through blobseal on the fs backend with the trail off,
@@ -306,29 +313,7 @@ async fn audit_overhead(k: &Knobs, root: &std::path::Path, report: &mut Report) 
         ensure_bucket(&t.client, t.bucket).await?;
     }
     eprintln!("audit: 4 KiB, {SMALL_WARMUP} warm-up + {} rounds of PUT, then of GET", k.small_n);
-    let small = client::data(SMALL as usize, 3);
-    let small_crc = crc32fast::hash(&small);
-    let small_put = |n: usize| {
-        let (targets, small) = (&targets, &small);
-        interleaved(targets.len(), n, k.budget, move |t, round| {
-            let (tg, body) = (&targets[t], small.clone());
-            async move { put(&tg.client, tg.bucket, &format!("small/{round}"), ByteStream::from(body), SMALL).await }
-        })
-    };
-    small_put(SMALL_WARMUP).await?;
-    let puts = small_put(k.small_n).await?;
-    let gets = interleaved(targets.len(), puts.first().map_or(0, Samples::len), k.budget, |t, round| {
-        let tg = &targets[t];
-        async move {
-            let (n, crc) = get(&tg.client, tg.bucket, &format!("small/{round}"), true).await?;
-            check(tg.label, n, SMALL, crc, small_crc)
-        }
-    })
-    .await?;
-    for (i, t) in targets.iter().enumerate() {
-        report.rows.push(Row::new(t.label, "PUT", SMALL, &puts[i]));
-        report.rows.push(Row::new(t.label, "GET", SMALL, &gets[i]));
-    }
+    let puts = small_rounds(k, &targets, 3, report).await?;
     if let [off, best, required] = puts.as_slice() {
         let p50 = |s: &Samples| s.quantile(0.5);
         let ratio = p50(best) / p50(off);

@@ -98,6 +98,19 @@ pub fn request_record(auditor: &Auditor, patterns: &[KeyPattern], f: RequestFact
     }
 }
 
+/// Records a request; `false` when the record is not durable in `required` mode (logged here: the caller
+/// answers 503 instead of the response it has).
+pub async fn record_request(auditor: &Auditor, patterns: &[KeyPattern], facts: RequestFacts<'_>) -> bool {
+    let request_id = facts.request_id.to_owned();
+    match auditor.record(request_record(auditor, patterns, facts)).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(%request_id, error = %e, "answering 503: the audit record is not durable");
+            false
+        }
+    }
+}
+
 /// A header's value as a number (a body's length).
 pub fn header_number(headers: &http::HeaderMap, name: &str) -> u64 {
     headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok()).unwrap_or(0)

@@ -131,9 +131,7 @@ impl FrontDoor {
                 bytes_out: super::audit::header_number(response.headers(), "content-length"),
                 request_id: &id.0,
             };
-            let record = super::audit::request_record(auditor, &self.subject_patterns, facts);
-            if let Err(e) = auditor.record(record).await {
-                tracing::error!(request_id = %id, error = %e, "answering 503: the audit record is not durable");
+            if !super::audit::record_request(auditor, &self.subject_patterns, facts).await {
                 response = audit_unavailable_response(&id);
             }
         }
