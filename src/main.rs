@@ -69,6 +69,25 @@ enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Decrypt one stored object to a file with no server running: the config's key material, the backend
+    /// only read. Every byte is authenticated as on a GET; a failure leaves no file.
+    Decrypt {
+        /// The tenant (default: the config's only tenant).
+        #[arg(long, value_name = "TENANT")]
+        tenant: Option<String>,
+        #[arg(long, value_name = "BUCKET")]
+        bucket: String,
+        #[arg(long, value_name = "KEY")]
+        key: String,
+        /// A version of a versioned bucket (default: the current one).
+        #[arg(long, value_name = "VERSION")]
+        version: Option<String>,
+        /// Where the plaintext goes (must not exist).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
     /// Print the processor's record of processing activities (GDPR Art. 30(2)) generated from the config:
     /// processor and controllers, processing, where data, keys and backups are, transfers, retention,
     /// security measures, sub-processors. Contacts nothing.
@@ -251,6 +270,15 @@ fn main() -> ExitCode {
         Command::Keys { command } => keys(command),
         Command::Audit { command } => audit_command(command),
         Command::Records { format, config } => records_command(&format, config.config.as_deref()),
+        Command::Decrypt { tenant, bucket, key, version, out, config } => run_ops(config.config, |ops| async move {
+            let d = blobseal::ops::decrypt::decrypt(&ops, tenant.as_deref(), &bucket, &key, version.as_deref(), &out)
+                .await?;
+            eprintln!("{} byte(s) written to {} (SHA-256 {})", d.bytes, out.display(), d.sha256);
+            // Reading personal data out of blobseal is recorded like any read.
+            let by = blobseal::ops::operator(None);
+            let tenant = tenant.or_else(|| ops.core.directory().tenants().next().map(|t| t.name.clone()));
+            ops.audit_admin(tenant.as_deref(), "decrypt", &by, true, Some(d.sha256.as_bytes())).await
+        }),
         Command::Sweep(args) => sweep_command(args),
         Command::Backup { tenant, shard, config } => run_ops(config.config, |ops| async move {
             let s = blobseal::ops::backup::backup(&ops, tenant.as_deref(), shard).await?;

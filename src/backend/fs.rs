@@ -134,7 +134,14 @@ impl FsBackend {
                     continue;
                 }
                 match read_key(&entry.path()) {
-                    Ok(Some(key)) => out.push((key, entry.path())),
+                    // The name decides (GET opens the file named for the key): a file whose recorded key does
+                    // not hash to its name (a stray copy) is not an object, and is not listed.
+                    Ok(Some(key)) if name.to_str() == Some(object_file_name(&key).as_str()) => {
+                        out.push((key, entry.path()))
+                    }
+                    Ok(Some(_)) => {
+                        tracing::warn!(file = ?entry.path(), "skipping an object file not named for its recorded key");
+                    }
                     // Deleted between read_dir and open.
                     Ok(None) => {}
                     Err(e) => {

@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod backup;
+pub mod decrypt;
 pub mod receipt;
 pub mod retire;
 pub mod rewrap;

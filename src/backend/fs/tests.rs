@@ -163,3 +163,19 @@ async fn files_without_tags_keep_the_old_format_and_old_files_parse() {
     let r = b.get_tags("bkt", "old", Some("7")).await;
     assert!(matches!(r, Err(BackendError::NoSuchVersion)), "{r:?}");
 }
+
+#[tokio::test]
+async fn a_stray_copy_under_another_name_is_not_an_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = FsBackend::new(dir.path().to_path_buf());
+    b.create_bucket("bkt").await.unwrap();
+    b.put("bkt", "k", conformance::body(b"hello", 2), 5, PutOptions::default()).await.unwrap();
+    let path = dir.path().join("bkt").join(object_file_name("k"));
+    // The file copied under the name of another key: the name decides, so the copy is nobody's object.
+    std::fs::copy(&path, dir.path().join("bkt").join(object_file_name("other"))).unwrap();
+    let page = b.list("bkt", ListOptions { max_keys: 10, ..Default::default() }).await.unwrap();
+    let keys: Vec<&str> = page.objects.iter().map(|o| o.key.as_str()).collect();
+    assert_eq!(keys, ["k"], "listed once");
+    assert!(matches!(b.head("bkt", "other", None).await, Err(BackendError::NoSuchKey)));
+    assert_eq!(b.head("bkt", "k", None).await.unwrap().meta.size, 5);
+}
