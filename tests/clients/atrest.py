@@ -53,6 +53,21 @@ def fs_snapshot(data_dir: Path) -> dict[Path, tuple[int, int]]:
     return out
 
 
+def stored_files(data_dir: Path):
+    """(path, bytes) of every regular file under `data_dir`, skipping files that go away while we look (a write
+    in progress renames its temporary file; the audit trail writes in the background)."""
+    for path in fs_snapshot(data_dir):
+        try:
+            yield path, path.read_bytes()
+        except FileNotFoundError:
+            continue
+
+
+def is_audit_trail(path: Path) -> bool:
+    """Whether `path` is in a tenant's audit trail bucket (`<prefix>blobseal-audit`): records, not objects."""
+    return any(part.endswith("blobseal-audit") for part in path.parts)
+
+
 def fs_put_and_locate(s3, bucket: str, key: str, data: bytes, data_dir: Path) -> Path:
     """PUT through blobseal and return the one file under `data_dir` that holds the object."""
     before = fs_snapshot(data_dir)
@@ -79,7 +94,7 @@ def fs_locate_new(data_dir: Path, action: Callable[[], object]) -> Path:
     # The tenant's audit trail (a reserved bucket, `<prefix>blobseal-audit`) records the upload too: not an object.
     found = [p for p, meta in after.items() if before.get(p) != meta and len(p.name) == 64
              and not p.name.startswith(".") and "objects" in p.parts
-             and not any(part.endswith("blobseal-audit") for part in p.parts)]
+             and not is_audit_trail(p)]
     if len(found) != 1:
         pytest.fail(f"expected one new object file under {data_dir}, found: {found}")
     return found[0]

@@ -10,6 +10,7 @@ from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from atrest import is_audit_trail
 from s3util import REGION, Instance
 
 
@@ -88,4 +89,8 @@ def signed_head(inst: Instance, method: str, path: str, body: bytes, extra: dict
 
 
 def temp_files(inst: Instance) -> list[str]:
-    return [str(p) for p in inst.data_dir.rglob(".tmp-*")] if inst.data_dir else []
+    """Temporary files of writes under the data dir, but those of the audit trail, which writes in the background
+    (a segment in flight is not a leftover of a refused request)."""
+    if not inst.data_dir:
+        return []
+    return [str(p) for p in inst.data_dir.rglob(".tmp-*") if not is_audit_trail(p)]

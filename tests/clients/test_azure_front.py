@@ -29,7 +29,7 @@ from azure.storage.blob import (AccountSasPermissions, BlobBlock, BlobClient, Bl
                                 BlobType, BlockState, ContainerClient, ContainerSasPermissions, ContentSettings,
                                 ResourceTypes, generate_account_sas, generate_blob_sas, generate_container_sas)
 
-from atrest import PlaintextIndex, fs_snapshot
+from atrest import PlaintextIndex, stored_files
 from azfront import AzEndpoint, blobseal_yaml_endpoint, empty_and_delete_container, new_account_key, unique_container
 from s3util import MIB, random_bytes
 
@@ -811,14 +811,14 @@ def test_azure_data_at_rest_is_ciphertext(az_blobseal, bs_container, tmp_path):
     plains += [big, staged]
 
     index = PlaintextIndex(plains)
-    files = fs_snapshot(az_blobseal.data_dir)
+    files = list(stored_files(az_blobseal.data_dir))
     assert len(files) >= len(sizes) + 2
-    for path in files:
-        off = index.leak_offset(path.read_bytes())
+    for path, blob in files:
+        off = index.leak_offset(blob)
         assert off is None, f"plaintext found in {path} at offset {off}"
     bs_container.get_blob_client("secret/staged").commit_block_list(["blk-1"])
-    for path in fs_snapshot(az_blobseal.data_dir):
-        assert index.leak_offset(path.read_bytes()) is None, path
+    for path, blob in stored_files(az_blobseal.data_dir):
+        assert index.leak_offset(blob) is None, path
     assert bs_container.download_blob("secret/staged").readall() == staged
     assert bs_container.download_blob("secret/copy").readall() == plains[2]
     props = bs_container.get_blob_client("secret/chunked").get_blob_properties()

@@ -34,7 +34,7 @@ import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import ContainerSasPermissions, generate_container_sas
 
-from atrest import PlaintextIndex, fs_snapshot
+from atrest import PlaintextIndex, stored_files
 from azfront import AzEndpoint, empty_and_delete_container, new_account_key, unique_container
 from procs import clean_env
 from s3util import MIB, random_bytes
@@ -301,10 +301,10 @@ def test_rclone_uploads_are_ciphertext_at_rest(az_blobseal, tmp_path):
         rc.out("copy", str(sas_src), f"sas:{container}/by-sas")
         plains = [d for d in list(files.values()) + list(sas_files.values()) if len(d) >= 32]
         index = PlaintextIndex(plains)
-        stored = fs_snapshot(az_blobseal.data_dir)
+        stored = list(stored_files(az_blobseal.data_dir))
         assert stored, az_blobseal.data_dir
-        for path in stored:
-            off = index.leak_offset(path.read_bytes())
+        for path, blob in stored:
+            off = index.leak_offset(blob)
             assert off is None, f"plaintext found in {path} at offset {off}"
         rc.out("check", "--download", str(src), f"key:{container}/by-key")
         rc.out("check", "--download", str(sas_src), f"sas:{container}/by-sas")
