@@ -283,8 +283,16 @@ fn main() -> ExitCode {
         Command::Backup { tenant, shard, config } => run_ops(config.config, |ops| async move {
             let s = blobseal::ops::backup::backup(&ops, tenant.as_deref(), shard).await?;
             let line = format!(
-                "backup: {} object(s) examined, {} copied, {} already up to date, {} failed",
-                s.examined, s.copied, s.up_to_date, s.failed
+                "backup: {} object(s) examined, {} copied, {} already up to date, {} failed{}",
+                s.examined,
+                s.copied,
+                s.up_to_date,
+                s.failed,
+                if s.leased_elsewhere.is_empty() {
+                    String::new()
+                } else {
+                    format!("; skipped (another process holds the lease): {}", s.leased_elsewhere.join(", "))
+                }
             );
             println!("{line}");
             let by = blobseal::ops::operator(None);

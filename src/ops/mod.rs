@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod backup;
 pub mod decrypt;
+pub mod lease;
 pub mod receipt;
 pub mod retire;
 pub mod rewrap;

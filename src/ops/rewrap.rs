@@ -78,8 +78,37 @@ pub async fn rewrap(
         return Ok(RewrapSummary { target: "(no tenant key yet)".into(), ..RewrapSummary::default() });
     };
     let target = tenant_key_id(n);
+    // One rewrap per tenant and shard at a time (a lease, as the sweeper takes one).
+    let holder = format!("{}/pid-{}", super::operator(None), std::process::id());
+    if !super::lease::take(ops, JOB, tenant, &holder, shard).await? {
+        return Err(OpsError::Refused(format!(
+            "another `keys rewrap` of tenant {tenant}{} is running (its lease is in the key store); try again later",
+            shard.map(|s| format!(" shard {}/{}", s.index, s.count)).unwrap_or_default()
+        )));
+    }
+    let result = rewrap_leased(ops, &t, tenant, bucket, limit, shard, &target, &holder).await;
+    super::lease::release(ops, JOB, tenant, &holder, shard).await;
+    result
+}
+
+/// The job name of rewrap leases (`rewrap/<tenant>/lease…`).
+const JOB: &str = "rewrap";
+
+#[allow(clippy::too_many_arguments)]
+async fn rewrap_leased(
+    ops: &Ops,
+    t: &crate::core::tenant::Tenant,
+    tenant: &str,
+    bucket: Option<&str>,
+    limit: Option<u64>,
+    shard: Option<super::sweep::Shard>,
+    target: &str,
+    holder: &str,
+) -> Result<RewrapSummary, OpsError> {
+    let target = target.to_owned();
+    let keys = ops.keys();
     let store = &keys.tenant(tenant)?.store;
-    let buckets = ops.buckets(&t, bucket).await?;
+    let buckets = ops.buckets(t, bucket).await?;
     let mut sum = RewrapSummary { target: target.clone(), buckets: buckets.len(), ..RewrapSummary::default() };
     let bar = progress_bar();
     let mut done: u64 = 0;
@@ -105,7 +134,7 @@ pub async fn rewrap(
                     break 'buckets;
                 }
                 let outcome = match p.backend.head(&p.bucket, key, None).await {
-                    Ok(head) => ops.core.rewrap_object(&t, name, p, key, &head, &target).await,
+                    Ok(head) => ops.core.rewrap_object(t, name, p, key, &head, &target).await,
                     Err(e) => Err(e.into()),
                 };
                 match outcome {
@@ -123,6 +152,7 @@ pub async fn rewrap(
                 bar.set_message(format!("bucket {name}: {} rewrapped", sum.rewrapped));
                 if done.is_multiple_of(100) {
                     save(store, &checkpoint_key, &target, after.as_deref()).await?;
+                    super::lease::renew(ops, JOB, tenant, holder, shard).await?;
                 }
             }
             if !more || page.is_empty() {

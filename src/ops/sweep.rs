@@ -28,8 +28,8 @@ use crate::core::governance::VersionDeadline;
 use crate::core::tenant::{Placement, Tenant};
 use crate::core::upload_token::RESERVED_KEY_PREFIX;
 
-/// How long a sweeper's lease on a tenant lasts without renewal.
-const LEASE: Duration = Duration::from_secs(900);
+/// The job name of the sweeper's leases (`sweep/<tenant>/lease…`, see `lease.rs`).
+const JOB: &str = "sweep";
 
 /// What to sweep and how.
 #[derive(Debug, Clone)]
@@ -173,12 +173,6 @@ impl SweepSummary {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct Lease {
-    holder: String,
-    expires: String,
-}
-
 /// How many keys a sweep does between two checkpoints.
 const CHECKPOINT_EVERY: u64 = 100;
 
@@ -195,14 +189,6 @@ fn checkpoint_key(tenant: &str, shard: Option<Shard>) -> String {
     match shard {
         None => format!("sweep/{tenant}/checkpoint"),
         Some(s) => format!("sweep/{tenant}/checkpoint-{}-of-{}", s.index, s.count),
-    }
-}
-
-/// The lease object in the tenant's key store.
-fn lease_key(tenant: &str, shard: Option<Shard>) -> String {
-    match shard {
-        None => format!("sweep/{tenant}/lease"),
-        Some(s) => format!("sweep/{tenant}/lease-{}-of-{}", s.index, s.count),
     }
 }
 
@@ -227,14 +213,14 @@ pub async fn sweep(ops: &Ops, req: &SweepRequest, report: &mut (dyn Write + Send
             break;
         }
         let tenant = ops.tenant(&name)?;
-        if !req.dry_run && !take_lease(ops, &name, &req.holder, req.shard).await? {
+        if !req.dry_run && !super::lease::take(ops, JOB, &name, &req.holder, req.shard).await? {
             sum.leased_elsewhere.push(name);
             continue;
         }
         sum.tenants += 1;
         let result = sweep_tenant(ops, &tenant, req, report, &mut sum).await;
         if !req.dry_run {
-            release_lease(ops, &name, &req.holder, req.shard).await;
+            super::lease::release(ops, JOB, &name, &req.holder, req.shard).await;
         }
         result?;
     }
@@ -289,7 +275,7 @@ async fn sweep_tenant(
         }
         outcome?;
         if !req.dry_run {
-            renew_lease(ops, &tenant.name, &req.holder, req.shard).await?;
+            super::lease::renew(ops, JOB, &tenant.name, &req.holder, req.shard).await?;
         }
     }
     if !req.dry_run && !sum.stopped {
@@ -578,43 +564,6 @@ fn result_of(line: &ReportLine, dry_run: bool) -> String {
 async fn pace(req: &SweepRequest) {
     if !req.dry_run {
         tokio::time::sleep(Duration::from_secs_f64(1.0 / f64::from(req.max_deletes_per_second.max(1)))).await;
-    }
-}
-
-async fn take_lease(ops: &Ops, tenant: &str, holder: &str, shard: Option<Shard>) -> Result<bool, OpsError> {
-    let store = &ops.keys().tenant(tenant)?.store;
-    let now = OffsetDateTime::now_utc();
-    let lease = Lease { holder: holder.to_owned(), expires: rfc3339(now + LEASE) };
-    if store.put(&lease_key(tenant, shard), &lease, true).await? {
-        return Ok(true);
-    }
-    if let Some(current) = store.get::<Lease>(&lease_key(tenant, shard)).await? {
-        let expired = OffsetDateTime::parse(&current.expires, &Rfc3339).map(|e| e <= now).unwrap_or(true);
-        if !expired && current.holder != holder {
-            tracing::info!(tenant, holder = %current.holder, until = %current.expires, "another sweeper holds the lease");
-            return Ok(false);
-        }
-        // Expired (its holder died) or ours: take it over; a concurrent taker loses the create.
-        store.delete(&lease_key(tenant, shard)).await?;
-    }
-    Ok(store.put(&lease_key(tenant, shard), &lease, true).await?)
-}
-
-async fn renew_lease(ops: &Ops, tenant: &str, holder: &str, shard: Option<Shard>) -> Result<(), OpsError> {
-    let store = &ops.keys().tenant(tenant)?.store;
-    let lease = Lease { holder: holder.to_owned(), expires: rfc3339(OffsetDateTime::now_utc() + LEASE) };
-    store.put(&lease_key(tenant, shard), &lease, false).await?;
-    Ok(())
-}
-
-async fn release_lease(ops: &Ops, tenant: &str, holder: &str, shard: Option<Shard>) {
-    let Ok(t) = ops.keys().tenant(tenant) else { return };
-    if let Ok(Some(current)) = t.store.get::<Lease>(&lease_key(tenant, shard)).await {
-        if current.holder == holder {
-            if let Err(e) = t.store.delete(&lease_key(tenant, shard)).await {
-                tracing::warn!(tenant, error = %e, "cannot release the sweeper lease; it expires by itself");
-            }
-        }
     }
 }
 

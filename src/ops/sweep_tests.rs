@@ -128,7 +128,7 @@ async fn locked_versions_are_kept_and_reported() {
 async fn a_held_lease_makes_another_sweeper_skip_the_tenant() {
     let (f, ops) = world();
     f.svc.create_bucket(&f.alpha, "x", None).await.unwrap();
-    assert!(take_lease(&ops, "alpha", "other", None).await.unwrap());
+    assert!(super::super::lease::take(&ops, JOB, "alpha", "other", None).await.unwrap());
     let mut report = Vec::new();
     let s = sweep(&ops, &request(OffsetDateTime::now_utc(), false), &mut report).await.unwrap();
     assert_eq!(s.leased_elsewhere, vec!["alpha".to_owned()]);
@@ -137,10 +137,10 @@ async fn a_held_lease_makes_another_sweeper_skip_the_tenant() {
         SweepRequest { shard: Some(Shard { index: 1, count: 2 }), ..request(OffsetDateTime::now_utc(), false) };
     let s = sweep(&ops, &sharded, &mut report).await.unwrap();
     assert!(s.leased_elsewhere.is_empty(), "a shard has its own lease");
-    assert!(take_lease(&ops, "alpha", "other", Some(Shard { index: 1, count: 2 })).await.unwrap());
+    assert!(super::super::lease::take(&ops, JOB, "alpha", "other", Some(Shard { index: 1, count: 2 })).await.unwrap());
     let s = sweep(&ops, &sharded, &mut report).await.unwrap();
     assert_eq!(s.leased_elsewhere, vec!["alpha".to_owned()]);
-    release_lease(&ops, "alpha", "other", None).await;
+    super::super::lease::release(&ops, JOB, "alpha", "other", None).await;
     let s = sweep(&ops, &request(OffsetDateTime::now_utc(), false), &mut report).await.unwrap();
     assert!(s.leased_elsewhere.is_empty());
 }

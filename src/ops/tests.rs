@@ -177,3 +177,26 @@ async fn shredding_a_tenant_ends_reads_and_writes_but_not_the_other_tenant() {
     let got = f.svc.get_object(&f.beta, "y", "b", None, None, None).await.unwrap();
     assert_eq!(read(got.body).await.unwrap(), b"beta data");
 }
+
+#[tokio::test]
+async fn a_held_lease_keeps_a_second_rewrap_or_backup_of_the_same_shard_out() {
+    let (f, ops) = world();
+    f.svc.create_bucket(&f.alpha, "x", None).await.unwrap();
+    put(&f, "o0", None, b"plain").await;
+    let shard = Some(crate::ops::sweep::Shard { index: 0, count: 2 });
+    // Another process holds the rewrap lease of shard 0/2: a rewrap of that shard refuses, another shard runs.
+    assert!(crate::ops::lease::take(&ops, "rewrap", "alpha", "elsewhere", shard).await.unwrap());
+    let refused = rewrap(&ops, "alpha", None, None, shard).await.unwrap_err();
+    assert!(refused.to_string().contains("another `keys rewrap`"), "{refused}");
+    let other = Some(crate::ops::sweep::Shard { index: 1, count: 2 });
+    rewrap(&ops, "alpha", None, None, other).await.unwrap();
+    // A held backup lease makes the backup skip the tenant and say so; released, it runs.
+    assert!(crate::ops::lease::take(&ops, "backup", "alpha", "elsewhere", None).await.unwrap());
+    let skipped = crate::ops::backup::backup(&ops, Some("alpha"), None).await.unwrap();
+    assert_eq!(skipped.leased_elsewhere, vec!["alpha".to_owned()]);
+    crate::ops::lease::release(&ops, "backup", "alpha", "elsewhere", None).await;
+    let ran = crate::ops::backup::backup(&ops, Some("alpha"), None).await.unwrap();
+    assert!(ran.leased_elsewhere.is_empty(), "{ran:?}");
+    // A finished run gives its lease back: the next one takes it.
+    assert!(crate::ops::lease::take(&ops, "backup", "alpha", "next", None).await.unwrap());
+}
