@@ -439,7 +439,8 @@ fn audit_command(command: AuditCommand) -> ExitCode {
             runtime.block_on(async {
                 let (stores, public) = audit_trails(&settings)?;
                 let mut intact = true;
-                let mut names: Vec<&String> = stores.keys().filter(|t| tenant.as_ref().is_none_or(|x| x == *t)).collect();
+                let mut names: Vec<&String> =
+                    stores.keys().filter(|t| tenant.as_ref().is_none_or(|x| x == *t)).collect();
                 names.sort();
                 if names.is_empty() {
                     return Err(OpsError::UnknownTenant(tenant.clone().unwrap_or_default()));

@@ -306,7 +306,11 @@ async fn audit_overhead(k: &Knobs, root: &std::path::Path, report: &mut Report) 
     for (label, mode) in modes {
         let dir = root.join(format!("audit-{mode}"));
         let server = procs::start_blobseal_fs_with(&k.blobseal, &dir, label, &[("BLOBSEAL_AUDIT_MODE", mode)])?;
-        targets.push(Target { label, client: client::client(&server.endpoint, TENANT_KEY, TENANT_SECRET), bucket: "bench" });
+        targets.push(Target {
+            label,
+            client: client::client(&server.endpoint, TENANT_KEY, TENANT_SECRET),
+            bucket: "bench",
+        });
         servers.push(server);
     }
     for t in &targets {

@@ -38,7 +38,8 @@ pub fn start(settings: &Settings, opened: &Opened) -> Result<Option<Arc<Auditor>
         ConfigMode::BestEffort => AuditMode::BestEffort,
         ConfigMode::Required => AuditMode::Required,
     };
-    let auditor = Auditor::start(key, AuditorSettings { mode, flush: a.flush, rollup: a.rollup }, stores(settings, opened));
+    let auditor =
+        Auditor::start(key, AuditorSettings { mode, flush: a.flush, rollup: a.rollup }, stores(settings, opened));
     tracing::info!(writer = auditor.writer(), mode = ?mode, "audit trail on");
     Ok(Some(auditor))
 }

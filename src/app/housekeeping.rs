@@ -8,7 +8,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-
 pub const INTERVAL_ENV: &str = "BLOBSEAL_HOUSEKEEPING_INTERVAL_SECS";
 pub const AGE_ENV: &str = "BLOBSEAL_HOUSEKEEPING_AGE_SECS";
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(3600);

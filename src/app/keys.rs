@@ -77,7 +77,11 @@ pub fn open_providers(settings: &Settings) -> Result<Providers, KeyError> {
 
 /// Builds the keychain for every tenant over the opened `providers` and reserves each key store's
 /// bucket in `directory` (no client can reach it). The key stores are touched lazily.
-pub fn keychain(settings: &Settings, providers: &Providers, directory: &mut TenantDirectory) -> Result<Keychain, KeyError> {
+pub fn keychain(
+    settings: &Settings,
+    providers: &Providers,
+    directory: &mut TenantDirectory,
+) -> Result<Keychain, KeyError> {
     let cache = CacheSettings { ttl: settings.key_cache.ttl, max_entries: settings.key_cache.max_entries };
     let mut chain = Keychain::new(cache);
     for t in &settings.tenants {

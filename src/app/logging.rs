@@ -16,9 +16,9 @@ use std::sync::OnceLock;
 
 use tracing_subscriber::filter::{filter_fn, EnvFilter};
 use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::{reload, Registry};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
+use tracing_subscriber::{reload, Registry};
 
 /// Crates whose log lines carry secrets or personal data at every level: never written.
 const SILENCED: &[&str] = &["s3s"];

@@ -208,7 +208,10 @@ pub fn open(settings: &Settings) -> Result<Opened, AppError> {
         if let Some(copy) = b.secondary_region() {
             copies.insert(b.name.clone(), copy.to_owned());
         }
-        backends.push((b.name.clone(), Arc::new(metered_backend::MeteredBackend::new(&b.name, backend)) as Arc<dyn Backend>));
+        backends.push((
+            b.name.clone(),
+            Arc::new(metered_backend::MeteredBackend::new(&b.name, backend)) as Arc<dyn Backend>,
+        ));
     }
     let providers = keys::open_providers(settings)?;
     Ok(Opened { backends, providers, regions, copies, auditor: None })

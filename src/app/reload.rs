@@ -311,12 +311,15 @@ buckets:
         let old = parse(BASE);
         let prefix = parse(&BASE.replace("bucket_prefix: alice-", "bucket_prefix: alice2-"));
         assert!(moves(&old, &prefix).iter().any(|m| m.contains("tenant alice") && m.contains("move")));
-        let rerouted = parse(&BASE.replace("backend: disk, backend_bucket: routed-here", "backend: other, backend_bucket: routed-here"));
+        let rerouted = parse(
+            &BASE.replace("backend: disk, backend_bucket: routed-here", "backend: other, backend_bucket: routed-here"),
+        );
         assert!(moves(&old, &rerouted).iter().any(|m| m.contains("bucket routed") && m.contains("other/routed-here")));
         let unrouted = parse(BASE.split("buckets:").next().unwrap_or(BASE));
         assert!(moves(&old, &unrouted).iter().any(|m| m.contains("route is gone")));
         // A tenant removed with its routes moves nothing: its data stays where it is, unreachable.
-        let without = parse("listen: 127.0.0.1:9000
+        let without = parse(
+            "listen: 127.0.0.1:9000
 key_provider: { kind: local, keyring: ./k.json, master_key_file: ./m.key }
 backends:
   - { name: disk, kind: fs, path: ./objects }
@@ -326,7 +329,8 @@ tenants:
     default_backend: disk
     bucket_prefix: bob-
     access_keys: [{ id: BKEY, secret_env: S }]
-");
+",
+        );
         assert!(moves(&old, &without).is_empty());
     }
 }

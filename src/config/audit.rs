@@ -73,7 +73,8 @@ pub(super) struct RawAudit {
 /// Validates `audit:`; `None` when absent or invalid (the problem is recorded in `cx`).
 pub(super) fn audit(cx: &mut Ctx<'_>, raw: Option<&Spanned<RawAudit>>) -> Option<AuditSettings> {
     let raw = raw?;
-    let key = cx.checked(&raw.value.signing_key_file, "audit.signing_key_file", |v| !v.is_empty(), "must not be empty")?;
+    let key =
+        cx.checked(&raw.value.signing_key_file, "audit.signing_key_file", |v| !v.is_empty(), "must not be empty")?;
     let mut out = AuditSettings::with_key(PathBuf::from(key));
     if let Some(m) = &raw.value.mode {
         if let Some(v) = cx.text(m) {

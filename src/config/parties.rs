@@ -69,7 +69,10 @@ pub(super) fn processor(cx: &mut Ctx<'_>, raw: Option<&Spanned<RawParty>>) -> Op
         (&raw.value.subject_categories, "subject_categories"),
     ] {
         if let Some(first) = list.first() {
-            cx.error(first.referenced, format!("processor.{name}: purposes and categories belong to each tenant's controller"));
+            cx.error(
+                first.referenced,
+                format!("processor.{name}: purposes and categories belong to each tenant's controller"),
+            );
         }
     }
     party(cx, &raw.value, "processor")

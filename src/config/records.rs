@@ -121,7 +121,10 @@ impl Settings {
         for t in &self.tenants {
             let mut places = backend_places(&t.default_backend, format!("objects (backend {})", t.default_backend));
             for r in self.buckets.iter().filter(|r| r.tenant == t.name) {
-                places.extend(backend_places(&r.backend, format!("objects of bucket {} (backend {})", r.bucket, r.backend)));
+                places.extend(backend_places(
+                    &r.backend,
+                    format!("objects of bucket {} (backend {})", r.bucket, r.backend),
+                ));
             }
             places.extend(backend_places(
                 &t.key_store.backend,
@@ -195,7 +198,9 @@ impl Settings {
         ];
         security_measures.push(match &self.operations.tls {
             Some(_) => "TLS on the client listeners (rustls)".to_owned(),
-            None => "client listeners without TLS (plain HTTP: for a sidecar on loopback or behind a TLS proxy)".to_owned(),
+            None => {
+                "client listeners without TLS (plain HTTP: for a sidecar on loopback or behind a TLS proxy)".to_owned()
+            }
         });
         security_measures.push(match &self.audit {
             Some(a) => format!(

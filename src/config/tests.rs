@@ -186,11 +186,14 @@ fn several_providers_tenant_keys_and_subjects() {
     assert_eq!(s.key_cache, KeyCacheSettings { ttl: std::time::Duration::from_secs(5), max_entries: 7 });
     let acme = &s.tenants[0];
     assert_eq!(acme.key_provider, "hsm");
-    assert_eq!(acme.key_store, KeyStoreSettings {
+    assert_eq!(
+        acme.key_store,
+        KeyStoreSettings {
             backend: "local".into(),
             bucket: "acme-keys".into(),
             audit_bucket: "acme-blobseal-audit".into()
-        });
+        }
+    );
     assert_eq!(
         acme.data_subjects,
         vec![

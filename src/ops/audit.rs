@@ -147,8 +147,8 @@ pub fn open_bundle(dir: &Path, trusted: Option<&str>) -> Result<(String, PublicK
         Some(t) => t.to_owned(),
         None => std::fs::read_to_string(dir.join(BUNDLE_PUBLIC_KEY)).map_err(trail_err)?,
     };
-    let public =
-        PublicKey::from_text(&text).ok_or_else(|| OpsError::Refused("the public key is not ed25519:<base64>".into()))?;
+    let public = PublicKey::from_text(&text)
+        .ok_or_else(|| OpsError::Refused("the public key is not ed25519:<base64>".into()))?;
     Ok((manifest.tenant, public))
 }
 
@@ -238,9 +238,10 @@ pub async fn query(
             subjects.insert(s.clone());
         }
         if !summary && failed.is_none() {
-            if let Err(e) = serde_json::to_string(&r).map_err(|e| e.to_string()).and_then(|line| {
-                writeln!(out, "{line}").map_err(|e| e.to_string())
-            }) {
+            if let Err(e) = serde_json::to_string(&r)
+                .map_err(|e| e.to_string())
+                .and_then(|line| writeln!(out, "{line}").map_err(|e| e.to_string()))
+            {
                 failed = Some(e);
             }
         }

@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::key::AuditKey;
+use super::names;
 use super::record::now_text;
 use super::sealed::{self, seal, sha256_hex};
 use super::store::{TrailError, TrailStore};
-use super::names;
 
 /// One writer's latest segment as a head records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,7 +65,8 @@ pub async fn roll_up(store: &TrailStore, tenant: &str, key: &AuditKey) -> Result
         let Some(writer) = dir.strip_prefix(names::SEGMENTS).and_then(|w| w.strip_suffix('/')) else { continue };
         let after = writers.get(writer).map(|e| names::segment(writer, e.seq));
         let newer = store.list(&dir, after.as_deref(), false).await?;
-        let Some((name, seq)) = newer.iter().filter_map(|n| names::parse_segment(n).map(|(_, s)| (n, s))).max_by_key(|(_, s)| *s)
+        let Some((name, seq)) =
+            newer.iter().filter_map(|n| names::parse_segment(n).map(|(_, s)| (n, s))).max_by_key(|(_, s)| *s)
         else {
             continue;
         };

@@ -9,11 +9,11 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::key::PublicKey;
+use super::names;
 use super::record::AuditRecord;
 use super::rollup::Head;
 use super::sealed::{self, sha256_hex};
 use super::store::{TrailError, TrailStore};
-use super::names;
 
 /// What a verification found.
 #[derive(Debug, Default)]
@@ -61,9 +61,9 @@ pub async fn verify(
                 continue;
             };
             if seq != expected {
-                report.problems.push(format!(
-                    "{name}: segment {expected} of writer {writer} is missing (deleted or renamed)"
-                ));
+                report
+                    .problems
+                    .push(format!("{name}: segment {expected} of writer {writer} is missing (deleted or renamed)"));
                 expected = seq;
                 prev = None;
             }
@@ -92,7 +92,11 @@ pub async fn verify(
                 report.problems.push(format!("{name}: does not follow the segment before it (chain broken)"));
             }
             if h.records != lines.len().saturating_sub(1) {
-                report.problems.push(format!("{name}: holds {} records, its header says {}", lines.len() - 1, h.records));
+                report.problems.push(format!(
+                    "{name}: holds {} records, its header says {}",
+                    lines.len() - 1,
+                    h.records
+                ));
             }
             for line in lines.iter().skip(1) {
                 match serde_json::from_slice::<AuditRecord>(line) {
@@ -209,8 +213,11 @@ mod tests {
         let backend = Arc::new(MemoryBackend::new());
         let store = TrailStore::bucket(Arc::clone(&backend) as Arc<dyn Backend>, "audit");
         let key = Arc::new(AuditKey::generate_for_tests());
-        let settings =
-            AuditorSettings { mode: AuditMode::Required, flush: Duration::from_millis(5), rollup: Duration::from_secs(3600) };
+        let settings = AuditorSettings {
+            mode: AuditMode::Required,
+            flush: Duration::from_millis(5),
+            rollup: Duration::from_secs(3600),
+        };
         let auditor = Auditor::start(Arc::clone(&key), settings, HashMap::from([("t".to_owned(), store.clone())]));
         for i in 0..5 {
             auditor.record(record(i)).await.unwrap();

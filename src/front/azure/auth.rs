@@ -315,7 +315,10 @@ mod tests {
         }
         // Versions before 2015-04-05 are refused.
         let q = Query::parse(Some(&cases[3].0.replace("2016-05-31", "2014-02-14"))).unwrap();
-        assert!(authenticate(&dev_accounts(), &present(&h, &q, &blob, now)).unwrap_err().message.contains("not supported"));
+        assert!(authenticate(&dev_accounts(), &present(&h, &q, &blob, now))
+            .unwrap_err()
+            .message
+            .contains("not supported"));
         // The blob SAS grants nothing on another blob, the container SAS nothing from another address.
         let other = Target { blob: Some("other".into()), ..blob.clone() };
         let q = Query::parse(Some(cases[0].0)).unwrap();

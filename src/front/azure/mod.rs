@@ -95,7 +95,8 @@ impl Ctx<'_> {
     /// is a permission refusal (as in Azure), not the 409 an explicit `If-None-Match: *` gets.
     pub fn write_err(&self, e: crate::core::error::CoreError) -> AzureError {
         let asked_create_only = headers::text(self.headers, "if-none-match").is_some_and(|v| v.trim() == "*");
-        let exists = matches!(e, crate::core::error::CoreError::Backend(crate::backend::BackendError::PreconditionFailed));
+        let exists =
+            matches!(e, crate::core::error::CoreError::Backend(crate::backend::BackendError::PreconditionFailed));
         if exists && self.write == WriteMode::CreateOnly && !asked_create_only {
             return AzureError::permission(
                 "This request is not authorized to perform this operation using this permission.",

@@ -454,10 +454,9 @@ fn copy_source_tags(cx: &Ctx<'_>, request_has_tags: bool) -> Result<bool, AzureE
             "InvalidHeaderValue",
             "x-ms-tags cannot be given with x-ms-copy-source-tag-option: COPY.",
         )),
-        Some(_) => Err(AzureError::bad_request(
-            "InvalidHeaderValue",
-            "x-ms-copy-source-tag-option must be REPLACE or COPY.",
-        )),
+        Some(_) => {
+            Err(AzureError::bad_request("InvalidHeaderValue", "x-ms-copy-source-tag-option must be REPLACE or COPY."))
+        }
     }
 }
 
@@ -508,12 +507,15 @@ pub async fn copy(cx: &Ctx<'_>, accounts: &Accounts, own: &Account) -> Result<Re
     };
     if let Some(info) = source.as_ref().filter(|_| !source_conditions.is_empty()) {
         conditions::check(&source_conditions, Some(current(info).as_current()), false).map_err(|e| {
-            if e.status == StatusCode::PRECONDITION_FAILED { source_condition_not_met() } else { e }
+            if e.status == StatusCode::PRECONDITION_FAILED {
+                source_condition_not_met()
+            } else {
+                e
+            }
         })?;
     }
     if let Some(condition) = &source_tag_condition {
-        let have =
-            cx.core.object_tags(&cx.tenant, &src_container, &src_blob).await.map_err(|e| cx.core_err(e))?;
+        let have = cx.core.object_tags(&cx.tenant, &src_container, &src_blob).await.map_err(|e| cx.core_err(e))?;
         if !condition.matches(&have) {
             return Err(source_condition_not_met());
         }

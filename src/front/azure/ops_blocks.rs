@@ -6,7 +6,9 @@ use http::{HeaderMap, StatusCode};
 
 use super::body::{self, Checks};
 use super::headers::{self, put};
-use super::ops_blobs::{check_tag_condition, check_write_conditions, content_length, mismatch_error, put_request, written};
+use super::ops_blobs::{
+    check_tag_condition, check_write_conditions, content_length, mismatch_error, put_request, written,
+};
 use super::xml::{self, Writer};
 use super::{empty, read_small_body, xml_response, AzureError, Ctx, Response};
 
@@ -29,7 +31,8 @@ pub async fn put_block(cx: &Ctx<'_>, request_body: s3s::Body) -> Result<Response
     let len = content_length(cx, MAX_BLOCK)?;
     let md5 = headers::md5_header(cx.headers, "content-md5")?;
     // Without a Content-MD5 Azure answers with the CRC-64 it computed (the client's, if it sent one).
-    let checks = Checks { md5, crc64: headers::crc64_header(cx.headers)?, compute_md5: false, compute_crc64: md5.is_none() };
+    let checks =
+        Checks { md5, crc64: headers::crc64_header(cx.headers)?, compute_md5: false, compute_crc64: md5.is_none() };
     if len == 0 {
         body::check_empty(&checks).map_err(mismatch_error)?;
     }

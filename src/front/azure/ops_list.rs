@@ -85,7 +85,9 @@ pub async fn list_blobs(cx: &Ctx<'_>) -> Result<Response, AzureError> {
     // Staged blocks are kept under a digest of their blob's name (names can hold a data subject's id),
     // so the names of blobs that have only staged blocks cannot be listed: refused rather than left out.
     if include.iter().any(|i| i == "uncommittedblobs") {
-        return Err(AzureError::unsupported("Listing blobs that have only uncommitted blocks (include=uncommittedblobs)"));
+        return Err(AzureError::unsupported(
+            "Listing blobs that have only uncommitted blocks (include=uncommittedblobs)",
+        ));
     }
     let (with_metadata, with_tags) = (include.iter().any(|i| i == "metadata"), include.iter().any(|i| i == "tags"));
     let continuation = if marker.is_empty() {
@@ -112,8 +114,10 @@ pub async fn list_blobs(cx: &Ctx<'_>) -> Result<Response, AzureError> {
         .map(move |key| {
             let (core, tenant, bucket) = (std::sync::Arc::clone(&core), std::sync::Arc::clone(&tenant), bucket.clone());
             async move {
-                let (info, tags) =
-                    tokio::join!(core.head_object(&tenant, &bucket, &key, None), core.object_tags(&tenant, &bucket, &key));
+                let (info, tags) = tokio::join!(
+                    core.head_object(&tenant, &bucket, &key, None),
+                    core.object_tags(&tenant, &bucket, &key)
+                );
                 let info = match info {
                     Ok(info) => Some(info),
                     Err(e) => {
