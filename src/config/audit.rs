@@ -115,18 +115,7 @@ pub(super) fn from_env(
         Some("off") => return Ok(None),
         Some(v) => out.mode = AuditMode::parse(v).map_err(|m| env_err(format!("BLOBSEAL_AUDIT_MODE: {m} (or off)")))?,
     }
-    let number = |name: &str, min: u64, max: u64| -> Result<Option<u64>, ConfigError> {
-        match var(name) {
-            None => Ok(None),
-            Some(v) => v
-                .trim()
-                .parse::<u64>()
-                .ok()
-                .filter(|n| (min..=max).contains(n))
-                .map(Some)
-                .ok_or_else(|| env_err(format!("{name}={v:?} must be a number from {min} to {max}"))),
-        }
-    };
+    let number = |name: &str, min: u64, max: u64| super::limits::env_number(var, name, min, max);
     if let Some(ms) = number("BLOBSEAL_AUDIT_FLUSH_MS", 1, 5000)? {
         out.flush = Duration::from_millis(ms);
     }

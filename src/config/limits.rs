@@ -131,6 +131,20 @@ fn check_range(name: &str, v: u64, min: u64, max: u64) -> Result<u64, String> {
     }
 }
 
+/// The whole number in environment variable `name`, between `min` and `max`; `None` when unset. Every
+/// embedded-default number (limits, shutdown, audit) is read this way.
+pub(super) fn env_number(
+    var: &dyn Fn(&str) -> Option<String>,
+    name: &str,
+    min: u64,
+    max: u64,
+) -> Result<Option<u64>, ConfigError> {
+    let Some(text) = var(name) else { return Ok(None) };
+    let n: u64 =
+        text.trim().parse().map_err(|_| ConfigError::Environment(format!("{name}={text:?} is not a whole number")))?;
+    check_range(name, n, min, max).map(Some).map_err(ConfigError::Environment)
+}
+
 /// The embedded default's front-door settings from the environment (`BLOBSEAL_MAX_CONNECTIONS`,
 /// `BLOBSEAL_HEADER_TIMEOUT_SECONDS`, `BLOBSEAL_BODY_TIMEOUT_SECONDS`, `BLOBSEAL_BODY_MIN_BYTES_PER_SECOND`,
 /// `BLOBSEAL_WRITE_TIMEOUT_SECONDS`, `BLOBSEAL_MAX_PRESIGN_SECONDS`,
@@ -138,14 +152,7 @@ fn check_range(name: &str, v: u64, min: u64, max: u64) -> Result<u64, String> {
 pub(super) fn from_env(
     var: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(ConnectionLimits, PresignSettings), ConfigError> {
-    let number = |name: &str, min: u64, max: u64| -> Result<Option<u64>, ConfigError> {
-        let Some(text) = var(name) else { return Ok(None) };
-        let n: u64 = text
-            .trim()
-            .parse()
-            .map_err(|_| ConfigError::Environment(format!("{name}={text:?} is not a whole number")))?;
-        check_range(name, n, min, max).map(Some).map_err(ConfigError::Environment)
-    };
+    let number = |name: &str, min: u64, max: u64| env_number(var, name, min, max);
     let mut limits = ConnectionLimits::default();
     if let Some(n) = number("BLOBSEAL_MAX_CONNECTIONS", 1, MAX_CONNECTIONS)? {
         limits.max_connections = usize::try_from(n).unwrap_or(usize::MAX);

@@ -256,12 +256,8 @@ pub(super) fn from_env(var: &dyn Fn(&str) -> Option<String>) -> Result<Operation
         (None, None) => None,
         _ => return Err(env_err("give both BLOBSEAL_TLS_CERT_FILE and BLOBSEAL_TLS_KEY_FILE, or neither".into())),
     };
-    let seconds = |name: &str, min: u64, max: u64| -> Result<Option<Duration>, ConfigError> {
-        let Some(text) = var(name) else { return Ok(None) };
-        match text.trim().parse::<u64>() {
-            Ok(n) if (min..=max).contains(&n) => Ok(Some(Duration::from_secs(n))),
-            _ => Err(env_err(format!("{name}={text:?} is not a number of seconds ({min}..={max})"))),
-        }
+    let seconds = |name: &str, min: u64, max: u64| {
+        super::limits::env_number(var, name, min, max).map(|n| n.map(Duration::from_secs))
     };
     if let Some(d) = seconds("BLOBSEAL_DRAIN_DELAY_SECONDS", 0, MAX_DRAIN_DELAY_SECONDS)? {
         out.shutdown.drain_delay = d;
